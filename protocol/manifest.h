@@ -1,0 +1,56 @@
+// The image manifest (manifest.json): which images a sweep runs over.
+// See the baseline tree contract for the format. Everything in it comes from
+// outside, so Parse checks every field it uses and names the entry and field
+// of the first problem; fields it does not use are kept, never refused.
+// Thread-safety: a parsed Manifest is immutable and safe to share.
+#ifndef IMGSWEEP_PROTOCOL_MANIFEST_H_
+#define IMGSWEEP_PROTOCOL_MANIFEST_H_
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+enum class Safety { kSafe, kMalformed, kMalicious };
+
+struct ImageEntry {
+  std::string id;      // [A-Za-z0-9._-]+, not "." or "..": safe as a file name
+  std::string path;    // relative to the testdata root, no ".." component
+  std::string format;  // a qemu driver name, lower-cased: the tree's bucket
+  Safety safety = Safety::kSafe;
+  bool skip_qemu_img = false;
+  std::string sha256;    // 64 lower-case hex digits
+  std::string raw_json;  // the whole entry as given, unknown fields included
+};
+
+// Safe tier: safety "safe" and not marked skip_qemu_img. Only these are swept
+// unless the user asks for more.
+bool InSafeTier(const ImageEntry& image);
+
+// True for a name usable as one path component: [A-Za-z0-9._-]+, not "." or "..".
+bool IsSafeName(std::string_view name);
+
+// The formats a sweep knows how to bucket, as qemu names its drivers.
+const std::vector<std::string>& KnownFormats();
+
+class Manifest {
+ public:
+  // `source` names the input in error messages (usually the file's path).
+  static Result<Manifest> Parse(std::string_view json_text, std::string_view source);
+  static Result<Manifest> Load(const std::filesystem::path& file);
+
+  const std::vector<ImageEntry>& images() const { return images_; }
+  // The safe-tier entries, in manifest order.
+  std::vector<ImageEntry> SafeTier() const;
+
+ private:
+  std::vector<ImageEntry> images_;
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_PROTOCOL_MANIFEST_H_

@@ -1,0 +1,89 @@
+#include "protocol/sha256.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+
+namespace imgsweep {
+namespace {
+
+constexpr size_t kReadChunkBytes = 1 << 16;
+
+struct ContextDeleter {
+  void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+};
+using Context = std::unique_ptr<EVP_MD_CTX, ContextDeleter>;
+
+Context NewContext() {
+  Context context(EVP_MD_CTX_new());
+  if (context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+    context.reset();
+  }
+  return context;
+}
+
+std::string FinishHex(EVP_MD_CTX* context) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context, digest.data(), &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0xf]);
+  }
+  return hex;
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view bytes) {
+  Context context = NewContext();
+  EVP_DigestUpdate(context.get(), bytes.data(), bytes.size());
+  return FinishHex(context.get());
+}
+
+Result<std::string> Sha256File(const std::filesystem::path& file) {
+  FileDescriptor fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno("open " + file.string(), errno);
+  Context context = NewContext();
+  if (context == nullptr) return Status::InvalidInput("OpenSSL has no SHA-256");
+  std::array<char, kReadChunkBytes> buffer;
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("read " + file.string(), errno);
+    if (n == 0) break;
+    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<size_t>(n));
+  }
+  return FinishHex(context.get());
+}
+
+bool IsSha256Hex(std::string_view text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace imgsweep
