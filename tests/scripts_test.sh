@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The test bed scripts' refusals: what a user sees when something is wrong,
+# and that nothing is left half-made. Needs no network: the "archive" is a
+# closed loopback port.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+check() {
+  local what="$1"; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what" >&2; fi
+}
+# run NAME CMD...: runs CMD, keeps its exit code in $rc and its stderr in $err.
+run() { "$@" >"$work/out" 2>"$work/err"; rc=$?; err=$(cat "$work/err"); }
+has() { [[ "$1" == *"$2"* ]]; }
+
+export XDG_CACHE_HOME="$work/cache"
+
+run env IMGSWEEP_DEBIAN_MIRROR=http://127.0.0.1:9/debian "$repo/scripts/fetch-qemu-img" \
+    --out "$work/bins" --releases bullseye
+check "fetch fails without the archive" test "$rc" -eq 1
+check "fetch names the mirror it could not reach ($err)" \
+  has "$err" "fetch-qemu-img: error: apt-get update against http://127.0.0.1:9/debian failed"
+check "fetch leaves no version directory behind" test -z "$(ls -A "$work/bins/x86_64")"
+check "fetch leaves no scratch directory behind" test -z "$(ls -d "$work"/bins/.tmp-* 2>/dev/null)"
+
+run "$repo/scripts/fetch-qemu-img" --out "$work/bins" --releases 'Bullseye;rm'
+check "fetch refuses a bad release name" has "$err" "fetch-qemu-img: error: bad release name 'Bullseye;rm'"
+run "$repo/scripts/fetch-qemu-img" --bogus
+check "fetch refuses an unknown argument" has "$err" "unknown argument '--bogus'"
+
+mkdir -p "$work/mine" && echo keep > "$work/mine/notes.txt"
+run "$repo/scripts/make-corpus" --out "$work/mine"
+check "make-corpus refuses to replace a folder it did not make" test "$rc" -eq 1
+check "make-corpus says why" has "$err" "was not made by make-corpus; refusing to replace it"
+check "the folder is untouched" test "$(cat "$work/mine/notes.txt")" = keep
+
+run "$repo/scripts/make-corpus" --out "$work/corpus"
+check "make-corpus makes a corpus" test -f "$work/corpus/manifest.json"
+first=$(grep -o '"sha256": "[0-9a-f]*"' "$work/corpus/manifest.json")
+run "$repo/scripts/make-corpus" --out "$work/corpus"
+check "make-corpus replaces its own corpus" test "$rc" -eq 0
+second=$(grep -o '"sha256": "[0-9a-f]*"' "$work/corpus/manifest.json")
+check "a new corpus has new digests (images embed UUIDs and timestamps)" test "$first" != "$second"
+check "make-corpus leaves no scratch folder" test -z "$(ls -d "$work"/corpus.new.* 2>/dev/null)"
+
+echo "scripts: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
