@@ -46,5 +46,11 @@ second=$(grep -o '"sha256": "[0-9a-f]*"' "$work/corpus/manifest.json")
 check "a new corpus has new digests (images embed UUIDs and timestamps)" test "$first" != "$second"
 check "make-corpus leaves no scratch folder" test -z "$(ls -d "$work"/corpus.new.* 2>/dev/null)"
 
+run "$repo/scripts/make-corpus" --out "$work/corpus/"
+check "make-corpus takes a folder with a trailing slash" test "$rc" -eq 0 -a -f "$work/corpus/manifest.json"
+check "and leaves no scratch folder inside it" test -z "$(ls -d "$work"/corpus/*.new.* 2>/dev/null)"
+run "$repo/scripts/make-corpus" --out /
+check "make-corpus refuses / (${err})" has "$err" "make-corpus: error: --out must name a folder other than /"
+
 echo "scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
