@@ -46,7 +46,8 @@ Result<std::string> RequiredString(const json& entry, std::string_view field,
                                    const EntryErrors& errors) {
   auto it = entry.find(field);
   if (it == entry.end()) return errors.Field(field, "missing");
-  if (!it->is_string()) return errors.Field(field, std::string("must be a string, not ") + it->type_name());
+  if (!it->is_string())
+    return errors.Field(field, std::string("must be a string, not ") + it->type_name());
   return it->get<std::string>();
 }
 
@@ -55,7 +56,8 @@ Status CheckPath(const std::string& path, const EntryErrors& errors) {
   if (path.find('\0') != std::string::npos) return errors.Field("path", "contains a NUL byte");
   std::filesystem::path p(path);
   if (p.is_absolute()) {
-    return errors.Field("path", Quoted(path) + " is absolute; it must be relative to the testdata root");
+    return errors.Field("path",
+                        Quoted(path) + " is absolute; it must be relative to the testdata root");
   }
   for (const auto& part : p) {
     if (part == "..") {
@@ -76,8 +78,8 @@ Result<ImageEntry> ParseEntry(const json& entry, const EntryErrors& errors_in) {
   Result<std::string> id = RequiredString(entry, "id", errors);
   if (!id.ok()) return id.status();
   if (!IsSafeName(id.value())) {
-    return errors.Field("id", Quoted(id.value()) +
-                                  " is not a safe name ([A-Za-z0-9._-], not \".\" or \"..\")");
+    return errors.Field(
+        "id", Quoted(id.value()) + " is not a safe name ([A-Za-z0-9._-], not \".\" or \"..\")");
   }
   image.id = id.value();
   errors.set_id(image.id);
@@ -96,23 +98,27 @@ Result<ImageEntry> ParseEntry(const json& entry, const EntryErrors& errors_in) {
   if (std::find(known.begin(), known.end(), image.format) == known.end()) {
     std::string list;
     for (const auto& f : known) list += (list.empty() ? "" : ", ") + f;
-    return errors.Field("format", "unknown format " + Quoted(format.value()) + " (known: " + list + ")");
+    return errors.Field("format",
+                        "unknown format " + Quoted(format.value()) + " (known: " + list + ")");
   }
 
   Result<std::string> safety = RequiredString(entry, "safety", errors);
   if (!safety.ok()) return safety.status();
   static const std::map<std::string, Safety, std::less<>> kSafety = {
-      {"safe", Safety::kSafe}, {"malformed", Safety::kMalformed}, {"malicious", Safety::kMalicious}};
+      {"safe", Safety::kSafe},
+      {"malformed", Safety::kMalformed},
+      {"malicious", Safety::kMalicious}};
   auto safety_it = kSafety.find(safety.value());
   if (safety_it == kSafety.end()) {
-    return errors.Field("safety", Quoted(safety.value()) +
-                                      " is not one of \"safe\", \"malformed\", \"malicious\"");
+    return errors.Field(
+        "safety", Quoted(safety.value()) + " is not one of \"safe\", \"malformed\", \"malicious\"");
   }
   image.safety = safety_it->second;
 
   if (auto skip = entry.find("skip_qemu_img"); skip != entry.end()) {
     if (!skip->is_boolean()) {
-      return errors.Field("skip_qemu_img", std::string("must be true or false, not ") + skip->type_name());
+      return errors.Field("skip_qemu_img",
+                          std::string("must be true or false, not ") + skip->type_name());
     }
     image.skip_qemu_img = skip->get<bool>();
   }

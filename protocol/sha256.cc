@@ -32,7 +32,7 @@ std::string FinishHex(EVP_MD_CTX* context) {
   EVP_DigestFinal_ex(context, digest.data(), &length);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(length * 2);
+  hex.reserve(static_cast<size_t>(length) * 2);
   for (unsigned int i = 0; i < length; ++i) {
     hex.push_back(kHex[digest[i] >> 4]);
     hex.push_back(kHex[digest[i] & 0xf]);

@@ -11,7 +11,8 @@ const std::string kSha(64, 'a');
 
 std::string Entry(const std::string& id, const std::string& extra = "") {
   return R"({"id": ")" + id + R"(", "path": "images/)" + id + R"(.img", "format": "qcow2",
-             "safety": "safe", "sha256": ")" + kSha + "\"" + extra + "}";
+             "safety": "safe", "sha256": ")" +
+         kSha + "\"" + extra + "}";
 }
 
 std::string ManifestOf(const std::string& entries) {
@@ -42,7 +43,8 @@ TEST(Manifest, ParsesEntriesAndKeepsUnknownFields) {
 
 TEST(Manifest, LowerCasesFormatAndDigest) {
   std::string text = ManifestOf(R"({"id": "a", "path": "a.img", "format": "QCOW2", "safety": "safe",
-                                  "sha256": ")" + std::string(64, 'A') + "\"}");
+                                  "sha256": ")" +
+                                std::string(64, 'A') + "\"}");
   Result<Manifest> m = Manifest::Parse(text, "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m.value().images()[0].format, "qcow2");
@@ -50,12 +52,13 @@ TEST(Manifest, LowerCasesFormatAndDigest) {
 }
 
 TEST(Manifest, SafeTierExcludesMalformedMaliciousAndSkipped) {
-  std::string entries = Entry("keep") + "," +
-                        R"({"id": "bad", "path": "b", "format": "raw", "safety": "malformed", "sha256": ")" +
-                        kSha + R"("},)" +
-                        R"({"id": "evil", "path": "c", "format": "raw", "safety": "malicious", "sha256": ")" +
-                        kSha + R"("},)" + Entry("skip", R"(, "skip_qemu_img": true)") + "," +
-                        Entry("keep2", R"(, "skip_qemu_img": false)");
+  std::string entries =
+      Entry("keep") + "," +
+      R"({"id": "bad", "path": "b", "format": "raw", "safety": "malformed", "sha256": ")" + kSha +
+      R"("},)" +
+      R"({"id": "evil", "path": "c", "format": "raw", "safety": "malicious", "sha256": ")" + kSha +
+      R"("},)" + Entry("skip", R"(, "skip_qemu_img": true)") + "," +
+      Entry("keep2", R"(, "skip_qemu_img": false)");
   Result<Manifest> m = Manifest::Parse(ManifestOf(entries), "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m.value().images().size(), 5u);
@@ -75,27 +78,32 @@ TEST(Manifest, ErrorsNameTheEntryAndField) {
   EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "qcow3", "safety": "safe"})")),
             R"(m.json: images[0] ("q"): field "format": unknown format "qcow3" )"
             R"((known: raw, qcow2, qcow, vmdk, vpc, vhdx, qed, vdi))");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "raw", "safety": "risky"})")),
-            R"(m.json: images[0] ("q"): field "safety": "risky" is not one of "safe", "malformed", "malicious")");
+  EXPECT_EQ(
+      ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "raw", "safety": "risky"})")),
+      R"(m.json: images[0] ("q"): field "safety": "risky" is not one of "safe", "malformed", "malicious")");
   EXPECT_EQ(ErrorOf(ManifestOf(Entry("a", R"(, "skip_qemu_img": "yes")"))),
             R"(m.json: images[0] ("a"): field "skip_qemu_img": must be true or false, not string)");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "raw", "safety": "safe", "sha256": "abc"})")),
+  EXPECT_EQ(ErrorOf(ManifestOf(
+                R"({"id": "q", "path": "q", "format": "raw", "safety": "safe", "sha256": "abc"})")),
             R"(m.json: images[0] ("q"): field "sha256": "abc" is not 64 hex digits)");
   EXPECT_EQ(ErrorOf(ManifestOf("[1]")), "m.json: images[0]: must be an object, not array");
 }
 
 TEST(Manifest, RefusesPathsThatLeaveTheTestdataRoot) {
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw"})")),
-            R"(m.json: images[0] ("q"): field "path": "images/../../etc/passwd" leaves the testdata root (".."))");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "/etc/passwd", "format": "raw"})")),
-            R"(m.json: images[0] ("q"): field "path": "/etc/passwd" is absolute; it must be relative to the testdata root)");
+  EXPECT_EQ(
+      ErrorOf(ManifestOf(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw"})")),
+      R"(m.json: images[0] ("q"): field "path": "images/../../etc/passwd" leaves the testdata root (".."))");
+  EXPECT_EQ(
+      ErrorOf(ManifestOf(R"({"id": "q", "path": "/etc/passwd", "format": "raw"})")),
+      R"(m.json: images[0] ("q"): field "path": "/etc/passwd" is absolute; it must be relative to the testdata root)");
   EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "", "format": "raw"})")),
             R"(m.json: images[0] ("q"): field "path": is empty)");
 }
 
 TEST(Manifest, RefusesIdsThatAreNotSafeFileNames) {
   for (const char* id : {"../../etc/x", "a/b", "..", ".", "", "a b"}) {
-    std::string message = ErrorOf(ManifestOf(R"({"id": ")" + std::string(id) + R"(", "path": "x"})"));
+    std::string message =
+        ErrorOf(ManifestOf(R"({"id": ")" + std::string(id) + R"(", "path": "x"})"));
     EXPECT_NE(message.find(R"(field "id": )"), std::string::npos) << id << ": " << message;
     EXPECT_NE(message.find("is not a safe name"), std::string::npos) << id << ": " << message;
   }
@@ -107,7 +115,8 @@ TEST(Manifest, RefusesDocumentsThatAreNotManifests) {
             "value - unexpected '}'; expected '[', '{', or a literal");
   EXPECT_EQ(ErrorOf("[]"), "m.json: must be a JSON object, not array");
   EXPECT_EQ(ErrorOf("{}"), R"(m.json: field "images": missing)");
-  EXPECT_EQ(ErrorOf(R"({"images": {}})"), R"(m.json: field "images": must be an array, not object)");
+  EXPECT_EQ(ErrorOf(R"({"images": {}})"),
+            R"(m.json: field "images": must be an array, not object)");
   EXPECT_EQ(ErrorOf(R"({"version": 2, "images": []})"),
             R"(m.json: manifest "version" 2 is not supported (this imgsweep reads version 1))");
 }

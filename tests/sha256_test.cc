@@ -15,8 +15,8 @@ TEST(Sha256, MatchesTheFipsVectors) {
 }
 
 TEST(Sha256, FileDigestEqualsDigestOfItsBytesAcrossChunkBoundaries) {
-  auto path = std::filesystem::temp_directory_path() /
-              ("imgsweep-sha256-" + std::to_string(::getpid()));
+  auto path =
+      std::filesystem::temp_directory_path() / ("imgsweep-sha256-" + std::to_string(::getpid()));
   std::string bytes;
   for (int i = 0; i < 200000; ++i) bytes.push_back(static_cast<char>(i * 31));
   { std::ofstream(path, std::ios::binary) << bytes; }
