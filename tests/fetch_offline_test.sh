@@ -8,14 +8,8 @@ set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work=$(mktemp -d)
 trap 'gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null; rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  local what="$1"; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what" >&2; fi
-}
-run() { "$@" >"$work/out" 2>"$work/err"; rc=$?; err=$(cat "$work/err"); }
-has() { [[ "$1" == *"$2"* ]]; }
+# shellcheck source=tests/check.sh
+. "$repo/tests/check.sh"
 die() { echo "fetch_offline_test: setup failed: $*" >&2; exit 1; }
 
 # A package whose /usr/bin/qemu-img is the given script.
@@ -90,5 +84,4 @@ check "the good release is untouched" test -x "$bins/x86_64/9.1.0/qemu-img"
 run env IMGSWEEP_DEBIAN_KEYRING="$work/nokeyring.gpg" "$repo/scripts/fetch-qemu-img" --out "$bins" --releases fakeok --refresh
 check "a missing keyring is named ($err)" has "$err" "fetch-qemu-img: error: keyring $work/nokeyring.gpg is missing"
 
-echo "fetch_offline: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish fetch_offline

@@ -6,15 +6,8 @@ set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  local what="$1"; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what" >&2; fi
-}
-# run NAME CMD...: runs CMD, keeps its exit code in $rc and its stderr in $err.
-run() { "$@" >"$work/out" 2>"$work/err"; rc=$?; err=$(cat "$work/err"); }
-has() { [[ "$1" == *"$2"* ]]; }
+# shellcheck source=tests/check.sh
+. "$repo/tests/check.sh"
 
 export XDG_CACHE_HOME="$work/cache"
 
@@ -52,5 +45,4 @@ check "and leaves no scratch folder inside it" test -z "$(ls -d "$work"/corpus/*
 run "$repo/scripts/make-corpus" --out /
 check "make-corpus refuses / (${err})" has "$err" "make-corpus: error: --out must name a folder other than /"
 
-echo "scripts: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish scripts

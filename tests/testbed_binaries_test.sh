@@ -9,14 +9,8 @@
 set -uo pipefail
 binaries="$1/x86_64"
 testdata="$2"
-passed=0
-failed=0
-check() { # description, then a command that must succeed
-  local what="$1"; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what" >&2; fi
-}
-has() { [[ "$1" == *"$2"* ]]; }
-lacks() { [[ "$1" != *"$2"* ]]; }
+# shellcheck source=tests/check.sh
+. "$(dirname "$0")/check.sh"
 
 image="$testdata/images/qcow2/compressed.qcow2"
 check "the corpus has a compressed qcow2" test -f "$image"
@@ -70,5 +64,4 @@ json_groups=$(groups --output=json)
 check "map-human groups the versions into 1 set (got $human_groups)" test "$human_groups" -eq 1
 check "map-json groups the versions into 3 sets (got $json_groups)" test "$json_groups" -eq 3
 
-echo "testbed.binaries: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish testbed.binaries
