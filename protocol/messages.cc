@@ -1,0 +1,354 @@
+#include "protocol/messages.h"
+
+#include <msgpack.hpp>
+
+#include <limits>
+#include <type_traits>
+
+namespace imgsweep {
+namespace {
+
+// The kinds on the wire. Numbers never change meaning; new kinds get new ones.
+enum Kind : std::uint32_t {
+  kHello = 1,
+  kWelcome = 2,
+  kRefused = 3,
+  kCredit = 4,
+  kAssignment = 5,
+  kResult = 6,
+  kAck = 7,
+  kHeartbeat = 8,
+  kShutdown = 9,
+};
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void Pack(Packer& p, const VersionInfo& v) {
+  p.pack_array(3);
+  p.pack(v.name);
+  p.pack(v.binary_sha256);
+  p.pack(v.version_line);
+}
+
+void Pack(Packer& p, const CellSpec& c) {
+  p.pack_array(7);
+  p.pack(c.key);
+  p.pack(c.version);
+  p.pack(c.args);
+  p.pack(c.image_path);
+  p.pack(c.image_sha256);
+  p.pack(c.timeout_ms);
+  p.pack(c.attempt);
+}
+
+template <typename T>
+void PackVector(Packer& p, const std::vector<T>& items) {
+  p.pack_array(static_cast<std::uint32_t>(items.size()));
+  for (const T& item : items) Pack(p, item);
+}
+
+struct BodyPacker {
+  Packer& p;
+  std::uint32_t Kind(const Hello& m) {
+    p.pack_array(4);
+    p.pack(m.name);
+    p.pack(m.host);
+    p.pack(m.slots);
+    PackVector(p, m.versions);
+    return kHello;
+  }
+  std::uint32_t Kind(const Welcome& m) {
+    p.pack_array(2);
+    p.pack(m.sweep_id);
+    p.pack(m.heartbeat_ms);
+    return kWelcome;
+  }
+  std::uint32_t Kind(const Refused& m) {
+    p.pack_array(1);
+    p.pack(m.reason);
+    return kRefused;
+  }
+  std::uint32_t Kind(const Credit& m) {
+    p.pack_array(1);
+    p.pack(m.cells);
+    return kCredit;
+  }
+  std::uint32_t Kind(const Assignment& m) {
+    p.pack_array(3);
+    p.pack(m.lease_id);
+    p.pack(m.deadline_unix_ms);
+    PackVector(p, m.cells);
+    return kAssignment;
+  }
+  std::uint32_t Kind(const CellResult& m) {
+    p.pack_array(11);
+    p.pack(m.key);
+    p.pack(m.attempt);
+    p.pack(m.lease_id);
+    p.pack(static_cast<std::uint32_t>(m.outcome));
+    p.pack(m.exit_code);
+    p.pack(m.signal);
+    p.pack(m.stdout_text);
+    p.pack(m.stderr_text);
+    p.pack(m.duration_us);
+    p.pack(m.started_unix_ms);
+    p.pack(m.failure);
+    return kResult;
+  }
+  std::uint32_t Kind(const Ack& m) {
+    p.pack_array(1);
+    p.pack(m.keys);
+    return kAck;
+  }
+  std::uint32_t Kind(const Heartbeat&) {
+    p.pack_array(0);
+    return kHeartbeat;
+  }
+  std::uint32_t Kind(const Shutdown& m) {
+    p.pack_array(1);
+    p.pack(m.reason);
+    return kShutdown;
+  }
+};
+
+// Reads the fields of one array-shaped record in order, naming the record and
+// the field in the first error. After an error every read is a no-op.
+class FieldReader {
+ public:
+  FieldReader(const msgpack::object& object, std::string what, Status* error)
+      : what_(std::move(what)), error_(error) {
+    if (object.type != msgpack::type::ARRAY) {
+      Fail("not an array");
+      return;
+    }
+    items_ = object.via.array.ptr;
+    size_ = object.via.array.size;
+  }
+
+  template <typename T>
+  void Read(const char* field, T* out) {
+    const msgpack::object* item = Next(field);
+    if (item == nullptr) return;
+    try {
+      item->convert(*out);
+    } catch (const std::exception&) {
+      Fail(std::string("field \"") + field + "\": wrong type or out of range");
+    }
+  }
+
+  // An array of records, each read by `read_one(reader, &element)`.
+  template <typename T, typename ReadOne>
+  void ReadRecords(const char* field, std::vector<T>* out, ReadOne read_one) {
+    const msgpack::object* item = Next(field);
+    if (item == nullptr) return;
+    if (item->type != msgpack::type::ARRAY) {
+      Fail(std::string("field \"") + field + "\": not an array");
+      return;
+    }
+    out->resize(item->via.array.size);
+    for (std::uint32_t i = 0; i < item->via.array.size && error_->ok(); ++i) {
+      FieldReader element(item->via.array.ptr[i],
+                          what_ + " " + field + "[" + std::to_string(i) + "]", error_);
+      read_one(element, &(*out)[i]);
+    }
+  }
+
+  void Fail(const std::string& problem) {
+    if (error_->ok()) *error_ = Status::InvalidInput(what_ + ": " + problem);
+  }
+
+ private:
+  const msgpack::object* Next(const char* field) {
+    if (!error_->ok()) return nullptr;
+    if (index_ >= size_) {
+      Fail(std::string("field \"") + field + "\" is missing");
+      return nullptr;
+    }
+    return &items_[index_++];
+  }
+
+  std::string what_;
+  Status* error_;
+  const msgpack::object* items_ = nullptr;
+  std::uint32_t size_ = 0;
+  std::uint32_t index_ = 0;
+};
+
+void ReadVersion(FieldReader& r, VersionInfo* v) {
+  r.Read("name", &v->name);
+  r.Read("binary_sha256", &v->binary_sha256);
+  r.Read("version_line", &v->version_line);
+}
+
+void ReadCell(FieldReader& r, CellSpec* c) {
+  r.Read("key", &c->key);
+  r.Read("version", &c->version);
+  r.Read("args", &c->args);
+  r.Read("image_path", &c->image_path);
+  r.Read("image_sha256", &c->image_sha256);
+  r.Read("timeout_ms", &c->timeout_ms);
+  r.Read("attempt", &c->attempt);
+}
+
+Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* error) {
+  switch (kind) {
+    case kHello: {
+      Hello m;
+      FieldReader r(body, "hello", error);
+      r.Read("name", &m.name);
+      r.Read("host", &m.host);
+      r.Read("slots", &m.slots);
+      r.ReadRecords("versions", &m.versions, ReadVersion);
+      return m;
+    }
+    case kWelcome: {
+      Welcome m;
+      FieldReader r(body, "welcome", error);
+      r.Read("sweep_id", &m.sweep_id);
+      r.Read("heartbeat_ms", &m.heartbeat_ms);
+      return m;
+    }
+    case kRefused: {
+      Refused m;
+      FieldReader(body, "refused", error).Read("reason", &m.reason);
+      return m;
+    }
+    case kCredit: {
+      Credit m;
+      FieldReader(body, "credit", error).Read("cells", &m.cells);
+      return m;
+    }
+    case kAssignment: {
+      Assignment m;
+      FieldReader r(body, "assignment", error);
+      r.Read("lease_id", &m.lease_id);
+      r.Read("deadline_unix_ms", &m.deadline_unix_ms);
+      r.ReadRecords("cells", &m.cells, ReadCell);
+      return m;
+    }
+    case kResult: {
+      CellResult m;
+      std::uint32_t outcome = 0;
+      FieldReader r(body, "result", error);
+      r.Read("key", &m.key);
+      r.Read("attempt", &m.attempt);
+      r.Read("lease_id", &m.lease_id);
+      r.Read("outcome", &outcome);
+      r.Read("exit_code", &m.exit_code);
+      r.Read("signal", &m.signal);
+      r.Read("stdout", &m.stdout_text);
+      r.Read("stderr", &m.stderr_text);
+      r.Read("duration_us", &m.duration_us);
+      r.Read("started_unix_ms", &m.started_unix_ms);
+      r.Read("failure", &m.failure);
+      if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
+        r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
+      }
+      m.outcome = static_cast<Outcome>(outcome);
+      return m;
+    }
+    case kAck: {
+      Ack m;
+      FieldReader(body, "ack", error).Read("keys", &m.keys);
+      return m;
+    }
+    case kHeartbeat:
+      FieldReader(body, "heartbeat", error);
+      return Heartbeat{};
+    case kShutdown: {
+      Shutdown m;
+      FieldReader(body, "shutdown", error).Read("reason", &m.reason);
+      return m;
+    }
+    default:
+      *error = Status::InvalidInput("unknown message kind " + std::to_string(kind));
+      return Heartbeat{};
+  }
+}
+
+// Bounds on what one frame may declare, so a forged length cannot make the
+// decoder allocate more than the frame could hold.
+msgpack::unpack_limit FrameLimits(std::size_t frame_size) {
+  const auto n = static_cast<std::size_t>(std::min<std::size_t>(frame_size, UINT32_MAX));
+  return msgpack::unpack_limit(n, n, n, n, n, 16);
+}
+
+}  // namespace
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kExited:
+      return "exited";
+    case Outcome::kSignaled:
+      return "signaled";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kInfraFailure:
+      return "infra-failure";
+  }
+  return "unknown";
+}
+
+const char* MessageName(const Message& message) {
+  static constexpr const char* kNames[] = {"hello",  "welcome", "refused",   "credit",  "assignment",
+                                           "result", "ack",     "heartbeat", "shutdown"};
+  return kNames[message.index()];
+}
+
+std::string Encode(const Message& message) {
+  msgpack::sbuffer buffer;
+  Packer p(buffer);
+  p.pack_array(3);
+  p.pack(kProtocolVersion);
+  // The kind is known only after the body is visited, so pack the body into
+  // its own buffer first.
+  msgpack::sbuffer body;
+  Packer body_packer(body);
+  BodyPacker visitor{body_packer};
+  const std::uint32_t kind = std::visit([&](const auto& m) { return visitor.Kind(m); }, message);
+  p.pack(kind);
+  buffer.write(body.data(), body.size());
+  return std::string(buffer.data(), buffer.size());
+}
+
+Result<Message> Decode(std::string_view frame) {
+  if (frame.size() > kMaxFrameBytes) {
+    return Status::InvalidInput("frame of " + std::to_string(frame.size()) +
+                                " bytes is over the limit of " + std::to_string(kMaxFrameBytes));
+  }
+  msgpack::object_handle handle;
+  try {
+    std::size_t offset = 0;
+    handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr,
+                             FrameLimits(frame.size()));
+    if (offset != frame.size()) {
+      return Status::InvalidInput("frame has " + std::to_string(frame.size() - offset) +
+                                  " bytes after the message");
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidInput(std::string("frame is not msgpack: ") + e.what());
+  }
+  const msgpack::object& envelope = handle.get();
+  if (envelope.type != msgpack::type::ARRAY || envelope.via.array.size != 3) {
+    return Status::InvalidInput("frame is not an envelope [version, kind, body]");
+  }
+  const msgpack::object* parts = envelope.via.array.ptr;
+  if (parts[0].type != msgpack::type::POSITIVE_INTEGER ||
+      parts[1].type != msgpack::type::POSITIVE_INTEGER) {
+    return Status::InvalidInput("envelope: version and kind must be unsigned integers");
+  }
+  if (parts[0].via.u64 != kProtocolVersion) {
+    return Status::InvalidInput("protocol version " + std::to_string(parts[0].via.u64) +
+                                " is not supported (this side speaks " +
+                                std::to_string(kProtocolVersion) + ")");
+  }
+  if (parts[1].via.u64 > UINT32_MAX) {
+    return Status::InvalidInput("unknown message kind " + std::to_string(parts[1].via.u64));
+  }
+  Status error;
+  Message message = DecodeBody(static_cast<std::uint32_t>(parts[1].via.u64), parts[2], &error);
+  if (!error.ok()) return error;
+  return message;
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,136 @@
+// The messages between the coordinator and its workers, one msgpack record per
+// ZeroMQ frame. Every frame is an envelope [protocol version, kind, body]; see
+// docs/protocol.md for the fields and the order in which they flow.
+//
+// Frames come from the network, so Decode checks the envelope, the kind, every
+// field's type and the ranges of enums and never throws: a bad frame is a
+// Status naming what was wrong. Thread-safety: free functions over values.
+#ifndef IMGSWEEP_PROTOCOL_MESSAGES_H_
+#define IMGSWEEP_PROTOCOL_MESSAGES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+// Raised whenever a message changes shape. A peer that speaks another
+// version is refused at hello with a reason that names both versions.
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+// The largest frame either side accepts; the sockets enforce it too.
+inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
+
+// One qemu-img release a worker can run.
+struct VersionInfo {
+  std::string name;           // the version directory, e.g. "7.2.0"
+  std::string binary_sha256;  // of the real binary (bin/qemu-img when wrapped)
+  std::string version_line;   // first line of `qemu-img --version`
+  bool operator==(const VersionInfo&) const = default;
+};
+
+// worker -> coordinator, first message on a connection.
+struct Hello {
+  std::string name;  // unique within the fleet
+  std::string host;
+  std::uint32_t slots = 0;  // cells it runs at once
+  std::vector<VersionInfo> versions;
+  bool operator==(const Hello&) const = default;
+};
+
+// coordinator -> worker: accepted.
+struct Welcome {
+  std::string sweep_id;
+  std::uint32_t heartbeat_ms = 0;
+  bool operator==(const Welcome&) const = default;
+};
+
+// coordinator -> worker: not accepted, and why. The worker exits.
+struct Refused {
+  std::string reason;
+  bool operator==(const Refused&) const = default;
+};
+
+// worker -> coordinator: room for this many more cells.
+struct Credit {
+  std::uint32_t cells = 0;
+  bool operator==(const Credit&) const = default;
+};
+
+// One cell as a worker runs it. `args` follow the binary; an argument that
+// starts with "$TESTDATA_ROOT/" names a file under the worker's testdata root.
+struct CellSpec {
+  std::string key;  // "<output type>/<version>/<image id>"
+  std::string version;
+  std::vector<std::string> args;
+  std::string image_path;  // relative to the testdata root
+  std::string image_sha256;
+  std::uint32_t timeout_ms = 0;
+  std::uint32_t attempt = 0;  // 1 for the first try
+  bool operator==(const CellSpec&) const = default;
+};
+
+// coordinator -> worker: a batch of cells of one shard under one lease.
+struct Assignment {
+  std::uint64_t lease_id = 0;
+  std::int64_t deadline_unix_ms = 0;  // the coordinator requeues the cells after it
+  std::vector<CellSpec> cells;
+  bool operator==(const Assignment&) const = default;
+};
+
+// How a cell ended. The first three are the cell's own data (a baseline);
+// kInfraFailure means this host could not produce one and another may.
+enum class Outcome : std::uint8_t { kExited = 0, kSignaled = 1, kTimeout = 2, kInfraFailure = 3 };
+const char* OutcomeName(Outcome outcome);  // "exited", "signaled", "timeout", "infra-failure"
+
+// worker -> coordinator.
+struct CellResult {
+  std::string key;
+  std::uint32_t attempt = 0;
+  std::uint64_t lease_id = 0;
+  Outcome outcome = Outcome::kExited;
+  std::int32_t exit_code = 0;  // kExited
+  std::int32_t signal = 0;     // kSignaled
+  std::string stdout_text;     // the testdata root already replaced
+  std::string stderr_text;
+  std::uint64_t duration_us = 0;
+  std::int64_t started_unix_ms = 0;
+  std::string failure;  // kInfraFailure: what went wrong, for people
+  bool operator==(const CellResult&) const = default;
+};
+
+// coordinator -> worker: these results are durably stored; forget them.
+struct Ack {
+  std::vector<std::string> keys;
+  bool operator==(const Ack&) const = default;
+};
+
+// Either way: still here.
+struct Heartbeat {
+  bool operator==(const Heartbeat&) const = default;
+};
+
+// coordinator -> worker: the sweep is over; exit.
+struct Shutdown {
+  std::string reason;
+  bool operator==(const Shutdown&) const = default;
+};
+
+using Message = std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack,
+                             Heartbeat, Shutdown>;
+
+// The message's kind as a word for logs: "hello", "result", ...
+const char* MessageName(const Message& message);
+
+std::string Encode(const Message& message);
+// kInvalidInput naming the problem: not msgpack, another protocol version,
+// an unknown kind, a field of the wrong type or out of range.
+Result<Message> Decode(std::string_view frame);
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_PROTOCOL_MESSAGES_H_

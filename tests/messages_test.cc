@@ -1,0 +1,140 @@
+#include "protocol/messages.h"
+
+#include <gtest/gtest.h>
+#include <msgpack.hpp>
+
+#include <string>
+
+namespace imgsweep {
+namespace {
+
+const std::string kSha(64, 'b');
+
+template <typename T>
+void ExpectRoundTrip(const T& original) {
+  const std::string frame = Encode(original);
+  Result<Message> decoded = Decode(frame);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_TRUE(std::holds_alternative<T>(decoded.value())) << MessageName(decoded.value());
+  EXPECT_EQ(std::get<T>(decoded.value()), original);
+}
+
+CellSpec SampleCell() {
+  return CellSpec{"map-json/7.2.0/raw-empty", "7.2.0",
+                  {"map", "--output=json", "$TESTDATA_ROOT/images/raw/empty.raw"},
+                  "images/raw/empty.raw", kSha, 30000, 2};
+}
+
+TEST(Messages, HelloRoundTrips) {
+  ExpectRoundTrip(Hello{"w1", "host-a", 4,
+                        {{"7.2.0", kSha, "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"},
+                         {"10.0.2", kSha, "qemu-img version 10.0.2"}}});
+}
+TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000}); }
+TEST(Messages, RefusedRoundTrips) { ExpectRoundTrip(Refused{"protocol version 2"}); }
+TEST(Messages, CreditRoundTrips) { ExpectRoundTrip(Credit{8}); }
+TEST(Messages, AssignmentRoundTrips) {
+  ExpectRoundTrip(Assignment{42, 1790000000000, {SampleCell(), SampleCell()}});
+}
+TEST(Messages, ResultRoundTripsWithBinaryOutput) {
+  CellResult r;
+  r.key = "map-human/5.2.0/vhdx-empty";
+  r.attempt = 1;
+  r.lease_id = 7;
+  r.outcome = Outcome::kSignaled;
+  r.exit_code = 0;
+  r.signal = 11;
+  r.stdout_text = std::string("Offset\0\xff\n", 9);
+  r.stderr_text = "qemu-img: boom\n";
+  r.duration_us = 5123;
+  r.started_unix_ms = 1790000000123;
+  r.failure = "";
+  ExpectRoundTrip(r);
+}
+TEST(Messages, AckRoundTrips) { ExpectRoundTrip(Ack{{"a/1.0.0/x", "b/1.0.0/y"}}); }
+TEST(Messages, HeartbeatRoundTrips) { ExpectRoundTrip(Heartbeat{}); }
+TEST(Messages, ShutdownRoundTrips) { ExpectRoundTrip(Shutdown{"the sweep is complete"}); }
+
+// A frame built by hand: [version, kind, body].
+template <typename Body>
+std::string Frame(std::uint64_t version, std::uint64_t kind, const Body& body) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(buffer);
+  p.pack_array(3);
+  p.pack(version);
+  p.pack(kind);
+  p.pack(body);
+  return std::string(buffer.data(), buffer.size());
+}
+
+std::string ErrorOf(std::string_view frame) {
+  Result<Message> m = Decode(frame);
+  EXPECT_FALSE(m.ok());
+  return m.ok() ? "" : m.status().message();
+}
+
+TEST(Messages, RefusesAnotherProtocolVersionNamingBoth) {
+  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<int>{1})),
+            "protocol version 2 is not supported (this side speaks 1)");
+}
+
+TEST(Messages, RefusesUnknownKind) {
+  EXPECT_EQ(ErrorOf(Frame(1, 99, std::vector<int>{})), "unknown message kind 99");
+}
+
+TEST(Messages, RefusesFieldOfWrongTypeNamingIt) {
+  EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<std::string>{"many"})),
+            "credit: field \"cells\": wrong type or out of range");
+}
+
+TEST(Messages, RefusesMissingFieldNamingIt) {
+  EXPECT_EQ(ErrorOf(Frame(1, 2, std::vector<std::string>{"sweep"})),
+            "welcome: field \"heartbeat_ms\" is missing");
+}
+
+TEST(Messages, RefusesOutOfRangeNumbers) {
+  EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<std::uint64_t>{1ull << 40})),
+            "credit: field \"cells\": wrong type or out of range");
+}
+
+TEST(Messages, RefusesUnknownOutcome) {
+  // A result body packed by hand with outcome 9.
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(buffer);
+  p.pack_array(3);
+  p.pack(1);
+  p.pack(6);
+  p.pack_array(11);
+  p.pack(std::string("k"));
+  p.pack(1);
+  p.pack(1);
+  p.pack(9);
+  for (int i = 0; i < 2; ++i) p.pack(0);
+  for (int i = 0; i < 2; ++i) p.pack(std::string());
+  for (int i = 0; i < 2; ++i) p.pack(0);
+  p.pack(std::string());
+  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
+            "result: field \"outcome\": unknown value 9");
+}
+
+TEST(Messages, RefusesNonMsgpackAndTruncatedFrames) {
+  EXPECT_EQ(ErrorOf("\xc1"), "frame is not msgpack: parse error");
+  const std::string frame = Encode(Hello{"w", "h", 1, {}});
+  EXPECT_EQ(ErrorOf(frame.substr(0, frame.size() - 2)).rfind("frame is not msgpack", 0), 0u);
+  EXPECT_EQ(ErrorOf(frame + "x"), "frame has 1 bytes after the message");
+}
+
+TEST(Messages, RefusesLengthsTheFrameCannotHold) {
+  // An array header claiming 2^32-1 elements in a 5-byte frame.
+  EXPECT_EQ(ErrorOf(std::string("\xdd\xff\xff\xff\xff", 5)).rfind("frame is not msgpack", 0), 0u);
+}
+
+TEST(Messages, RefusesEnvelopeOfWrongShape) {
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, std::vector<int>{1, 4});
+  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
+            "frame is not an envelope [version, kind, body]");
+}
+
+}  // namespace
+}  // namespace imgsweep
