@@ -1,0 +1,98 @@
+// The sweep's durable state in RocksDB: the plan, one record per cell with
+// every attempt, and each distinct stdout/stderr once. The key schema is in
+// docs/storage.md. Nothing outside this layer includes RocksDB.
+//
+// Thread-safety: a Store may be used from several threads at once (RocksDB
+// serialises writers); one process at a time may open a directory.
+#ifndef IMGSWEEP_STORAGE_STORE_H_
+#define IMGSWEEP_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+// One try at a cell, as a worker reported it.
+struct Attempt {
+  std::uint32_t number = 0;  // 1, 2, ...
+  Outcome outcome = Outcome::kExited;
+  std::int32_t exit_code = 0;
+  std::int32_t signal = 0;
+  std::string stdout_sha256;  // blob keys; empty for an infrastructure failure
+  std::string stderr_sha256;
+  std::uint64_t stdout_bytes = 0;
+  std::uint64_t stderr_bytes = 0;
+  std::uint64_t duration_us = 0;
+  std::int64_t started_unix_ms = 0;
+  std::string worker;
+  std::string host;
+  std::string version_line;
+  std::string binary_sha256;
+  std::string failure;
+  bool operator==(const Attempt&) const = default;
+};
+
+enum class CellState : std::uint8_t {
+  kPending = 0,  // no outcome yet (possibly some failed attempts)
+  kDone = 1,     // the last attempt is the cell's outcome
+  kFailed = 2,   // every allowed attempt failed for infrastructure reasons
+};
+const char* CellStateName(CellState state);
+
+struct CellRecord {
+  CellState state = CellState::kPending;
+  std::vector<Attempt> attempts;
+  bool operator==(const CellRecord&) const = default;
+};
+
+// A cell's new record and the output blobs its latest attempt refers to.
+struct CellWrite {
+  std::string key;
+  CellRecord record;
+  std::vector<std::string> blobs;  // contents; stored under their sha256
+};
+
+class Store {
+ public:
+  enum class Mode { kCreateIfMissing, kMustExist };
+
+  // kInvalidInput when `dir` exists but is not an imgsweep store, kNotFound
+  // when kMustExist and it is absent, kIoError when RocksDB refuses (for
+  // example another process has it open).
+  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& dir, Mode mode);
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  virtual ~Store() = default;
+
+  // Small named values: the plan, the sweep id.
+  virtual Result<std::optional<std::string>> GetMeta(std::string_view name) = 0;
+  virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
+
+  // Stores all writes atomically; returns only after the write-ahead log is
+  // synced, so an acknowledgement sent after it can never be lost.
+  virtual Status Commit(const std::vector<CellWrite>& writes) = 0;
+
+  virtual Result<std::optional<CellRecord>> GetCell(std::string_view key) = 0;
+  // Every cell record in key order; `visit` returns false to stop early.
+  virtual Status ForEachCell(
+      const std::function<bool(std::string_view key, const CellRecord&)>& visit) = 0;
+  // kNotFound when no blob has this digest.
+  virtual Result<std::string> GetBlob(std::string_view sha256) = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_STORAGE_STORE_H_

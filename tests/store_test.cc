@@ -1,0 +1,109 @@
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include "protocol/sha256.h"
+#include "tests/temp_dir.h"
+
+namespace imgsweep {
+namespace {
+
+std::unique_ptr<Store> OpenOrDie(const std::filesystem::path& dir) {
+  Result<std::unique_ptr<Store>> store = Store::Open(dir, Store::Mode::kCreateIfMissing);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+CellWrite DoneCell(const std::string& key, const std::string& out, const std::string& err) {
+  Attempt a;
+  a.number = 1;
+  a.outcome = Outcome::kExited;
+  a.exit_code = 1;
+  a.stdout_sha256 = Sha256Hex(out);
+  a.stderr_sha256 = Sha256Hex(err);
+  a.stdout_bytes = out.size();
+  a.stderr_bytes = err.size();
+  a.worker = "w1";
+  a.version_line = "qemu-img version 7.2.22";
+  return CellWrite{key, CellRecord{CellState::kDone, {a}}, {out, err}};
+}
+
+TEST(Store, CommittedCellsAndOutputsSurviveReopening) {
+  TempDir dir;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+    ASSERT_TRUE(store->PutMeta("plan", "{}").ok());
+    ASSERT_TRUE(store->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "boom\n"),
+                               DoneCell("map-human/7.2.0/b", "Offset\n", "")})
+                    .ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  Result<std::optional<CellRecord>> a = store->GetCell("map-human/7.2.0/a");
+  ASSERT_TRUE(a.ok() && a.value());
+  EXPECT_EQ(*a.value(), DoneCell("map-human/7.2.0/a", "Offset\n", "boom\n").record);
+  EXPECT_EQ(store->GetBlob(Sha256Hex("boom\n")).value(), "boom\n");
+  EXPECT_EQ(store->GetMeta("plan").value(), std::optional<std::string>("{}"));
+  EXPECT_FALSE(store->GetCell("map-human/7.2.0/zzz").value().has_value());
+
+  std::vector<std::string> keys;
+  ASSERT_TRUE(store->ForEachCell([&](std::string_view key, const CellRecord&) {
+                  keys.emplace_back(key);
+                  return true;
+                }).ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"map-human/7.2.0/a", "map-human/7.2.0/b"}));
+}
+
+TEST(Store, KeepsEveryAttempt) {
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  CellWrite write = DoneCell("k", "o", "e");
+  Attempt failed;
+  failed.number = 1;
+  failed.outcome = Outcome::kInfraFailure;
+  failed.failure = "image digest mismatch";
+  write.record.attempts.insert(write.record.attempts.begin(), failed);
+  write.record.attempts[1].number = 2;
+  ASSERT_TRUE(store->Commit({write}).ok());
+  EXPECT_EQ(store->GetCell("k").value()->attempts.size(), 2u);
+  EXPECT_EQ(store->GetCell("k").value()->attempts[0].failure, "image digest mismatch");
+}
+
+TEST(Store, MissingBlobIsNotFound) {
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  EXPECT_EQ(store->GetBlob(std::string(64, '0')).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Store, RefusesAFolderThatIsNotAStore) {
+  TempDir dir;
+  dir.Write("notes/readme.txt", "mine");
+  Result<std::unique_ptr<Store>> store =
+      Store::Open(dir.path() / "notes", Store::Mode::kCreateIfMissing);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().message(),
+            "store " + (dir.path() / "notes").string() + ": exists and is not an imgsweep store");
+  EXPECT_EQ(ReadFile(dir.path() / "notes/readme.txt"), "mine");
+}
+
+TEST(Store, MustExistRefusesAMissingStore) {
+  TempDir dir;
+  Result<std::unique_ptr<Store>> store = Store::Open(dir.path() / "db", Store::Mode::kMustExist);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "db"));
+}
+
+TEST(Store, SecondOpenWhileInUseIsRefused) {
+  TempDir dir;
+  std::unique_ptr<Store> first = OpenOrDie(dir.path() / "db");
+  Result<std::unique_ptr<Store>> second =
+      Store::Open(dir.path() / "db", Store::Mode::kCreateIfMissing);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message().rfind(
+                "store " + (dir.path() / "db").string() + ": in use by another process", 0),
+            0u)
+      << second.status().message();
+}
+
+}  // namespace
+}  // namespace imgsweep
