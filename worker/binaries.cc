@@ -1,0 +1,74 @@
+#include "worker/binaries.h"
+
+#include <unistd.h>
+
+#include "protocol/sha256.h"
+#include "protocol/version_name.h"
+#include "worker/subprocess.h"
+
+namespace imgsweep {
+namespace fs = std::filesystem;
+
+Result<std::vector<std::string>> ListVersions(const fs::path& dir) {
+  const std::string where = "binaries tree " + dir.string();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::NotFound(where + ": no such directory");
+  const fs::path arch = dir / "x86_64";
+  if (!fs::is_directory(arch, ec)) return Status::NotFound(where + ": has no x86_64/ folder");
+  std::vector<std::string> versions;
+  for (fs::directory_iterator it(arch, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!IsVersionName(name)) {
+      return Status::InvalidInput(where + ": x86_64/" + name +
+                                  " is not a version name (X.Y.Z)");
+    }
+    const fs::path program = it->path() / "qemu-img";
+    if (::access(program.c_str(), X_OK) != 0) {
+      return Status::InvalidInput(where + ": x86_64/" + name + " has no executable qemu-img");
+    }
+    versions.push_back(name);
+  }
+  if (ec) return Status::FromErrno(where + ": cannot list x86_64/", ec.value());
+  if (versions.empty()) return Status::InvalidInput(where + ": no versions under x86_64/");
+  SortVersions(&versions);
+  return versions;
+}
+
+Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
+                                                       std::chrono::milliseconds timeout) {
+  Result<std::vector<std::string>> names = ListVersions(dir);
+  if (!names.ok()) return names.status();
+  std::vector<InstalledVersion> installed;
+  for (const std::string& name : names.value()) {
+    InstalledVersion v;
+    v.info.name = name;
+    v.program = dir / "x86_64" / name / "qemu-img";
+    const fs::path real = dir / "x86_64" / name / "bin" / "qemu-img";
+    std::error_code ec;
+    Result<std::string> digest = Sha256File(fs::exists(real, ec) ? real : v.program);
+    if (!digest.ok()) return digest.status();
+    v.info.binary_sha256 = digest.value();
+
+    RunRequest request;
+    request.program = v.program;
+    request.args = {"--version"};
+    request.timeout = timeout;
+    Result<RunOutput> run = RunCaptured(request);
+    const std::string what = "x86_64/" + name + "/qemu-img --version";
+    if (!run.ok()) return Status::InvalidInput(what + ": " + run.status().message());
+    const RunOutput& out = run.value();
+    if (out.ending != RunOutput::Ending::kExited || out.exit_code != 0) {
+      const std::string err = out.stderr_text.substr(0, out.stderr_text.find('\n'));
+      return Status::InvalidInput(what + ": failed (" +
+                                  (out.ending == RunOutput::Ending::kTimeout
+                                       ? std::string("timed out")
+                                       : "status " + std::to_string(out.exit_code)) +
+                                  "): " + err);
+    }
+    v.info.version_line = out.stdout_text.substr(0, out.stdout_text.find('\n'));
+    installed.push_back(std::move(v));
+  }
+  return installed;
+}
+
+}  // namespace imgsweep

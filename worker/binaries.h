@@ -1,0 +1,36 @@
+// A worker's qemu-img binaries tree: <dir>/x86_64/<version>/qemu-img, the
+// version directory's name being the version (see the contract).
+// Thread-safety: free functions; they touch only the filesystem.
+#ifndef IMGSWEEP_WORKER_BINARIES_H_
+#define IMGSWEEP_WORKER_BINARIES_H_
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+struct InstalledVersion {
+  VersionInfo info;
+  std::filesystem::path program;  // <dir>/x86_64/<version>/qemu-img, run as it is
+};
+
+// The version names in numeric order. kNotFound when `dir` or its x86_64/
+// folder is missing; kInvalidInput naming the entry when a directory is not
+// a version name or holds no executable qemu-img, or when there is none.
+Result<std::vector<std::string>> ListVersions(const std::filesystem::path& dir);
+
+// ListVersions, then for each: the binary's sha256 (bin/qemu-img when the
+// directory holds a wrapper and its build) and the first line of
+// `qemu-img --version`, run with `timeout`. kInvalidInput naming the version
+// when one cannot run.
+Result<std::vector<InstalledVersion>> DiscoverBinaries(const std::filesystem::path& dir,
+                                                       std::chrono::milliseconds timeout);
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_WORKER_BINARIES_H_

@@ -1,0 +1,140 @@
+#include "worker/cell_runner.h"
+
+#include "protocol/sha256.h"
+#include "worker/subprocess.h"
+
+namespace imgsweep {
+namespace {
+
+CellResult InfraFailure(const CellSpec& cell, std::string failure) {
+  CellResult result;
+  result.key = cell.key;
+  result.attempt = cell.attempt;
+  result.outcome = Outcome::kInfraFailure;
+  result.failure = std::move(failure);
+  return result;
+}
+
+// A manifest path is relative and never climbs: no "..", no empty parts.
+bool StaysInsideRoot(std::string_view path) {
+  if (path.empty() || path.front() == '/') return false;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+std::int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to) {
+  if (from.empty()) return text;
+  std::string out;
+  std::size_t pos = 0;
+  for (std::size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(text, pos, hit - pos);
+    out.append(to);
+  }
+  if (pos == 0) return text;
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
+CellRunner::CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
+                       std::chrono::milliseconds grace)
+    : root_(std::move(testdata_root)), root_text_(root_.string()), grace_(grace) {
+  for (InstalledVersion& v : versions) versions_.emplace(v.info.name, std::move(v));
+}
+
+bool CellRunner::ImageMatches(const CellSpec& cell, std::string* failure) {
+  std::string digest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = digests_.find(cell.image_path);
+    if (it != digests_.end()) digest = it->second;
+  }
+  if (digest.empty()) {
+    Result<std::string> computed = Sha256File(root_ / cell.image_path);
+    if (!computed.ok()) {
+      *failure = "image " + cell.image_path + ": " + computed.status().message();
+      return false;  // not cached: the file may appear
+    }
+    digest = computed.value();
+    std::lock_guard<std::mutex> lock(mu_);
+    digests_.emplace(cell.image_path, digest);
+  }
+  if (digest != cell.image_sha256) {
+    *failure = "image " + cell.image_path + ": this host's copy has sha256 " + digest +
+               ", the manifest says " + cell.image_sha256;
+    return false;
+  }
+  return true;
+}
+
+CellResult CellRunner::Run(const CellSpec& cell) {
+  auto version = versions_.find(cell.version);
+  if (version == versions_.end()) {
+    return InfraFailure(cell, "version " + cell.version + " is not on this worker");
+  }
+  if (!StaysInsideRoot(cell.image_path)) {
+    return InfraFailure(cell, "image path \"" + cell.image_path + "\" leaves the testdata root");
+  }
+  std::string failure;
+  if (!ImageMatches(cell, &failure)) return InfraFailure(cell, std::move(failure));
+
+  RunRequest request;
+  request.program = version->second.program;
+  request.cwd = root_;
+  request.timeout = std::chrono::milliseconds(cell.timeout_ms);
+  request.grace = grace_;
+  const std::string token = std::string(kTestdataRootToken) + "/";
+  for (const std::string& arg : cell.args) {
+    if (arg.rfind(token, 0) == 0) {
+      if (!StaysInsideRoot(arg.substr(token.size()))) {
+        return InfraFailure(cell, "argument \"" + arg + "\" leaves the testdata root");
+      }
+      request.args.push_back(root_text_ + "/" + arg.substr(token.size()));
+    } else {
+      request.args.push_back(arg);
+    }
+  }
+  CellResult result;
+  result.key = cell.key;
+  result.attempt = cell.attempt;
+  result.started_unix_ms = UnixMillis();
+  Result<RunOutput> run = RunCaptured(request);
+  if (!run.ok()) return InfraFailure(cell, run.status().message());
+  RunOutput& out = run.value();
+  if (out.output_limit_hit) {
+    return InfraFailure(cell, "output-limit: more than " + std::to_string(request.output_limit) +
+                                  " bytes on one stream");
+  }
+  switch (out.ending) {
+    case RunOutput::Ending::kExited:
+      result.outcome = Outcome::kExited;
+      result.exit_code = out.exit_code;
+      break;
+    case RunOutput::Ending::kSignaled:
+      result.outcome = Outcome::kSignaled;
+      result.signal = out.signal;
+      break;
+    case RunOutput::Ending::kTimeout:
+      result.outcome = Outcome::kTimeout;
+      break;
+  }
+  result.stdout_text = ReplaceAll(std::move(out.stdout_text), root_text_, kTestdataRootToken);
+  result.stderr_text = ReplaceAll(std::move(out.stderr_text), root_text_, kTestdataRootToken);
+  result.duration_us = static_cast<std::uint64_t>(out.duration.count());
+  return result;
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,61 @@
+// What a worker does with one cell. CellExecutor is the seam: the real one
+// (CellRunner) runs qemu-img; benchmarks substitute one that starts nothing.
+#ifndef IMGSWEEP_WORKER_CELL_RUNNER_H_
+#define IMGSWEEP_WORKER_CELL_RUNNER_H_
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "worker/binaries.h"
+
+namespace imgsweep {
+
+// Thread-safety: Run may be called from several threads at once.
+class CellExecutor {
+ public:
+  virtual ~CellExecutor() = default;
+  // Never fails as a call: every way a cell can go wrong is in the result.
+  // Sets key and attempt; the caller sets lease_id.
+  virtual CellResult Run(const CellSpec& cell) = 0;
+};
+
+// The literal that replaces the testdata root in argv and output.
+inline constexpr std::string_view kTestdataRootToken = "$TESTDATA_ROOT";
+
+// Replaces every occurrence of `from` in `text` with `to`.
+std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);
+
+class CellRunner final : public CellExecutor {
+ public:
+  // REQUIRES: `testdata_root` is canonical (no symlinks, absolute).
+  CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
+             std::chrono::milliseconds grace);
+
+  // Refuses (kInfraFailure) a version it does not hold, an image path that
+  // leaves the root, and an image whose bytes differ from the cell's sha256;
+  // each image's digest is computed once per process. The process runs with
+  // the testdata root as its working directory (qemu resolves a qcow2
+  // external data file against it).
+  CellResult Run(const CellSpec& cell) override;
+
+ private:
+  // The image's digest, cached; an error message when it cannot be read.
+  bool ImageMatches(const CellSpec& cell, std::string* failure);
+
+  const std::filesystem::path root_;
+  const std::string root_text_;
+  std::map<std::string, InstalledVersion, std::less<>> versions_;
+  const std::chrono::milliseconds grace_;
+
+  std::mutex mu_;
+  std::map<std::string, std::string> digests_;  // guarded by mu_; path -> sha256
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_WORKER_CELL_RUNNER_H_

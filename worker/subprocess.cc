@@ -1,0 +1,271 @@
+// The Boost.Process adapter: the only file that includes Boost.Process.
+#include "worker/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <optional>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/group.hpp>
+#include <boost/process/io.hpp>
+#include <boost/process/pipe.hpp>
+#include <boost/process/start_dir.hpp>
+
+namespace imgsweep {
+namespace bp = boost::process;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Both ends close-on-exec, so a cell started from another thread never
+// inherits this cell's write end (which would delay our EOF until it exits).
+// The child's dup2 onto 1 and 2 clears the flag there.
+Result<bp::pipe> MakePipe(const std::filesystem::path& program) {
+  std::array<int, 2> fds{};
+  if (::pipe2(fds.data(), O_CLOEXEC) != 0) {
+    return Status::FromErrno("cannot make a pipe for " + program.string(), errno);
+  }
+  return bp::pipe(fds[0], fds[1]);
+}
+
+// A file descriptor that becomes readable when `pid` exits, without reaping
+// it; -1 on a kernel without pidfds (the caller then relies on the pipes).
+// Called through syscall(): glibc 2.36's <sys/pidfd.h> lacks C linkage.
+int PidFdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Decodes a wait status into the exit code, or minus the signal number.
+int DecodeWaitStatus(int status) {
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+// One stream of the child, read until EOF into at most `limit` bytes.
+struct Stream {
+  int fd = -1;
+  std::string* text = nullptr;
+  bool open = true;
+};
+
+// Reads what is there; false when the stream ended or errored.
+bool ReadSome(Stream* stream, std::size_t limit, bool* over_limit) {
+  std::array<char, 65536> buffer{};
+  ssize_t n;
+  do {
+    n = ::read(stream->fd, buffer.data(), buffer.size());
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  const std::size_t room = limit - std::min(limit, stream->text->size());
+  stream->text->append(buffer.data(), std::min(room, static_cast<std::size_t>(n)));
+  if (static_cast<std::size_t>(n) > room) *over_limit = true;
+  return true;
+}
+
+// Watches the child's pipes and exit until both pipes closed and it exited,
+// applying the deadline and grace periods. Fills `out` except the exit status.
+class Watch {
+ public:
+  Watch(const RunRequest& request, pid_t group, int pidfd, Clock::time_point start)
+      : request_(request), group_(group), pidfd_(pidfd), deadline_(start + request.timeout) {}
+
+  void Run(int out_fd, int err_fd, RunOutput* out) {
+    std::array<Stream, 2> streams{Stream{out_fd, &out->stdout_text},
+                                  Stream{err_fd, &out->stderr_text}};
+    // Without a pidfd the child counts as exited once its pipes close.
+    exited_ = pidfd_ < 0;
+    while (streams[0].open || streams[1].open || !exited_) {
+      const Clock::time_point now = Clock::now();
+      Escalate(now, out);
+      if (give_up_ && (streams[0].open || streams[1].open)) break;
+      std::array<pollfd, 3> fds{};
+      nfds_t n = 0;
+      std::array<Stream*, 2> polled{};
+      for (Stream& s : streams) {
+        if (!s.open) continue;
+        polled[n] = &s;
+        fds[n++] = pollfd{s.fd, POLLIN, 0};
+      }
+      const nfds_t pid_index = n;
+      if (!exited_) fds[n++] = pollfd{pidfd_, POLLIN, 0};
+      const int ready = ::poll(fds.data(), n, PollTimeout(now));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) break;  // cannot happen with valid fds; never spin
+      for (nfds_t i = 0; i < pid_index; ++i) {
+        if (fds[i].revents == 0) continue;
+        bool over = false;
+        if (!ReadSome(polled[i], request_.output_limit, &over)) polled[i]->open = false;
+        if (over && !out->output_limit_hit) {
+          out->output_limit_hit = true;
+          Kill(SIGKILL);
+        }
+      }
+      if (!exited_ && pid_index < n && fds[pid_index].revents != 0) {
+        exited_ = true;
+        exited_at_ = Clock::now();
+      }
+    }
+  }
+
+ private:
+  void Kill(int signal) {
+    if (signal == SIGKILL) killed_ = true;
+    ::killpg(group_, signal);
+  }
+
+  // Deadline: TERM, then KILL after the grace. Child gone but a pipe still
+  // open (a grandchild holds it): KILL the group after the grace, then stop
+  // reading after one more.
+  void Escalate(Clock::time_point now, RunOutput* out) {
+    if (!timed_out_ && now >= deadline_) {
+      timed_out_ = true;
+      out->ending = RunOutput::Ending::kTimeout;
+      Kill(SIGTERM);
+      kill_at_ = now + request_.grace;
+    }
+    if (exited_ && exited_at_ && !kill_at_) kill_at_ = *exited_at_ + request_.grace;
+    if (kill_at_ && now >= *kill_at_ && !killed_) {
+      Kill(SIGKILL);
+      give_up_at_ = now + request_.grace;
+    }
+    if (give_up_at_ && now >= *give_up_at_) give_up_ = true;
+  }
+
+  int PollTimeout(Clock::time_point now) const {
+    Clock::time_point next = deadline_;
+    if (timed_out_) next = Clock::time_point::max();
+    if (kill_at_ && !killed_) next = std::min(next, *kill_at_);
+    if (give_up_at_) next = std::min(next, *give_up_at_);
+    if (exited_ && !kill_at_ && exited_at_) next = std::min(next, *exited_at_ + request_.grace);
+    if (next == Clock::time_point::max()) return -1;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+    return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 60'000));
+  }
+
+  const RunRequest& request_;
+  pid_t group_;
+  int pidfd_;
+  Clock::time_point deadline_;
+  bool exited_ = false;
+  std::optional<Clock::time_point> exited_at_;
+  bool timed_out_ = false;
+  bool killed_ = false;
+  bool give_up_ = false;
+  std::optional<Clock::time_point> kill_at_;
+  std::optional<Clock::time_point> give_up_at_;
+};
+
+class ChildProcess final : public BackgroundProcess {
+ public:
+  ChildProcess(bp::child child, bp::group group) : child_(std::move(child)), group_(std::move(group)) {}
+  ~ChildProcess() override { Stop(std::chrono::milliseconds(0)); }
+
+  int pid() const override { return child_.id(); }
+
+  Result<int> WaitFor(std::chrono::milliseconds timeout) override {
+    if (exit_status_) return *exit_status_;
+    const int pidfd = PidFdOpen(child_.id());
+    if (pidfd >= 0) {
+      pollfd fd{pidfd, POLLIN, 0};
+      int ready;
+      do {
+        ready = ::poll(&fd, 1, static_cast<int>(timeout.count()));
+      } while (ready < 0 && errno == EINTR);
+      ::close(pidfd);
+    }
+    std::error_code ec;
+    if (child_.running(ec)) {
+      return Status::NotFound("process " + std::to_string(child_.id()) + " still runs");
+    }
+    Reap();
+    return *exit_status_;
+  }
+
+  void Stop(std::chrono::milliseconds grace) override {
+    if (exit_status_) return;
+    std::error_code ec;
+    if (child_.running(ec)) {
+      ::killpg(child_.id(), SIGTERM);
+      if (!WaitFor(grace).ok()) ::killpg(child_.id(), SIGKILL);
+    }
+    Reap();
+  }
+
+ private:
+  void Reap() {
+    if (exit_status_) return;
+    std::error_code ec;
+    child_.wait(ec);
+    exit_status_ = DecodeWaitStatus(child_.native_exit_code());
+    group_.detach();  // never signal a process group id after it may be reused
+  }
+
+  bp::child child_;
+  bp::group group_;
+  std::optional<int> exit_status_;
+};
+
+}  // namespace
+
+Result<RunOutput> RunCaptured(const RunRequest& request) {
+  Result<bp::pipe> out_pipe = MakePipe(request.program);
+  if (!out_pipe.ok()) return out_pipe.status();
+  Result<bp::pipe> err_pipe = MakePipe(request.program);
+  if (!err_pipe.ok()) return err_pipe.status();
+  const std::filesystem::path cwd =
+      request.cwd.empty() ? std::filesystem::current_path() : request.cwd;
+
+  RunOutput out;
+  const Clock::time_point start = Clock::now();
+  bp::group group;
+  bp::child child;
+  try {
+    child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
+                      bp::std_in < bp::null, bp::std_out > out_pipe.value(),
+                      bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
+  } catch (const std::exception& e) {
+    group.detach();
+    return Status::FromErrno("cannot start " + request.program.string() + ": " + e.what(), EIO);
+  }
+  const int pidfd = PidFdOpen(child.id());
+  Watch(request, child.id(), pidfd, start)
+      .Run(out_pipe.value().native_source(), err_pipe.value().native_source(), &out);
+  if (pidfd >= 0) ::close(pidfd);
+
+  std::error_code ec;
+  child.wait(ec);
+  group.detach();
+  out.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  if (out.ending == RunOutput::Ending::kTimeout) return out;
+  const int status = DecodeWaitStatus(child.native_exit_code());
+  if (status < 0) {
+    out.ending = RunOutput::Ending::kSignaled;
+    out.signal = -status;
+  } else {
+    out.ending = RunOutput::Ending::kExited;
+    out.exit_code = status;
+  }
+  return out;
+}
+
+Result<std::unique_ptr<BackgroundProcess>> BackgroundProcess::Start(
+    const std::filesystem::path& program, const std::vector<std::string>& args) {
+  bp::group group;
+  try {
+    bp::child child(bp::exe = program.string(), bp::args = args, bp::std_in < bp::null, group);
+    return std::unique_ptr<BackgroundProcess>(
+        std::make_unique<ChildProcess>(std::move(child), std::move(group)));
+  } catch (const std::exception& e) {
+    group.detach();
+    return Status::FromErrno("cannot start " + program.string() + ": " + e.what(), EIO);
+  }
+}
+
+}  // namespace imgsweep
