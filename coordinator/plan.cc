@@ -1,0 +1,161 @@
+#include "coordinator/plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/version_name.h"
+
+namespace imgsweep {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kPlanFormat = 1;
+
+template <typename T>
+Result<std::size_t> Find(const std::vector<T>& items, std::string_view name, auto name_of) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (name_of(items[i]) == name) return i;
+  }
+  return Status::NotFound(std::string(name));
+}
+
+}  // namespace
+
+const std::vector<OutputType>& MapOutputTypes() {
+  static const std::vector<OutputType> kTypes = {
+      {"map-human", {"map"}},
+      {"map-json", {"map", "--output=json"}},
+  };
+  return kTypes;
+}
+
+Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versions,
+                        std::chrono::milliseconds timeout) {
+  if (versions.empty()) return Status::InvalidInput("plan: no versions to sweep");
+  for (const std::string& v : versions) {
+    if (!IsVersionName(v)) {
+      return Status::InvalidInput("plan: \"" + v + "\" is not a version name (X.Y.Z)");
+    }
+  }
+  SortVersions(&versions);
+  if (auto dup = std::adjacent_find(versions.begin(), versions.end()); dup != versions.end()) {
+    return Status::InvalidInput("plan: version " + *dup + " is listed twice");
+  }
+  if (timeout <= std::chrono::milliseconds(0)) {
+    return Status::InvalidInput("plan: the cell timeout must be positive");
+  }
+  Plan plan;
+  plan.types_ = MapOutputTypes();
+  plan.versions_ = std::move(versions);
+  plan.timeout_ = timeout;
+  for (const ImageEntry& image : manifest.SafeTier()) {
+    plan.images_.push_back(PlannedImage{image.id, image.path, image.format, image.sha256});
+  }
+  if (plan.images_.empty()) return Status::InvalidInput("plan: the manifest has no safe-tier images");
+  return plan;
+}
+
+std::string Plan::ToJson() const {
+  json types = json::array();
+  for (const OutputType& t : types_) types.push_back({{"name", t.name}, {"args", t.args}});
+  json images = json::array();
+  for (const PlannedImage& i : images_) {
+    images.push_back({{"id", i.id}, {"path", i.path}, {"format", i.format}, {"sha256", i.sha256}});
+  }
+  const json j{{"plan_format", kPlanFormat},
+               {"output_types", std::move(types)},
+               {"versions", versions_},
+               {"images", std::move(images)},
+               {"timeout_ms", timeout_.count()}};
+  return j.dump();
+}
+
+Result<Plan> Plan::FromJson(std::string_view text) {
+  try {
+    const json j = json::parse(text);
+    if (j.at("plan_format").get<int>() != kPlanFormat) {
+      return Status::InvalidInput("stored plan: format " + j.at("plan_format").dump() +
+                                  " is not " + std::to_string(kPlanFormat));
+    }
+    Plan plan;
+    for (const json& t : j.at("output_types")) {
+      OutputType type{t.at("name").get<std::string>(), t.at("args").get<std::vector<std::string>>()};
+      if (!IsSafeName(type.name)) throw std::invalid_argument("bad output type " + type.name);
+      plan.types_.push_back(std::move(type));
+    }
+    plan.versions_ = j.at("versions").get<std::vector<std::string>>();
+    for (const std::string& v : plan.versions_) {
+      if (!IsVersionName(v)) throw std::invalid_argument("bad version " + v);
+    }
+    for (const json& i : j.at("images")) {
+      PlannedImage image{i.at("id").get<std::string>(), i.at("path").get<std::string>(),
+                         i.at("format").get<std::string>(), i.at("sha256").get<std::string>()};
+      if (!IsSafeName(image.id) || !IsSafeName(image.format)) {
+        throw std::invalid_argument("bad image " + image.id);
+      }
+      plan.images_.push_back(std::move(image));
+    }
+    plan.timeout_ = std::chrono::milliseconds(j.at("timeout_ms").get<std::int64_t>());
+    return plan;
+  } catch (const std::exception& e) {
+    return Status::InvalidInput(std::string("stored plan is unreadable: ") + e.what());
+  }
+}
+
+CellRef Plan::Ref(std::size_t index) const {
+  CellRef ref;
+  ref.image = index % images_.size();
+  index /= images_.size();
+  ref.version = index % versions_.size();
+  ref.type = index / versions_.size();
+  return ref;
+}
+
+std::size_t Plan::Index(const CellRef& ref) const {
+  return (ref.type * versions_.size() + ref.version) * images_.size() + ref.image;
+}
+
+std::string Plan::Key(const CellRef& ref) const {
+  return types_[ref.type].name + "/" + versions_[ref.version] + "/" + images_[ref.image].id;
+}
+
+Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
+  const std::size_t first = key.find('/');
+  const std::size_t second = first == std::string_view::npos ? first : key.find('/', first + 1);
+  if (second == std::string_view::npos) {
+    return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not type/version/image");
+  }
+  CellRef ref;
+  Result<std::size_t> type =
+      Find(types_, key.substr(0, first), [](const OutputType& t) { return t.name; });
+  Result<std::size_t> version = Find(versions_, key.substr(first + 1, second - first - 1),
+                                     [](const std::string& v) { return v; });
+  Result<std::size_t> image =
+      Find(images_, key.substr(second + 1), [](const PlannedImage& i) { return i.id; });
+  if (!type.ok() || !version.ok() || !image.ok()) {
+    return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not in the plan");
+  }
+  return Index(CellRef{type.value(), version.value(), image.value()});
+}
+
+std::vector<std::string> Plan::Args(const CellRef& ref) const {
+  std::vector<std::string> args = types_[ref.type].args;
+  args.push_back("$TESTDATA_ROOT/" + images_[ref.image].path);
+  return args;
+}
+
+CellSpec Plan::Spec(const CellRef& ref, std::uint32_t attempt) const {
+  const PlannedImage& image = images_[ref.image];
+  return CellSpec{Key(ref),
+                  versions_[ref.version],
+                  Args(ref),
+                  image.path,
+                  image.sha256,
+                  static_cast<std::uint32_t>(timeout_.count()),
+                  attempt};
+}
+
+}  // namespace imgsweep

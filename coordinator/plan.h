@@ -1,0 +1,82 @@
+// The sweep's plan: which cells exist. A cell is (output type, version,
+// image); its key "<output type>/<version>/<image id>" names it on the wire,
+// in the store and (rearranged) in the tree. The plan is stored with the
+// results, so `materialize` and a restarted coordinator need nothing else.
+// Thread-safety: an immutable value once made.
+#ifndef IMGSWEEP_COORDINATOR_PLAN_H_
+#define IMGSWEEP_COORDINATOR_PLAN_H_
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "protocol/manifest.h"
+#include "protocol/messages.h"
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+inline constexpr auto kDefaultCellTimeout = std::chrono::milliseconds(30'000);
+
+// An output type of the contract's table and the arguments before the image.
+struct OutputType {
+  std::string name;               // "map-human"
+  std::vector<std::string> args;  // {"map"}
+};
+// The map sweep's two: map-human and map-json.
+const std::vector<OutputType>& MapOutputTypes();
+
+struct PlannedImage {
+  std::string id;
+  std::string path;
+  std::string format;
+  std::string sha256;
+  bool operator==(const PlannedImage&) const = default;
+};
+
+struct CellRef {
+  std::size_t type = 0;
+  std::size_t version = 0;
+  std::size_t image = 0;
+};
+
+class Plan {
+ public:
+  // The safe tier of `manifest` at every version. kInvalidInput when a
+  // version is not a version name, a version repeats, there is none, or the
+  // manifest's safe tier is empty.
+  static Result<Plan> Make(const Manifest& manifest, std::vector<std::string> versions,
+                           std::chrono::milliseconds timeout);
+  // The stored form (JSON, stable); FromJson checks what ToJson writes.
+  std::string ToJson() const;
+  static Result<Plan> FromJson(std::string_view text);
+
+  const std::vector<OutputType>& types() const { return types_; }
+  const std::vector<std::string>& versions() const { return versions_; }
+  const std::vector<PlannedImage>& images() const { return images_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+  std::size_t cell_count() const { return types_.size() * versions_.size() * images_.size(); }
+  // Cells are numbered type-major, then version, then image.
+  CellRef Ref(std::size_t index) const;
+  std::size_t Index(const CellRef& ref) const;
+  std::string Key(const CellRef& ref) const;
+  // kInvalidInput unless `key` names a cell of this plan.
+  Result<std::size_t> IndexOfKey(std::string_view key) const;
+  // The arguments after the binary, with "$TESTDATA_ROOT/" before the image.
+  std::vector<std::string> Args(const CellRef& ref) const;
+  CellSpec Spec(const CellRef& ref, std::uint32_t attempt) const;
+
+  bool operator==(const Plan& other) const { return ToJson() == other.ToJson(); }
+
+ private:
+  std::vector<OutputType> types_;
+  std::vector<std::string> versions_;
+  std::vector<PlannedImage> images_;
+  std::chrono::milliseconds timeout_ = kDefaultCellTimeout;
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_COORDINATOR_PLAN_H_

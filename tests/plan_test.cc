@@ -1,0 +1,76 @@
+#include "coordinator/plan.h"
+
+#include <gtest/gtest.h>
+
+namespace imgsweep {
+namespace {
+
+Manifest TwoImages() {
+  const std::string sha(64, 'c');
+  Result<Manifest> m = Manifest::Parse(
+      R"({"version": 1, "images": [
+        {"id": "a", "path": "images/a.raw", "format": "raw", "safety": "safe", "sha256": ")" +
+          sha + R"("},
+        {"id": "bad", "path": "images/b.qcow2", "format": "qcow2", "safety": "malformed",
+         "sha256": ")" + sha + R"("},
+        {"id": "b", "path": "images/b.vmdk", "format": "VMDK", "safety": "safe", "sha256": ")" +
+          sha + R"("}]})",
+      "m.json");
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return m.value();
+}
+
+TEST(Plan, CoversSafeTierAtEveryVersionForBothOutputTypes) {
+  Result<Plan> plan = Plan::Make(TwoImages(), {"10.0.2", "7.2.0"}, kDefaultCellTimeout);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan.value().cell_count(), 2u * 2u * 2u);
+  EXPECT_EQ(plan.value().versions(), (std::vector<std::string>{"7.2.0", "10.0.2"}));
+  EXPECT_EQ(plan.value().Key(plan.value().Ref(0)), "map-human/7.2.0/a");
+  EXPECT_EQ(plan.value().Key(plan.value().Ref(7)), "map-json/10.0.2/b");
+  for (std::size_t i = 0; i < plan.value().cell_count(); ++i) {
+    Result<std::size_t> back = plan.value().IndexOfKey(plan.value().Key(plan.value().Ref(i)));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back.value(), i);
+  }
+}
+
+TEST(Plan, ArgvFollowsTheContractTable) {
+  Plan plan = Plan::Make(TwoImages(), {"7.2.0"}, kDefaultCellTimeout).value();
+  EXPECT_EQ(plan.Args(CellRef{0, 0, 1}),
+            (std::vector<std::string>{"map", "$TESTDATA_ROOT/images/b.vmdk"}));
+  const CellSpec spec = plan.Spec(CellRef{1, 0, 0}, 1);
+  EXPECT_EQ(spec.args,
+            (std::vector<std::string>{"map", "--output=json", "$TESTDATA_ROOT/images/a.raw"}));
+  EXPECT_EQ(spec.timeout_ms, 30000u);
+  EXPECT_EQ(spec.version, "7.2.0");
+  EXPECT_EQ(spec.image_path, "images/a.raw");
+}
+
+TEST(Plan, RefusesBadVersionLists) {
+  EXPECT_EQ(Plan::Make(TwoImages(), {}, kDefaultCellTimeout).status().message(),
+            "plan: no versions to sweep");
+  EXPECT_EQ(Plan::Make(TwoImages(), {"7.2.0", ".."}, kDefaultCellTimeout).status().message(),
+            "plan: \"..\" is not a version name (X.Y.Z)");
+  EXPECT_EQ(Plan::Make(TwoImages(), {"7.2.0", "7.2.0"}, kDefaultCellTimeout).status().message(),
+            "plan: version 7.2.0 is listed twice");
+}
+
+TEST(Plan, RefusesKeysOutsideThePlan) {
+  Plan plan = Plan::Make(TwoImages(), {"7.2.0"}, kDefaultCellTimeout).value();
+  EXPECT_EQ(plan.IndexOfKey("map-json/7.2.0/bad").status().message(),
+            "cell key \"map-json/7.2.0/bad\" is not in the plan");
+  EXPECT_EQ(plan.IndexOfKey("nonsense").status().message(),
+            "cell key \"nonsense\" is not type/version/image");
+}
+
+TEST(Plan, StoredFormRoundTrips) {
+  Plan plan = Plan::Make(TwoImages(), {"7.2.0", "10.0.2"}, std::chrono::seconds(5)).value();
+  Result<Plan> back = Plan::FromJson(plan.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value(), plan);
+  EXPECT_EQ(back.value().timeout(), std::chrono::seconds(5));
+  EXPECT_FALSE(Plan::FromJson("{}").ok());
+}
+
+}  // namespace
+}  // namespace imgsweep
