@@ -1,0 +1,182 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/materializer.h"
+#include "worker/binaries.h"
+#include "worker/cell_runner.h"
+#include "worker/subprocess.h"
+#include "worker/worker.h"
+
+namespace imgsweep {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kVersionCheckTimeout = std::chrono::seconds(30);
+constexpr auto kKillGrace = std::chrono::milliseconds(500);
+// How long local workers get to exit after the sweep says shutdown.
+constexpr auto kWorkerExitWait = std::chrono::seconds(10);
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown-host";
+  return name;
+}
+
+unsigned Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+void PrintSummary(const SweepSummary& s, double seconds) {
+  const std::size_t closed = s.exited_zero + s.exited_nonzero + s.signaled + s.timeout + s.failed;
+  std::printf(
+      "imgsweep: %zu cells: %zu exited 0, %zu exited non-zero, %zu signaled, %zu timed out, "
+      "%zu failed; %zu run now, %zu already stored; %.1f s\n",
+      s.cells, s.exited_zero, s.exited_nonzero, s.signaled, s.timeout, s.failed, s.ran_now,
+      closed - std::min(closed, s.ran_now), seconds);
+  for (const auto& [worker, cells] : s.by_worker) {
+    std::printf("imgsweep:   %s ran %zu cells\n", worker.c_str(), cells);
+  }
+}
+
+// Runs the coordinator, then writes the tree. The exit code.
+int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,
+                        bool provenance) {
+  const Clock::time_point start = Clock::now();
+  Result<SweepSummary> summary = coordinator.Run();
+  if (!summary.ok()) return Fail(summary.status());
+  PrintSummary(summary.value(),
+               std::chrono::duration<double>(Clock::now() - start).count());
+  if (summary.value().failed > 0) {
+    std::fprintf(stderr,
+                 "imgsweep: %zu cells failed on every attempt (infrastructure); no tree written\n",
+                 summary.value().failed);
+    return kExitFailed;
+  }
+  Result<MaterializeSummary> written = Materialize(store, out, MaterializeOptions{provenance});
+  if (!written.ok()) return Fail(written.status());
+  std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged)\n", out.c_str(),
+              written.value().files_written, written.value().files_unchanged);
+  return kExitOk;
+}
+
+Status WriteEndpointFile(const fs::path& file, const std::string& endpoint) {
+  const fs::path temp = file.string() + ".tmp";
+  {
+    std::ofstream stream(temp);
+    stream << endpoint << "\n";
+    if (!stream.good()) return Status::FromErrno("cannot write " + temp.string(), errno);
+  }
+  std::error_code ec;
+  fs::rename(temp, file, ec);
+  if (ec) return Status::FromErrno("cannot write " + file.string(), ec.value());
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunCommand(const RunFlags& flags) {
+  if (flags.workers == 0) return Fail(Status::InvalidInput("--workers must be at least 1"));
+  Result<std::vector<std::string>> versions = ListVersions(flags.binaries);
+  if (!versions.ok()) return Fail(versions.status());
+  SweepInputs inputs = flags.inputs;
+  inputs.versions = versions.value();
+  Result<PreparedSweep> sweep = PrepareSweep(inputs);
+  if (!sweep.ok()) return Fail(sweep.status());
+
+  // Local workers come and go with this process: when all of them have
+  // exited before the sweep is done, nothing more can happen.
+  std::vector<std::unique_ptr<BackgroundProcess>> workers;
+  CoordinatorOptions options;
+  options.keep_going = [&workers]() -> Status {
+    for (auto& w : workers) {
+      if (!w->WaitFor(std::chrono::milliseconds(0)).ok()) return Status::Ok();
+    }
+    if (workers.empty()) return Status::Ok();
+    return Status::FromErrno("every local worker exited before the sweep was done (see above)",
+                             ECHILD);
+  };
+  Result<std::unique_ptr<Coordinator>> coordinator =
+      Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
+  if (!coordinator.ok()) return Fail(coordinator.status());
+
+  const unsigned slots = flags.slots > 0 ? flags.slots : std::max(1u, Cores() / flags.workers);
+  for (unsigned i = 1; i <= flags.workers; ++i) {
+    Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(
+        "/proc/self/exe",
+        {"worker", "--connect", coordinator.value()->endpoint(), "--binaries",
+         flags.binaries.string(), "--testdata", flags.inputs.testdata.string(), "--slots",
+         std::to_string(slots), "--name", "local-" + std::to_string(i)});
+    if (!worker.ok()) return Fail(worker.status());
+    workers.push_back(std::move(worker).value());
+  }
+  const int code =
+      SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.provenance);
+  for (auto& w : workers) {
+    if (!w->WaitFor(kWorkerExitWait).ok()) w->Stop(kKillGrace);
+  }
+  return code;
+}
+
+int CoordinatorCommand(const CoordinatorFlags& flags) {
+  SweepInputs inputs = flags.inputs;
+  if (!flags.binaries.empty()) {
+    Result<std::vector<std::string>> versions = ListVersions(flags.binaries);
+    if (!versions.ok()) return Fail(versions.status());
+    inputs.versions = versions.value();
+  }
+  Result<PreparedSweep> sweep = PrepareSweep(inputs);
+  if (!sweep.ok()) return Fail(sweep.status());
+  CoordinatorOptions options;
+  options.listen = flags.listen;
+  Result<std::unique_ptr<Coordinator>> coordinator =
+      Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
+  if (!coordinator.ok()) return Fail(coordinator.status());
+  if (!flags.endpoint_file.empty()) {
+    Status st = WriteEndpointFile(flags.endpoint_file, coordinator.value()->endpoint());
+    if (!st.ok()) return Fail(st);
+  }
+  return SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out,
+                             flags.provenance);
+}
+
+int WorkerCommand(const WorkerFlags& flags) {
+  std::error_code ec;
+  const fs::path root = fs::canonical(flags.testdata, ec);
+  if (ec || !fs::is_directory(root, ec)) {
+    return Fail(Status::NotFound("testdata " + flags.testdata.string() + ": no such directory"));
+  }
+  Result<std::vector<InstalledVersion>> installed =
+      DiscoverBinaries(flags.binaries, kVersionCheckTimeout);
+  if (!installed.ok()) return Fail(installed.status());
+  WorkerOptions options;
+  options.connect = flags.connect;
+  options.host = HostName();
+  options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
+  options.slots = flags.slots > 0 ? flags.slots : Cores();
+  for (const InstalledVersion& v : installed.value()) options.versions.push_back(v.info);
+  Worker worker(options,
+                std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace));
+  Status st = worker.Run();
+  return st.ok() ? kExitOk : Fail(st);
+}
+
+int MaterializeCommand(const fs::path& db, const fs::path& out, bool provenance) {
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
+  if (!store.ok()) return Fail(store.status());
+  Result<MaterializeSummary> written =
+      Materialize(*store.value(), out, MaterializeOptions{provenance});
+  if (!written.ok()) return Fail(written.status());
+  std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged)\n", out.c_str(),
+              written.value().files_written, written.value().files_unchanged);
+  return kExitOk;
+}
+
+}  // namespace imgsweep

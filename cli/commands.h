@@ -1,0 +1,78 @@
+// The subcommands of `imgsweep`, each a function of its parsed flags that
+// returns the process's exit code (see README.md: 0 done, 1 the sweep or the
+// machine failed, 2 bad input).
+#ifndef IMGSWEEP_CLI_COMMANDS_H_
+#define IMGSWEEP_CLI_COMMANDS_H_
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/plan.h"
+#include "protocol/status.h"
+#include "storage/store.h"
+
+namespace imgsweep {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitBadInput = 2;
+
+// Prints "imgsweep: <message>" on stderr; the exit code the Status calls for.
+int Fail(const Status& status);
+
+struct SweepInputs {
+  std::filesystem::path manifest;
+  std::filesystem::path testdata;  // empty: not checked here (remote workers)
+  std::vector<std::string> versions;
+  std::chrono::milliseconds timeout{30'000};
+  std::filesystem::path db;
+};
+
+// Loads and checks the manifest (and that every safe-tier image is under the
+// testdata root, when given), makes the plan, opens the store and records
+// the plan in it. A store that holds another sweep's plan is refused, so
+// nothing stored is lost.
+struct PreparedSweep {
+  Plan plan;
+  std::unique_ptr<Store> store;
+};
+Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs);
+
+struct RunFlags {
+  SweepInputs inputs;
+  std::filesystem::path binaries;
+  std::filesystem::path out;
+  unsigned workers = 2;
+  unsigned slots = 0;  // per worker; 0: cores divided among the workers
+  bool provenance = false;
+};
+int RunCommand(const RunFlags& flags);
+
+struct CoordinatorFlags {
+  SweepInputs inputs;
+  std::string listen;
+  std::filesystem::path binaries;  // or inputs.versions
+  std::filesystem::path out;
+  std::filesystem::path endpoint_file;
+  bool provenance = false;
+};
+int CoordinatorCommand(const CoordinatorFlags& flags);
+
+struct WorkerFlags {
+  std::string connect;
+  std::filesystem::path binaries;
+  std::filesystem::path testdata;
+  unsigned slots = 0;  // 0: the number of cores
+  std::string name;
+};
+int WorkerCommand(const WorkerFlags& flags);
+
+int MaterializeCommand(const std::filesystem::path& db, const std::filesystem::path& out,
+                       bool provenance);
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_CLI_COMMANDS_H_

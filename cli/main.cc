@@ -1,0 +1,138 @@
+// imgsweep: one binary, four subcommands. Flags are parsed here and nothing
+// else; each command lives in commands.cc.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+
+namespace {
+
+using imgsweep::kExitBadInput;
+using imgsweep::kExitOk;
+
+constexpr const char* kExitCodes =
+    "\nExit codes: 0 done (every cell has an outcome, the tree is written); 1 the sweep or the "
+    "machine failed (cells failed on every attempt, a store or I/O error); 2 bad input "
+    "(flags, manifest, binaries tree, store of another sweep).";
+
+std::vector<std::string> SplitVersions(const std::string& list) {
+  std::vector<std::string> versions;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t end = std::min(list.find(',', start), list.size());
+    if (end > start) versions.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return versions;
+}
+
+void AddTimeout(CLI::App* app, double* seconds) {
+  app->add_option("--timeout", *seconds, "Per-cell deadline in seconds (default 30)")
+      ->check(CLI::PositiveNumber);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("imgsweep: runs qemu-img releases over test images across a fleet of workers "
+               "and writes the expected-outputs tree.");
+  app.footer(kExitCodes);
+  app.require_subcommand(1);
+  bool quiet = false;
+  app.add_flag("--quiet", quiet, "Log warnings and errors only");
+
+  imgsweep::RunFlags run;
+  double run_timeout = 30;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Coordinator plus N local worker processes over ZeroMQ on loopback: the map sweep, "
+             "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
+             "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
+  run_cmd->add_option("--binaries", run.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
+      ->required();
+  run_cmd->add_option("--testdata", run.inputs.testdata, "Testdata root the manifest's paths are under")
+      ->required();
+  run_cmd->add_option("--manifest", run.inputs.manifest, "manifest.json")->required();
+  run_cmd->add_option("--out", run.out, "Where the expected-outputs tree is written")->required();
+  run.inputs.db = "imgsweep.db";
+  run_cmd->add_option("--db", run.inputs.db, "RocksDB store (default ./imgsweep.db)");
+  run_cmd->add_option("--workers", run.workers, "Local worker processes (default 2)");
+  run_cmd->add_option("--slots", run.slots, "Cells at once per worker (default cores / workers)");
+  AddTimeout(run_cmd, &run_timeout);
+  run_cmd->add_flag("--provenance", run.provenance,
+                    "Add duration, worker and host to meta.json (the tree then differs per run)");
+
+  imgsweep::CoordinatorFlags coord;
+  double coord_timeout = 30;
+  std::string versions;
+  CLI::App* coord_cmd = app.add_subcommand(
+      "coordinator", "Serves a sweep to workers on other hosts, then writes the tree.\n"
+                     "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
+                     "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2");
+  coord_cmd->add_option("--listen", coord.listen, "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 "
+                                                  "(port * picks a free one)")
+      ->required();
+  coord_cmd->add_option("--manifest", coord.inputs.manifest, "manifest.json")->required();
+  coord_cmd->add_option("--out", coord.out, "Where the tree is written")->required();
+  coord_cmd->add_option("--db", coord.inputs.db, "RocksDB store")->required();
+  CLI::Option* bin_opt =
+      coord_cmd->add_option("--binaries", coord.binaries, "Sweep the versions of this tree");
+  CLI::Option* ver_opt =
+      coord_cmd->add_option("--versions", versions, "Sweep these versions (comma-separated)");
+  bin_opt->excludes(ver_opt);
+  coord_cmd->add_option("--endpoint-file", coord.endpoint_file,
+                        "Write the bound endpoint here once listening");
+  AddTimeout(coord_cmd, &coord_timeout);
+  coord_cmd->add_flag("--provenance", coord.provenance,
+                      "Add duration, worker and host to meta.json");
+
+  imgsweep::WorkerFlags worker;
+  CLI::App* worker_cmd = app.add_subcommand(
+      "worker", "Runs cells for a coordinator until it says the sweep is over.\n"
+                "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
+                "/srv/qemu-img-binaries --testdata /srv/testdata");
+  worker_cmd->add_option("--connect", worker.connect, "The coordinator, tcp://HOST:PORT")
+      ->required();
+  worker_cmd->add_option("--binaries", worker.binaries, "qemu-img binaries tree")->required();
+  worker_cmd->add_option("--testdata", worker.testdata, "Testdata root")->required();
+  worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)");
+  worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
+
+  std::filesystem::path mat_db, mat_out;
+  bool mat_provenance = false;
+  CLI::App* mat_cmd = app.add_subcommand(
+      "materialize", "Rewrites the tree from the store without running anything.\n"
+                     "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
+  mat_cmd->add_option("--db", mat_db, "RocksDB store")->required();
+  mat_cmd->add_option("--out", mat_out, "Where the tree is written")->required();
+  mat_cmd->add_flag("--provenance", mat_provenance, "Add duration, worker and host to meta.json");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitBadInput;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("imgsweep"));
+  spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  if (quiet) spdlog::set_level(spdlog::level::warn);
+
+  if (*run_cmd) {
+    run.inputs.timeout = std::chrono::milliseconds(static_cast<long>(run_timeout * 1000));
+    return imgsweep::RunCommand(run);
+  }
+  if (*coord_cmd) {
+    if (coord.binaries.empty() && versions.empty()) {
+      std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");
+      return kExitBadInput;
+    }
+    coord.inputs.versions = SplitVersions(versions);
+    coord.inputs.timeout = std::chrono::milliseconds(static_cast<long>(coord_timeout * 1000));
+    return imgsweep::CoordinatorCommand(coord);
+  }
+  if (*worker_cmd) return imgsweep::WorkerCommand(worker);
+  if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_provenance);
+  return kExitOk;
+}
