@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Bad input to the sweep: each case gets one clear error naming what was
+# wrong, the documented exit code, and no tree (nor store) left behind.
+# A version no worker holds makes the coordinator wait and say which.
+# Usage: sweep_errors_test.sh IMGSWEEP BINARIES TESTDATA
+set -uo pipefail
+imgsweep="$1" binaries="$2" testdata="$3"
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/check.sh
+. "$here/check.sh"
+# shellcheck source=tests/sweep_lib.sh
+. "$here/sweep_lib.sh"
+work="$(mktemp -d)"
+trap 'stop_all; rm -rf "$work"' EXIT
+cd "$work" || exit 1
+sha=$(printf 'a%.0s' $(seq 64))
+raw_sha=$(sha256sum "$testdata/images/raw/empty.raw" | cut -d' ' -f1)
+entry() {  # ID PATH FORMAT [SHA]
+  printf '{"id": "%s", "path": "%s", "format": "%s", "safety": "safe", "sha256": "%s"}' \
+    "$1" "$2" "$3" "${4:-$raw_sha}"
+}
+manifest() { echo "{\"version\": 1, \"images\": [$1]}" >"$work/m.json"; }
+sweep() {
+  run limit "$imgsweep" run --binaries "${BIN:-$binaries}" --testdata "$testdata" \
+    --manifest "${MANIFEST:-$work/m.json}" --out "$work/tree" --db "$work/db"
+}
+refused() {  # WHAT EXPECTED-ERROR
+  check "$1: exit 2 ($rc)" [ "$rc" -eq 2 ]
+  check "$1: says why (got: $err)" has "$err" "$2"
+  check "$1: no tree" [ ! -e "$work/tree" ]
+  check "$1: no store" [ ! -e "$work/db" ]
+}
+
+MANIFEST=/nonexistent/manifest.json sweep
+refused "missing manifest" "imgsweep: manifest /nonexistent/manifest.json: No such file or directory"
+
+echo '{"version": 1, "images": [' >"$work/m.json"
+sweep
+refused "malformed manifest" "imgsweep: $work/m.json: not valid JSON"
+
+manifest "$(entry a images/raw/empty.raw raw), {\"id\": \"b\", \"format\": \"raw\", \"safety\": \"safe\", \"sha256\": \"$sha\"}"
+sweep
+refused "entry without a path" "imgsweep: $work/m.json: images[1] (\"b\"): field \"path\": missing"
+
+manifest "$(entry a images/raw/empty.raw qcow3)"
+sweep
+refused "unknown format" "images[0] (\"a\"): field \"format\": unknown format \"qcow3\""
+
+manifest "$(entry a ../../etc/passwd raw)"
+sweep
+refused "path leaving the root" "images[0] (\"a\"): field \"path\": \"../../etc/passwd\" leaves the testdata root"
+
+manifest "$(entry a images/raw/empty.raw raw), $(entry a images/raw/holes.raw raw)"
+sweep
+refused "duplicate ids" "images[1] (\"a\"): field \"id\": duplicate of images[0]"
+
+manifest "$(entry a images/raw/not-there.raw raw)"
+sweep
+refused "image missing from the testdata" "image \"a\": images/raw/not-there.raw is not there"
+
+mkdir -p "$work/empty-binaries/x86_64"
+manifest "$(entry a images/raw/empty.raw raw)"
+BIN="$work/empty-binaries" sweep
+refused "empty binaries tree" "binaries tree $work/empty-binaries: no versions under x86_64/"
+
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$work/m.json"
+refused "missing --out" "--out is required"
+
+run limit "$imgsweep" materialize --db "$work/no-store" --out "$work/tree"
+refused "materialize without a store" "store $work/no-store: no such directory"
+
+# A store keeps its sweep: another manifest on it is refused, nothing lost.
+manifest "$(entry a images/raw/empty.raw raw)"
+sweep
+check "a one-image sweep runs" [ "$rc" -eq 0 ]
+manifest "$(entry b images/raw/empty.raw raw)"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$work/m.json" \
+  --out "$work/out2" --db "$work/db"
+check "another sweep on that store: exit 2" [ "$rc" -eq 2 ]
+check "another sweep on that store: says so" has "$err" "holds another sweep"
+check "the first sweep's cells are still there" \
+  bash -c "limit() { timeout 60 \"\$@\"; }; limit '$imgsweep' materialize --db '$work/db' --out '$work/out3' >/dev/null && [ -f '$work/out3/map-human/raw/7.2.0/a.stdout.txt' ]"
+
+# A version no worker holds: the coordinator waits and names it.
+manifest "$(entry a images/raw/empty.raw raw)"
+start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/out4" \
+  --db "$work/db4" --versions 7.2.0,9.9.9
+start_worker w1 --binaries "$binaries" --testdata "$testdata" --slots 1
+wait_for_line "$work/coord.err" "waiting for a worker that holds 9.9.9" 60
+check "names the version no worker holds (got: $said)" has "$said" "waiting for a worker that holds 9.9.9 (2 cells)"
+check "the coordinator is still waiting" kill -0 "$coord_pid"
+stop_all
+check "no tree for an unfinished sweep" [ ! -e "$work/out4" ]
+
+finish sweep_errors_test

@@ -1,0 +1,60 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# Helpers for the sweep tests, sourced after check.sh:
+#   limit CMD...            runs CMD under a deadline, so no process outlives a test
+#   start_coordinator ARGS  starts `imgsweep coordinator ARGS` in the background,
+#                           reads its "listening on" line (with a deadline) into
+#                           $endpoint; its stderr goes to $work/coord.err
+#   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
+#   safe_cells              prints "id path format" per safe-tier image of $testdata
+# REQUIRES: $imgsweep, $work, $testdata.
+pids=()
+deadline_seconds=300
+limit() { timeout -k 5 "$deadline_seconds" "$@"; }
+stop_all() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  pids=()
+}
+start_coordinator() {
+  rm -f "$work/coord.fifo"
+  mkfifo "$work/coord.fifo"
+  # timeout itself, not a subshell running `limit`, so that $! is what to kill.
+  timeout -k 5 "$deadline_seconds" "$imgsweep" coordinator "$@" >"$work/coord.fifo" 2>"$work/coord.err" &
+  coord_pid=$!
+  pids+=("$coord_pid")
+  exec 3<"$work/coord.fifo"
+  local line=""
+  read -r -t 60 -u 3 line || true
+  endpoint=${line##* }
+  # Keep its stdout drained into a file from here on.
+  cat <&3 >"$work/coord.out" &
+  pids+=("$!")
+  exec 3<&-
+  [[ "$endpoint" == tcp://* ]]
+}
+start_worker() {
+  local name="$1"; shift
+  timeout -k 5 "$deadline_seconds" "$imgsweep" worker --connect "$endpoint" --name "$name" "$@" \
+    2>"$work/$name.err" &
+  pids+=("$!")
+}
+# The manifest's entries, one per line (make-corpus writes each over two).
+safe_cells() {
+  awk '/^  \{"id"/ { if (r) print r; r = $0; next } r { r = r $0 } END { if (r) print r }' \
+      "$testdata/manifest.json" |
+    grep '"safety": "safe"' | grep -v '"skip_qemu_img": true' |
+    sed 's/.*"id": "\([^"]*\)", "path": "\([^"]*\)", "format": "\([^"]*\)".*/\1 \2 \3/'
+}
+# wait_for_line FILE TEXT SECONDS: waits until a line of FILE (a growing log)
+# holds TEXT, or SECONDS pass; sets $said to the line (empty on timeout).
+wait_for_line() {
+  local line
+  said=""
+  exec 4< <(exec timeout "$3" tail -n +1 -f "$1" 2>/dev/null)
+  pids+=("$!")
+  while read -r -u 4 line; do
+    if [[ "$line" == *"$2"* ]]; then said="$line"; break; fi
+  done
+  exec 4<&-
+}
