@@ -139,6 +139,9 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
+  // Scripts that start workers read this line (the port may have been "*").
+  std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
+  std::fflush(stdout);
   if (!flags.endpoint_file.empty()) {
     Status st = WriteEndpointFile(flags.endpoint_file, coordinator.value()->endpoint());
     if (!st.ok()) return Fail(st);
