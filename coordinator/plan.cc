@@ -128,7 +128,6 @@ Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
   if (second == std::string_view::npos) {
     return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not type/version/image");
   }
-  CellRef ref;
   Result<std::size_t> type =
       Find(types_, key.substr(0, first), [](const OutputType& t) { return t.name; });
   Result<std::size_t> version = Find(versions_, key.substr(first + 1, second - first - 1),
