@@ -108,9 +108,14 @@ int RunCommand(const RunFlags& flags) {
   if (!coordinator.ok()) return Fail(coordinator.status());
 
   const unsigned slots = flags.slots > 0 ? flags.slots : std::max(1u, Cores() / flags.workers);
-  for (unsigned i = 1; i <= flags.workers; ++i) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);  // ps then names the binary
+  if (ec) return Fail(Status::FromErrno("cannot find this program's path", ec.value()));
+  // A finished store needs no worker: the sweep ends at once.
+  const unsigned to_start = coordinator.value()->open_cells() > 0 ? flags.workers : 0;
+  for (unsigned i = 1; i <= to_start; ++i) {
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(
-        "/proc/self/exe",
+        self,
         {"worker", "--connect", coordinator.value()->endpoint(), "--binaries",
          flags.binaries.string(), "--testdata", flags.inputs.testdata.string(), "--slots",
          std::to_string(slots), "--name", "local-" + std::to_string(i)});

@@ -77,6 +77,7 @@ class Coordinator::Impl {
         pending_(plan_.versions().size()) {}
 
   const std::string& endpoint() const { return socket_->endpoint(); }
+  std::size_t open_cells() const { return open_cells_; }
 
   Status Load() {
     std::size_t closed = 0;
@@ -473,6 +474,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions opti
 }
 
 const std::string& Coordinator::endpoint() const { return impl_->endpoint(); }
+std::size_t Coordinator::open_cells() const { return impl_->open_cells(); }
 Result<SweepSummary> Coordinator::Run() { return impl_->Run(); }
 
 }  // namespace imgsweep

@@ -63,6 +63,8 @@ class Coordinator {
 
   // The bound endpoint, e.g. tcp://127.0.0.1:41957.
   const std::string& endpoint() const;
+  // Cells without an outcome yet; Run returns at once when there are none.
+  std::size_t open_cells() const;
   Result<SweepSummary> Run();
 
  private:

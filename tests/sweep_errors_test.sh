@@ -92,4 +92,34 @@ check "the coordinator is still waiting" kill -0 "$coord_pid"
 stop_all
 check "no tree for an unfinished sweep" [ ! -e "$work/out4" ]
 
+# An image whose bytes differ from the manifest is never a baseline: every
+# attempt fails on it, the cell fails, and no tree is written.
+mkdir -p "$work/td-bad/images/raw"
+printf 'other bytes' >"$work/td-bad/images/raw/empty.raw"
+manifest "$(entry a images/raw/empty.raw raw)"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$work/td-bad" --manifest "$work/m.json" \
+  --out "$work/tree-bad" --db "$work/db-bad"
+check "a differing image copy: exit 1 ($rc)" [ "$rc" -eq 1 ]
+check "a differing image copy: the worker says why" \
+  has "$err" "image images/raw/empty.raw: this host's copy has sha256 $(printf 'other bytes' | sha256sum | cut -d' ' -f1), the manifest says $raw_sha"
+check "a differing image copy: every cell failed" has "$err" "10 cells failed on every attempt"
+check "a differing image copy: no tree" [ ! -e "$work/tree-bad" ]
+
+# `run` killed with SIGKILL mid-sweep leaves no worker behind.
+ln -s "$testdata" "$work/td-link"
+timeout -k 5 "$deadline_seconds" "$imgsweep" run --binaries "$binaries" --testdata "$work/td-link" \
+  --manifest "$testdata/manifest.json" --out "$work/tree-killed" --db "$work/db-killed" \
+  >/dev/null 2>"$work/killed.err" &
+run_pid=$!
+pids+=("$run_pid")
+wait_for_line "$work/killed.err" "joined sweep" 60
+sweeper=$(pgrep -P "$run_pid")  # imgsweep run, the child of timeout
+workers=$(pgrep -P "$sweeper" | tr '\n' ' ')
+check "run started its workers ($workers)" [ -n "$workers" ]
+kill -KILL "$sweeper"
+for w in $workers; do
+  timeout 30 tail --pid="$w" -f /dev/null  # waits for the pid to end, at most 30 s
+  check "worker $w exits with it" bash -c "! kill -0 $w 2>/dev/null"
+done
+
 finish sweep_errors_test

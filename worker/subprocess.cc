@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
 #include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
 #include <boost/process/group.hpp>
 #include <boost/process/io.hpp>
 #include <boost/process/pipe.hpp>
@@ -258,8 +260,16 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
 Result<std::unique_ptr<BackgroundProcess>> BackgroundProcess::Start(
     const std::filesystem::path& program, const std::vector<std::string>& args) {
   bp::group group;
+  const pid_t parent = ::getpid();
+  // In the child before exec: ask for SIGTERM when the parent dies, and
+  // exit if it already has (it may die between fork and prctl).
+  auto die_with_parent = [parent](auto&) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+  };
   try {
-    bp::child child(bp::exe = program.string(), bp::args = args, bp::std_in < bp::null, group);
+    bp::child child(bp::exe = program.string(), bp::args = args, bp::std_in < bp::null, group,
+                    bp::extend::on_exec_setup = die_with_parent);
     return std::unique_ptr<BackgroundProcess>(
         std::make_unique<ChildProcess>(std::move(child), std::move(group)));
   } catch (const std::exception& e) {

@@ -52,7 +52,8 @@ struct RunOutput {
 Result<RunOutput> RunCaptured(const RunRequest& request);
 
 // A long-running child (a local worker of `imgsweep run`), in its own
-// process group, with the caller's stdout and stderr.
+// process group, with the caller's stdout and stderr. It gets SIGTERM when
+// the caller dies, however the caller dies, so no local worker outlives it.
 class BackgroundProcess {
  public:
   static Result<std::unique_ptr<BackgroundProcess>> Start(const std::filesystem::path& program,
