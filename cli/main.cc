@@ -28,8 +28,8 @@ std::vector<std::string> SplitVersions(const std::string& list) {
 }
 
 void AddTimeout(CLI::App* app, double* seconds) {
-  app->add_option("--timeout", *seconds, "Per-cell deadline in seconds (default 30)")
-      ->check(CLI::PositiveNumber);
+  app->add_option("--timeout", *seconds, "Per-cell deadline in seconds (default 30, at most a day)")
+      ->check(CLI::Range(0.001, 86400.0));
 }
 
 }  // namespace
@@ -56,8 +56,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--out", run.out, "Where the expected-outputs tree is written")->required();
   run.inputs.db = "imgsweep.db";
   run_cmd->add_option("--db", run.inputs.db, "RocksDB store (default ./imgsweep.db)");
-  run_cmd->add_option("--workers", run.workers, "Local worker processes (default 2)");
-  run_cmd->add_option("--slots", run.slots, "Cells at once per worker (default cores / workers)");
+  run_cmd->add_option("--workers", run.workers, "Local worker processes (default 2)")
+      ->check(CLI::Range(1, 256));
+  run_cmd->add_option("--slots", run.slots, "Cells at once per worker (default cores / workers)")
+      ->check(CLI::Range(1, 4096));
   AddTimeout(run_cmd, &run_timeout);
   run_cmd->add_flag("--provenance", run.provenance,
                     "Add duration, worker and host to meta.json (the tree then differs per run)");
@@ -95,7 +97,8 @@ int main(int argc, char** argv) {
       ->required();
   worker_cmd->add_option("--binaries", worker.binaries, "qemu-img binaries tree")->required();
   worker_cmd->add_option("--testdata", worker.testdata, "Testdata root")->required();
-  worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)");
+  worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)")
+      ->check(CLI::Range(1, 4096));
   worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
 
   std::filesystem::path mat_db, mat_out;
