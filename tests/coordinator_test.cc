@@ -56,6 +56,14 @@ class CoordinatorTest : public ::testing::Test {
 
   static void Send(DealerSocket& socket, const Message& m) { ASSERT_TRUE(socket.Send(Encode(m)).ok()); }
 
+  // A worker w1 with one slot that has joined the sweep.
+  std::unique_ptr<DealerSocket> Join() {
+    auto socket = Connect();
+    Send(*socket, Hello{"w1", "h", 1, Versions()});
+    Expect<Welcome>(*socket);
+    return socket;
+  }
+
   // The next message that is not a heartbeat, which must be a T.
   template <typename T>
   T Expect(DealerSocket& socket) {
@@ -104,18 +112,14 @@ TEST_F(CoordinatorTest, RefusesAnotherProtocolVersionWithTheReason) {
 }
 
 TEST_F(CoordinatorTest, RefusesASecondWorkerWithTheSameName) {
-  auto first = Connect();
-  Send(*first, Hello{"w1", "h", 1, Versions()});
-  Expect<Welcome>(*first);
+  auto first = Join();
   auto second = Connect();
   Send(*second, Hello{"w1", "h2", 1, Versions()});
   EXPECT_EQ(Expect<Refused>(*second).reason, "a worker named w1 is already connected");
 }
 
 TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
-  auto socket = Connect();
-  Send(*socket, Hello{"w1", "h", 1, Versions()});
-  Expect<Welcome>(*socket);
+  auto socket = Join();
   Send(*socket, Credit{1});
   const Assignment first = Expect<Assignment>(*socket);
   ASSERT_EQ(first.cells.size(), 1u);
@@ -136,9 +140,7 @@ TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
 }
 
 TEST_F(CoordinatorTest, DropsAResultForACellThePeerWasNotGiven) {
-  auto socket = Connect();
-  Send(*socket, Hello{"w1", "h", 1, Versions()});
-  Expect<Welcome>(*socket);
+  auto socket = Join();
   const CellSpec forged = plan_.Spec(CellRef{0, 0, 0}, 1);
   Send(*socket, Done(forged, 999));
   Send(*socket, Credit{1});
@@ -149,9 +151,7 @@ TEST_F(CoordinatorTest, DropsAResultForACellThePeerWasNotGiven) {
 }
 
 TEST_F(CoordinatorTest, RetriesAnInfrastructureFailureAndKeepsTheAttempt) {
-  auto socket = Connect();
-  Send(*socket, Hello{"w1", "h", 1, Versions()});
-  Expect<Welcome>(*socket);
+  auto socket = Join();
   Send(*socket, Credit{1});
   const Assignment a = Expect<Assignment>(*socket);
   CellResult failed = Done(a.cells[0], a.lease_id);

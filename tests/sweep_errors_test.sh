@@ -10,8 +10,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/check.sh"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
-work="$(mktemp -d)"
-trap 'stop_all; rm -rf "$work"' EXIT
 cd "$work" || exit 1
 sha=$(printf 'a%.0s' $(seq 64))
 raw_sha=$(sha256sum "$testdata/images/raw/empty.raw" | cut -d' ' -f1)

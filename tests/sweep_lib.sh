@@ -6,7 +6,9 @@
 #                           $endpoint; its stderr goes to $work/coord.err
 #   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
 #   safe_cells              prints "id path format" per safe-tier image of $testdata
-# REQUIRES: $imgsweep, $work, $testdata.
+# Sourcing it makes the scratch folder $work, and at exit stops every process
+# it started and removes $work.
+# REQUIRES: $imgsweep and $testdata, before any helper runs.
 pids=()
 deadline_seconds=300
 limit() { timeout -k 5 "$deadline_seconds" "$@"; }
@@ -58,3 +60,6 @@ wait_for_line() {
   done
   exec 4<&-
 }
+
+work="$(mktemp -d)"
+trap 'stop_all; rm -rf "$work"' EXIT

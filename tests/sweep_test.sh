@@ -12,8 +12,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/check.sh"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
-work="$(mktemp -d)"
-trap 'stop_all; rm -rf "$work"' EXIT
 manifest="$testdata/manifest.json"
 
 # 1. A coordinator and two workers over tcp loopback.
