@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cerrno>
+#include <mutex>
 #include <optional>
 
 #include <boost/process/args.hpp>
@@ -43,6 +44,15 @@ Result<bp::pipe> MakePipe(const std::filesystem::path& program) {
 // it; -1 on a kernel without pidfds (the caller then relies on the pipes).
 // Called through syscall(): glibc 2.36's <sys/pidfd.h> lacks C linkage.
 int PidFdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// Boost.Process 1.74 makes its exec-error pipe with pipe() and sets
+// close-on-exec afterwards: a fork on another thread in between would hand
+// that pipe to an unrelated child, and this spawn would then wait for that
+// child to exit. Spawns therefore take turns; one takes about a millisecond.
+std::mutex& SpawnMutex() {
+  static std::mutex mu;
+  return mu;
+}
 
 // Decodes a wait status into the exit code, or minus the signal number.
 int DecodeWaitStatus(int status) {
@@ -229,6 +239,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
   bp::group group;
   bp::child child;
   try {
+    std::lock_guard<std::mutex> lock(SpawnMutex());
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in < bp::null, bp::std_out > out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
@@ -268,6 +279,7 @@ Result<std::unique_ptr<BackgroundProcess>> BackgroundProcess::Start(
     if (::getppid() != parent) ::_exit(1);
   };
   try {
+    std::lock_guard<std::mutex> lock(SpawnMutex());
     bp::child child(bp::exe = program.string(), bp::args = args, bp::std_in < bp::null, group,
                     bp::extend::on_exec_setup = die_with_parent);
     return std::unique_ptr<BackgroundProcess>(
