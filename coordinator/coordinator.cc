@@ -121,7 +121,7 @@ class Coordinator::Impl {
       }
     }
     for (const auto& [peer, worker] : workers_) {
-      (void)socket_->Send(peer, Encode(Shutdown{"the sweep is complete"}));  // gone is fine
+      Tell(peer, Shutdown{"the sweep is complete"});
     }
     Result<SweepSummary> summary = Summarize(plan_, *store_);
     if (!summary.ok()) return summary;
@@ -144,6 +144,14 @@ class Coordinator::Impl {
     return Status::Ok();
   }
 
+  // Sends without an answer to wait for. A peer that has gone cannot be
+  // told anything; what it held comes back through its leases, so the
+  // failure is only logged.
+  void Tell(const std::string& peer, const Message& message) {
+    Status st = socket_->Send(peer, Encode(message));
+    if (!st.ok()) spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
+  }
+
   void Drop(const std::string& peer, const std::string& why) {
     ++rejected_frames_;
     auto it = workers_.find(peer);
@@ -158,14 +166,14 @@ class Coordinator::Impl {
     auto worker = workers_.find(envelope.peer);
     if (!decoded.ok()) {
       if (worker == workers_.end()) {
-        (void)socket_->Send(envelope.peer, Encode(Refused{decoded.status().message()}));
+        Tell(envelope.peer, Refused{decoded.status().message()});
       }
       return Drop(envelope.peer, decoded.status().message());
     }
     Message& message = decoded.value();
     if (auto* hello = std::get_if<Hello>(&message)) return HandleHello(envelope.peer, *hello);
     if (worker == workers_.end()) {
-      (void)socket_->Send(envelope.peer, Encode(Refused{"say hello first"}));
+      Tell(envelope.peer, Refused{"say hello first"});
       return Drop(envelope.peer, std::string(MessageName(message)) + " before hello");
     }
     worker->second.last_seen = Clock::now();
@@ -196,7 +204,7 @@ class Coordinator::Impl {
     }
     if (!problem.empty()) {
       spdlog::warn("coordinator: refused worker {}@{}: {}", hello.name, hello.host, problem);
-      (void)socket_->Send(peer, Encode(Refused{problem}));
+      Tell(peer, Refused{problem});
       return;
     }
     WorkerEntry entry;
@@ -219,8 +227,7 @@ class Coordinator::Impl {
                  hello.slots, entry.versions.size());
     ReleaseLeasesOf(peer);
     workers_[peer] = std::move(entry);
-    (void)socket_->Send(peer, Encode(Welcome{options_.sweep_id,
-                                             static_cast<std::uint32_t>(options_.heartbeat.count())}));
+    Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count())});
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
   }
 
@@ -302,7 +309,7 @@ class Coordinator::Impl {
     std::map<std::string, Ack> by_peer;
     for (PendingAck& ack : acks_) by_peer[ack.peer].keys.push_back(std::move(ack.key));
     acks_.clear();
-    for (const auto& [peer, ack] : by_peer) (void)socket_->Send(peer, Encode(ack));
+    for (const auto& [peer, ack] : by_peer) Tell(peer, ack);
     return Status::Ok();
   }
 
