@@ -114,11 +114,12 @@ int RunCommand(const RunFlags& flags) {
   // A finished store needs no worker: the sweep ends at once.
   const unsigned to_start = coordinator.value()->open_cells() > 0 ? flags.workers : 0;
   for (unsigned i = 1; i <= to_start; ++i) {
-    Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(
-        self,
-        {"worker", "--connect", coordinator.value()->endpoint(), "--binaries",
-         flags.binaries.string(), "--testdata", flags.inputs.testdata.string(), "--slots",
-         std::to_string(slots), "--name", "local-" + std::to_string(i)});
+    std::vector<std::string> args = {"worker", "--connect", coordinator.value()->endpoint(),
+                                     "--binaries", flags.binaries.string(), "--testdata",
+                                     flags.inputs.testdata.string(), "--slots",
+                                     std::to_string(slots), "--name", "local-" + std::to_string(i)};
+    if (flags.quiet) args.insert(args.begin(), "--quiet");
+    Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
     if (!worker.ok()) return Fail(worker.status());
     workers.push_back(std::move(worker).value());
   }

@@ -48,6 +48,7 @@ struct RunFlags {
   unsigned workers = 2;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
   bool provenance = false;
+  bool quiet = false;  // passed on to the local workers
 };
 int RunCommand(const RunFlags& flags);
 

@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   if (quiet) spdlog::set_level(spdlog::level::warn);
 
   if (*run_cmd) {
+    run.quiet = quiet;
     run.inputs.timeout = std::chrono::milliseconds(static_cast<long>(run_timeout * 1000));
     return imgsweep::RunCommand(run);
   }
