@@ -1,12 +1,11 @@
 #include "cli/commands.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
@@ -52,8 +51,7 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   const Clock::time_point start = Clock::now();
   Result<SweepSummary> summary = coordinator.Run();
   if (!summary.ok()) return Fail(summary.status());
-  PrintSummary(summary.value(),
-               std::chrono::duration<double>(Clock::now() - start).count());
+  PrintSummary(summary.value(), std::chrono::duration<double>(Clock::now() - start).count());
   if (summary.value().failed > 0) {
     std::fprintf(stderr,
                  "imgsweep: %zu cells failed on every attempt (infrastructure); no tree written\n",
@@ -114,10 +112,17 @@ int RunCommand(const RunFlags& flags) {
   // A finished store needs no worker: the sweep ends at once.
   const unsigned to_start = coordinator.value()->open_cells() > 0 ? flags.workers : 0;
   for (unsigned i = 1; i <= to_start; ++i) {
-    std::vector<std::string> args = {"worker", "--connect", coordinator.value()->endpoint(),
-                                     "--binaries", flags.binaries.string(), "--testdata",
-                                     flags.inputs.testdata.string(), "--slots",
-                                     std::to_string(slots), "--name", "local-" + std::to_string(i)};
+    std::vector<std::string> args = {"worker",
+                                     "--connect",
+                                     coordinator.value()->endpoint(),
+                                     "--binaries",
+                                     flags.binaries.string(),
+                                     "--testdata",
+                                     flags.inputs.testdata.string(),
+                                     "--slots",
+                                     std::to_string(slots),
+                                     "--name",
+                                     "local-" + std::to_string(i)};
     if (flags.quiet) args.insert(args.begin(), "--quiet");
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
     if (!worker.ok()) return Fail(worker.status());

@@ -1,8 +1,9 @@
 // imgsweep: one binary, four subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 
@@ -35,8 +36,9 @@ void AddTimeout(CLI::App* app, double* seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("imgsweep: runs qemu-img releases over test images across a fleet of workers "
-               "and writes the expected-outputs tree.");
+  CLI::App app(
+      "imgsweep: runs qemu-img releases over test images across a fleet of workers "
+      "and writes the expected-outputs tree.");
   app.footer(kExitCodes);
   app.require_subcommand(1);
   bool quiet = false;
@@ -45,12 +47,15 @@ int main(int argc, char** argv) {
   imgsweep::RunFlags run;
   double run_timeout = 30;
   CLI::App* run_cmd = app.add_subcommand(
-      "run", "Coordinator plus N local worker processes over ZeroMQ on loopback: the map sweep, "
-             "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
-             "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
+      "run",
+      "Coordinator plus N local worker processes over ZeroMQ on loopback: the map sweep, "
+      "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
+      "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
   run_cmd->add_option("--binaries", run.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
       ->required();
-  run_cmd->add_option("--testdata", run.inputs.testdata, "Testdata root the manifest's paths are under")
+  run_cmd
+      ->add_option("--testdata", run.inputs.testdata,
+                   "Testdata root the manifest's paths are under")
       ->required();
   run_cmd->add_option("--manifest", run.inputs.manifest, "manifest.json")->required();
   run_cmd->add_option("--out", run.out, "Where the expected-outputs tree is written")->required();
@@ -67,12 +72,15 @@ int main(int argc, char** argv) {
   imgsweep::CoordinatorFlags coord;
   double coord_timeout = 30;
   std::string versions;
-  CLI::App* coord_cmd = app.add_subcommand(
-      "coordinator", "Serves a sweep to workers on other hosts, then writes the tree.\n"
-                     "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
-                     "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2");
-  coord_cmd->add_option("--listen", coord.listen, "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 "
-                                                  "(port * picks a free one)")
+  CLI::App* coord_cmd =
+      app.add_subcommand("coordinator",
+                         "Serves a sweep to workers on other hosts, then writes the tree.\n"
+                         "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
+                         "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2");
+  coord_cmd
+      ->add_option("--listen", coord.listen,
+                   "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 "
+                   "(port * picks a free one)")
       ->required();
   coord_cmd->add_option("--manifest", coord.inputs.manifest, "manifest.json")->required();
   coord_cmd->add_option("--out", coord.out, "Where the tree is written")->required();
@@ -89,10 +97,11 @@ int main(int argc, char** argv) {
                       "Add duration, worker and host to meta.json");
 
   imgsweep::WorkerFlags worker;
-  CLI::App* worker_cmd = app.add_subcommand(
-      "worker", "Runs cells for a coordinator until it says the sweep is over.\n"
-                "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
-                "/srv/qemu-img-binaries --testdata /srv/testdata");
+  CLI::App* worker_cmd =
+      app.add_subcommand("worker",
+                         "Runs cells for a coordinator until it says the sweep is over.\n"
+                         "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
+                         "/srv/qemu-img-binaries --testdata /srv/testdata");
   worker_cmd->add_option("--connect", worker.connect, "The coordinator, tcp://HOST:PORT")
       ->required();
   worker_cmd->add_option("--binaries", worker.binaries, "qemu-img binaries tree")->required();
@@ -103,9 +112,10 @@ int main(int argc, char** argv) {
 
   std::filesystem::path mat_db, mat_out;
   bool mat_provenance = false;
-  CLI::App* mat_cmd = app.add_subcommand(
-      "materialize", "Rewrites the tree from the store without running anything.\n"
-                     "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
+  CLI::App* mat_cmd =
+      app.add_subcommand("materialize",
+                         "Rewrites the tree from the store without running anything.\n"
+                         "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
   mat_cmd->add_option("--db", mat_db, "RocksDB store")->required();
   mat_cmd->add_option("--out", mat_out, "Where the tree is written")->required();
   mat_cmd->add_flag("--provenance", mat_provenance, "Add duration, worker and host to meta.json");

@@ -1,12 +1,12 @@
 #include "coordinator/coordinator.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <deque>
 #include <optional>
 #include <set>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "protocol/messages.h"
 #include "protocol/sha256.h"
@@ -97,8 +97,8 @@ class Coordinator::Impl {
       if (cells_[i].state == CellSlot::State::kPending) pending_[plan_.Ref(i).version].push_back(i);
     }
     open_cells_ = cells_.size() - closed;
-    spdlog::info("coordinator: {} cells planned, {} already stored, listening on {}",
-                 cells_.size(), closed, endpoint());
+    spdlog::info("coordinator: {} cells planned, {} already stored, listening on {}", cells_.size(),
+                 closed, endpoint());
     return Status::Ok();
   }
 
@@ -149,15 +149,16 @@ class Coordinator::Impl {
   // failure is only logged.
   void Tell(const std::string& peer, const Message& message) {
     Status st = socket_->Send(peer, Encode(message));
-    if (!st.ok()) spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
+    if (!st.ok())
+      spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
   }
 
   void Drop(const std::string& peer, const std::string& why) {
     ++rejected_frames_;
     auto it = workers_.find(peer);
-    spdlog::warn("coordinator: dropped a frame from {}: {}",
-                 it == workers_.end() ? std::string("an unknown peer") : "worker " + it->second.name,
-                 why);
+    spdlog::warn(
+        "coordinator: dropped a frame from {}: {}",
+        it == workers_.end() ? std::string("an unknown peer") : "worker " + it->second.name, why);
   }
 
   void Handle(const Envelope& envelope) {
@@ -189,7 +190,8 @@ class Coordinator::Impl {
 
   void HandleHello(const std::string& peer, const Hello& hello) {
     std::string problem;
-    if (!IsSafeName(hello.name)) problem = "worker name \"" + hello.name + "\" is not [A-Za-z0-9._-]";
+    if (!IsSafeName(hello.name))
+      problem = "worker name \"" + hello.name + "\" is not [A-Za-z0-9._-]";
     if (hello.slots == 0 || hello.slots > kMaxSlots) {
       problem = "slots must be 1.." + std::to_string(kMaxSlots);
     }
@@ -216,9 +218,10 @@ class Coordinator::Impl {
     for (const VersionInfo& v : hello.versions) {
       auto [seen, inserted] = first_digest_.emplace(v.name, v.binary_sha256);
       if (!inserted && seen->second != v.binary_sha256) {
-        spdlog::warn("coordinator: worker {} has other bytes for {} ({} where the sweep has {}); "
-                     "it gets none of that version's cells",
-                     hello.name, v.name, v.binary_sha256, seen->second);
+        spdlog::warn(
+            "coordinator: worker {} has other bytes for {} ({} where the sweep has {}); "
+            "it gets none of that version's cells",
+            hello.name, v.name, v.binary_sha256, seen->second);
         continue;
       }
       entry.versions.emplace(v.name, v);
@@ -271,8 +274,8 @@ class Coordinator::Impl {
     if (result.outcome == Outcome::kInfraFailure) {
       spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
                    result.failure);
-      write.record.state = attempt.number >= options_.max_attempts ? CellState::kFailed
-                                                                    : CellState::kPending;
+      write.record.state =
+          attempt.number >= options_.max_attempts ? CellState::kFailed : CellState::kPending;
     } else {
       attempt.stdout_sha256 = Sha256Hex(result.stdout_text);
       attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
@@ -331,8 +334,8 @@ class Coordinator::Impl {
         std::optional<std::size_t> shard = PickShard(worker);
         if (!shard) break;
         std::deque<std::size_t>& queue = pending_[*shard];
-        const std::size_t n = std::min({static_cast<std::size_t>(worker.credit), queue.size(),
-                                        options_.max_batch});
+        const std::size_t n =
+            std::min({static_cast<std::size_t>(worker.credit), queue.size(), options_.max_batch});
         const std::uint64_t lease_id = ++last_lease_;
         Lease lease;
         lease.peer = peer;
@@ -349,9 +352,9 @@ class Coordinator::Impl {
         }
         // Every cell could run one after another on one slot, each to its
         // deadline: only after that (and some slack) is the lease lost.
-        const auto span = plan_.timeout() * static_cast<std::int64_t>(
-                                                (n + worker.slots - 1) / worker.slots) +
-                          kLeaseSlack;
+        const auto span =
+            plan_.timeout() * static_cast<std::int64_t>((n + worker.slots - 1) / worker.slots) +
+            kLeaseSlack;
         lease.deadline = Clock::now() + span;
         assignment.deadline_unix_ms =
             UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
@@ -426,7 +429,7 @@ class Coordinator::Impl {
   std::vector<CellSlot> cells_;
   std::vector<std::deque<std::size_t>> pending_;  // per version: cells to hand out
   std::size_t open_cells_ = 0;
-  std::map<std::string, WorkerEntry> workers_;  // by peer identity
+  std::map<std::string, WorkerEntry> workers_;       // by peer identity
   std::map<std::string, std::string> first_digest_;  // version -> binary sha256
   std::map<std::uint64_t, Lease> leases_;
   std::uint64_t last_lease_ = 0;
@@ -473,8 +476,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions opti
   auto context = std::make_unique<Context>();
   Result<std::unique_ptr<RouterSocket>> socket = RouterSocket::Bind(*context, options.listen);
   if (!socket.ok()) return socket.status();
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(plan), store,
-                                     std::move(context), std::move(socket).value());
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(plan), store, std::move(context),
+                                     std::move(socket).value());
   Status st = impl->Load();
   if (!st.ok()) return st;
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));

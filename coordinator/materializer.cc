@@ -6,9 +6,8 @@
 #include <cerrno>
 #include <fstream>
 #include <iterator>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace imgsweep {
 namespace fs = std::filesystem;

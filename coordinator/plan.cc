@@ -1,9 +1,8 @@
 #include "coordinator/plan.h"
 
 #include <algorithm>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "protocol/version_name.h"
 
@@ -54,7 +53,8 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
   for (const ImageEntry& image : manifest.SafeTier()) {
     plan.images_.push_back(PlannedImage{image.id, image.path, image.format, image.sha256});
   }
-  if (plan.images_.empty()) return Status::InvalidInput("plan: the manifest has no safe-tier images");
+  if (plan.images_.empty())
+    return Status::InvalidInput("plan: the manifest has no safe-tier images");
   return plan;
 }
 
@@ -77,12 +77,13 @@ Result<Plan> Plan::FromJson(std::string_view text) {
   try {
     const json j = json::parse(text);
     if (j.at("plan_format").get<int>() != kPlanFormat) {
-      return Status::InvalidInput("stored plan: format " + j.at("plan_format").dump() +
-                                  " is not " + std::to_string(kPlanFormat));
+      return Status::InvalidInput("stored plan: format " + j.at("plan_format").dump() + " is not " +
+                                  std::to_string(kPlanFormat));
     }
     Plan plan;
     for (const json& t : j.at("output_types")) {
-      OutputType type{t.at("name").get<std::string>(), t.at("args").get<std::vector<std::string>>()};
+      OutputType type{t.at("name").get<std::string>(),
+                      t.at("args").get<std::vector<std::string>>()};
       if (!IsSafeName(type.name)) throw std::invalid_argument("bad output type " + type.name);
       plan.types_.push_back(std::move(type));
     }
@@ -148,12 +149,8 @@ std::vector<std::string> Plan::Args(const CellRef& ref) const {
 
 CellSpec Plan::Spec(const CellRef& ref, std::uint32_t attempt) const {
   const PlannedImage& image = images_[ref.image];
-  return CellSpec{Key(ref),
-                  versions_[ref.version],
-                  Args(ref),
-                  image.path,
-                  image.sha256,
-                  static_cast<std::uint32_t>(timeout_.count()),
+  return CellSpec{Key(ref),   versions_[ref.version], Args(ref),
+                  image.path, image.sha256,           static_cast<std::uint32_t>(timeout_.count()),
                   attempt};
 }
 

@@ -1,8 +1,7 @@
 #include "protocol/messages.h"
 
-#include <msgpack.hpp>
-
 #include <limits>
+#include <msgpack.hpp>
 #include <type_traits>
 
 namespace imgsweep {
@@ -290,8 +289,9 @@ const char* OutcomeName(Outcome outcome) {
 }
 
 const char* MessageName(const Message& message) {
-  static constexpr const char* kNames[] = {"hello",  "welcome", "refused",   "credit",  "assignment",
-                                           "result", "ack",     "heartbeat", "shutdown"};
+  static constexpr const char* kNames[] = {"hello",  "welcome",    "refused",
+                                           "credit", "assignment", "result",
+                                           "ack",    "heartbeat",  "shutdown"};
   return kNames[message.index()];
 }
 

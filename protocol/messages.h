@@ -120,8 +120,8 @@ struct Shutdown {
   bool operator==(const Shutdown&) const = default;
 };
 
-using Message = std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack,
-                             Heartbeat, Shutdown>;
+using Message =
+    std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack, Heartbeat, Shutdown>;
 
 // The message's kind as a word for logs: "hello", "result", ...
 const char* MessageName(const Message& message);

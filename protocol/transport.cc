@@ -1,10 +1,9 @@
 // The cppzmq adapter: the only file that includes ZeroMQ.
 #include "protocol/transport.h"
 
-#include <zmq.hpp>
-
 #include <array>
 #include <vector>
+#include <zmq.hpp>
 
 #include "protocol/messages.h"
 
@@ -130,10 +129,10 @@ Status DealerSocket::Send(std::string_view frame) {
 }
 
 Result<std::optional<std::string>> DealerSocket::Receive(std::chrono::milliseconds timeout,
-                                                          int wake_fd) {
+                                                         int wake_fd) {
   try {
-    std::array<zmq::pollitem_t, 2> items{{{impl_->socket.handle(), 0, ZMQ_POLLIN, 0},
-                                          {nullptr, wake_fd, ZMQ_POLLIN, 0}}};
+    std::array<zmq::pollitem_t, 2> items{
+        {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}}};
     const std::size_t count = wake_fd >= 0 ? 2 : 1;
     if (zmq::poll(items.data(), count, std::chrono::milliseconds(PollTimeout(timeout))) == 0 ||
         (items[0].revents & ZMQ_POLLIN) == 0) {

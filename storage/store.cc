@@ -168,9 +168,8 @@ class RocksStore final : public Store {
 
   Status Convert(const rocksdb::Status& s, std::string_view what) const {
     if (s.ok()) return Status::Ok();
-    return Status::FromErrno("store " + dir_.string() + ": " + std::string(what) + ": " +
-                                 s.ToString(),
-                             EIO);
+    return Status::FromErrno(
+        "store " + dir_.string() + ": " + std::string(what) + ": " + s.ToString(), EIO);
   }
 
   std::unique_ptr<rocksdb::DB> db_;

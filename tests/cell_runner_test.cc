@@ -2,9 +2,8 @@
 // binaries tree made for each test.
 #include "worker/cell_runner.h"
 
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "protocol/sha256.h"
 #include "tests/temp_dir.h"
@@ -38,12 +37,18 @@ class CellRunnerTest : public ::testing::Test {
   }
 
   CellSpec Cell() const {
-    return CellSpec{"map-human/7.2.0/a", "7.2.0", {"map", "$TESTDATA_ROOT/" + image_}, image_,
-                    Sha256Hex("image bytes"), 20'000, 1};
+    return CellSpec{"map-human/7.2.0/a",
+                    "7.2.0",
+                    {"map", "$TESTDATA_ROOT/" + image_},
+                    image_,
+                    Sha256Hex("image bytes"),
+                    20'000,
+                    1};
   }
 
   CellRunner Runner() const {
-    Result<std::vector<InstalledVersion>> v = DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+    Result<std::vector<InstalledVersion>> v =
+        DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     return CellRunner(root_, v.value(), milliseconds(200));
   }
@@ -55,7 +60,8 @@ class CellRunnerTest : public ::testing::Test {
 
 TEST_F(CellRunnerTest, DiscoversVersionsWithTheirVersionLineAndDigest) {
   AddVersion(dir_, "10.0.2", kFakeQemuImg);
-  Result<std::vector<InstalledVersion>> v = DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+  Result<std::vector<InstalledVersion>> v =
+      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   ASSERT_EQ(v.value().size(), 2u);
   EXPECT_EQ(v.value()[0].info.name, "7.2.0");

@@ -15,7 +15,8 @@ namespace imgsweep {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr auto kWait = milliseconds(20'000);  // per expected message; never reached when all is well
+constexpr auto kWait =
+    milliseconds(20'000);  // per expected message; never reached when all is well
 
 const std::string kSha(64, 'e');
 
@@ -24,7 +25,8 @@ class CoordinatorTest : public ::testing::Test {
   void SetUp() override {
     Result<Manifest> m = Manifest::Parse(
         R"({"version": 1, "images": [{"id": "a", "path": "images/a.raw", "format": "raw",
-            "safety": "safe", "sha256": ")" + kSha + R"("}]})",
+            "safety": "safe", "sha256": ")" +
+            kSha + R"("}]})",
         "m.json");
     ASSERT_TRUE(m.ok());
     plan_ = Plan::Make(m.value(), {"7.2.0", "10.0.2"}, milliseconds(30'000)).value();
@@ -47,14 +49,17 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   static std::vector<VersionInfo> Versions() {
-    return {{"7.2.0", kSha, "qemu-img version 7.2.22"}, {"10.0.2", kSha, "qemu-img version 10.0.2"}};
+    return {{"7.2.0", kSha, "qemu-img version 7.2.22"},
+            {"10.0.2", kSha, "qemu-img version 10.0.2"}};
   }
 
   std::unique_ptr<DealerSocket> Connect() {
     return std::move(DealerSocket::Connect(context_, coordinator_->endpoint())).value();
   }
 
-  static void Send(DealerSocket& socket, const Message& m) { ASSERT_TRUE(socket.Send(Encode(m)).ok()); }
+  static void Send(DealerSocket& socket, const Message& m) {
+    ASSERT_TRUE(socket.Send(Encode(m)).ok());
+  }
 
   // A worker w1 with one slot that has joined the sweep.
   std::unique_ptr<DealerSocket> Join() {

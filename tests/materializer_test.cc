@@ -16,7 +16,8 @@ class MaterializerTest : public ::testing::Test {
     const std::string sha(64, 'c');
     Result<Manifest> m = Manifest::Parse(
         R"({"version": 1, "images": [{"id": "a", "path": "images/a.qcow2", "format": "qcow2",
-            "safety": "safe", "sha256": ")" + sha + R"("}]})",
+            "safety": "safe", "sha256": ")" +
+            sha + R"("}]})",
         "m.json");
     ASSERT_TRUE(m.ok());
     plan_ = Plan::Make(m.value(), {"7.2.0"}, std::chrono::seconds(30)).value();
@@ -36,7 +37,8 @@ class MaterializerTest : public ::testing::Test {
     a.version_line = "qemu-img version 7.2.22";
     a.binary_sha256 = std::string(64, 'd');
     a.worker = "w1";
-    ASSERT_TRUE(store_->Commit({CellWrite{key, CellRecord{CellState::kDone, {a}}, {out, ""}}}).ok());
+    ASSERT_TRUE(
+        store_->Commit({CellWrite{key, CellRecord{CellState::kDone, {a}}, {out, ""}}}).ok());
   }
 
   TempDir dir_;
@@ -98,7 +100,8 @@ TEST_F(MaterializerTest, AStoreWithoutEveryOutcomeWritesNothing) {
   StoreCell("map-human/7.2.0/a", Outcome::kExited, 0, "Offset\n");
   Result<MaterializeSummary> s = Materialize(*store_, dir_.path() / "out", {});
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().message(), "1 of 2 cells have no outcome (map-json/7.2.0/a); nothing written");
+  EXPECT_EQ(s.status().message(),
+            "1 of 2 cells have no outcome (map-json/7.2.0/a); nothing written");
   EXPECT_FALSE(fs::exists(dir_.path() / "out"));
 }
 

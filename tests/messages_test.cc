@@ -1,8 +1,8 @@
 #include "protocol/messages.h"
 
 #include <gtest/gtest.h>
-#include <msgpack.hpp>
 
+#include <msgpack.hpp>
 #include <string>
 
 namespace imgsweep {
@@ -20,13 +20,19 @@ void ExpectRoundTrip(const T& original) {
 }
 
 CellSpec SampleCell() {
-  return CellSpec{"map-json/7.2.0/raw-empty", "7.2.0",
+  return CellSpec{"map-json/7.2.0/raw-empty",
+                  "7.2.0",
                   {"map", "--output=json", "$TESTDATA_ROOT/images/raw/empty.raw"},
-                  "images/raw/empty.raw", kSha, 30000, 2};
+                  "images/raw/empty.raw",
+                  kSha,
+                  30000,
+                  2};
 }
 
 TEST(Messages, HelloRoundTrips) {
-  ExpectRoundTrip(Hello{"w1", "host-a", 4,
+  ExpectRoundTrip(Hello{"w1",
+                        "host-a",
+                        4,
                         {{"7.2.0", kSha, "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"},
                          {"10.0.2", kSha, "qemu-img version 10.0.2"}}});
 }

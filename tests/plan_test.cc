@@ -12,7 +12,8 @@ Manifest TwoImages() {
         {"id": "a", "path": "images/a.raw", "format": "raw", "safety": "safe", "sha256": ")" +
           sha + R"("},
         {"id": "bad", "path": "images/b.qcow2", "format": "qcow2", "safety": "malformed",
-         "sha256": ")" + sha + R"("},
+         "sha256": ")" +
+          sha + R"("},
         {"id": "b", "path": "images/b.vmdk", "format": "VMDK", "safety": "safe", "sha256": ")" +
           sha + R"("}]})",
       "m.json");

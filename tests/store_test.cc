@@ -33,8 +33,9 @@ TEST(Store, CommittedCellsAndOutputsSurviveReopening) {
   {
     std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
     ASSERT_TRUE(store->PutMeta("plan", "{}").ok());
-    ASSERT_TRUE(store->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "boom\n"),
-                               DoneCell("map-human/7.2.0/b", "Offset\n", "")})
+    ASSERT_TRUE(store
+                    ->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "boom\n"),
+                              DoneCell("map-human/7.2.0/b", "Offset\n", "")})
                     .ok());
   }
   std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
@@ -46,10 +47,12 @@ TEST(Store, CommittedCellsAndOutputsSurviveReopening) {
   EXPECT_FALSE(store->GetCell("map-human/7.2.0/zzz").value().has_value());
 
   std::vector<std::string> keys;
-  ASSERT_TRUE(store->ForEachCell([&](std::string_view key, const CellRecord&) {
-                  keys.emplace_back(key);
-                  return true;
-                }).ok());
+  ASSERT_TRUE(store
+                  ->ForEachCell([&](std::string_view key, const CellRecord&) {
+                    keys.emplace_back(key);
+                    return true;
+                  })
+                  .ok());
   EXPECT_EQ(keys, (std::vector<std::string>{"map-human/7.2.0/a", "map-human/7.2.0/b"}));
 }
 

@@ -1,9 +1,8 @@
 // The process layer against real processes (/bin/sh and coreutils).
 #include "worker/subprocess.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 namespace imgsweep {
 namespace {
@@ -106,7 +105,8 @@ TEST(BackgroundProcess, StopEndsALongRunningChild) {
 }
 
 TEST(BackgroundProcess, WaitForReturnsTheExitStatus) {
-  Result<std::unique_ptr<BackgroundProcess>> p = BackgroundProcess::Start("/bin/sh", {"-c", "exit 4"});
+  Result<std::unique_ptr<BackgroundProcess>> p =
+      BackgroundProcess::Start("/bin/sh", {"-c", "exit 4"});
   ASSERT_TRUE(p.ok());
   Result<int> status = p.value()->WaitFor(milliseconds(20'000));
   ASSERT_TRUE(status.ok());

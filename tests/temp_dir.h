@@ -13,7 +13,8 @@ namespace imgsweep {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "imgsweep-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "imgsweep-test-XXXXXX").string();
     path_ = ::mkdtemp(pattern.data());
   }
   ~TempDir() {

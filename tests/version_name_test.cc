@@ -21,8 +21,8 @@ TEST(VersionName, AcceptsDottedNumbersOnly) {
 TEST(VersionName, SortsNumerically) {
   std::vector<std::string> v = {"10.0.2", "6.0.10", "6.0.9", "7.2.0", "6.1.0", "10.0.13"};
   SortVersions(&v);
-  EXPECT_EQ(v, (std::vector<std::string>{"6.0.9", "6.0.10", "6.1.0", "7.2.0", "10.0.2",
-                                         "10.0.13"}));
+  EXPECT_EQ(v,
+            (std::vector<std::string>{"6.0.9", "6.0.10", "6.1.0", "7.2.0", "10.0.2", "10.0.13"}));
 }
 
 }  // namespace

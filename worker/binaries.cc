@@ -19,8 +19,7 @@ Result<std::vector<std::string>> ListVersions(const fs::path& dir) {
   for (fs::directory_iterator it(arch, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (!IsVersionName(name)) {
-      return Status::InvalidInput(where + ": x86_64/" + name +
-                                  " is not a version name (X.Y.Z)");
+      return Status::InvalidInput(where + ": x86_64/" + name + " is not a version name (X.Y.Z)");
     }
     const fs::path program = it->path() / "qemu-img";
     if (::access(program.c_str(), X_OK) != 0) {

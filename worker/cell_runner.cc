@@ -40,7 +40,8 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   if (from.empty()) return text;
   std::string out;
   std::size_t pos = 0;
-  for (std::size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+  for (std::size_t hit; (hit = text.find(from, pos)) != std::string::npos;
+       pos = hit + from.size()) {
     out.append(text, pos, hit - pos);
     out.append(to);
   }

@@ -3,17 +3,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
-#include <cerrno>
-#include <mutex>
-#include <optional>
-
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
 #include <boost/process/exe.hpp>
@@ -22,6 +18,9 @@
 #include <boost/process/io.hpp>
 #include <boost/process/pipe.hpp>
 #include <boost/process/start_dir.hpp>
+#include <cerrno>
+#include <mutex>
+#include <optional>
 
 namespace imgsweep {
 namespace bp = boost::process;
@@ -176,7 +175,8 @@ class Watch {
 
 class ChildProcess final : public BackgroundProcess {
  public:
-  ChildProcess(bp::child child, bp::group group) : child_(std::move(child)), group_(std::move(group)) {}
+  ChildProcess(bp::child child, bp::group group)
+      : child_(std::move(child)), group_(std::move(group)) {}
   ~ChildProcess() override { Stop(std::chrono::milliseconds(0)); }
 
   int pid() const override { return child_.id(); }
@@ -241,7 +241,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
   try {
     std::lock_guard<std::mutex> lock(SpawnMutex());
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
-                      bp::std_in < bp::null, bp::std_out > out_pipe.value(),
+                      bp::std_in<bp::null, bp::std_out> out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
   } catch (const std::exception& e) {
     group.detach();

@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "protocol/transport.h"
 
@@ -31,7 +30,7 @@ struct Worker::State {
   std::deque<std::pair<CellSpec, std::uint64_t>> queue;  // guarded by mu; cell, lease
   std::vector<CellResult> done;                          // guarded by mu
   bool stopping = false;                                 // guarded by mu
-  int wake_fd = -1;  // eventfd: a slot thread finished a cell
+  int wake_fd = -1;                                      // eventfd: a slot thread finished a cell
   std::vector<std::thread> slots;
 };
 
@@ -53,15 +52,16 @@ Worker::~Worker() {
 Status Worker::Run() {
   if (state_->wake_fd < 0) return Status::FromErrno("worker: eventfd", errno);
   Context context;
-  Result<std::unique_ptr<DealerSocket>> connected = DealerSocket::Connect(context, options_.connect);
+  Result<std::unique_ptr<DealerSocket>> connected =
+      DealerSocket::Connect(context, options_.connect);
   if (!connected.ok()) return connected.status();
   DealerSocket& socket = *connected.value();
 
-  Status sent = socket.Send(Encode(Hello{options_.name, options_.host, options_.slots,
-                                         options_.versions}));
+  Status sent =
+      socket.Send(Encode(Hello{options_.name, options_.host, options_.slots, options_.versions}));
   if (!sent.ok()) return sent;
-  spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}",
-               options_.name, options_.slots, options_.versions.size(), options_.connect);
+  spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
+               options_.slots, options_.versions.size(), options_.connect);
 
   for (unsigned i = 0; i < options_.slots; ++i) {
     state_->slots.emplace_back([this] {
