@@ -21,6 +21,9 @@ using Clock = std::chrono::steady_clock;
 // up finds the next cell already here instead of waiting a round trip.
 constexpr unsigned kPrefetchPerSlot = 1;
 
+// How often a worker that has not been welcomed says it is still waiting.
+constexpr auto kWaitingNoteInterval = std::chrono::seconds(10);
+
 }  // namespace
 
 // The queue between the socket thread and the slot threads.
@@ -90,7 +93,13 @@ Status Worker::Run() {
   bool welcomed = false;
   std::map<std::string, std::string> unacked;  // key -> encoded result
   Clock::time_point last_sent = Clock::now();
+  Clock::time_point next_waiting_note = Clock::now() + kWaitingNoteInterval;
   for (;;) {
+    if (!welcomed && Clock::now() >= next_waiting_note) {
+      spdlog::warn("worker {}: still no answer from the coordinator at {}", options_.name,
+                   options_.connect);
+      next_waiting_note = Clock::now() + kWaitingNoteInterval;
+    }
     Result<std::optional<std::string>> frame = socket.Receive(options_.heartbeat, state_->wake_fd);
     if (!frame.ok()) return frame.status();
     if (frame.value()) {
