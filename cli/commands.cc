@@ -98,8 +98,7 @@ int RunCommand(const RunFlags& flags) {
       if (!w->WaitFor(std::chrono::milliseconds(0)).ok()) return Status::Ok();
     }
     if (workers.empty()) return Status::Ok();
-    return Status::FromErrno("every local worker exited before the sweep was done (see above)",
-                             ECHILD);
+    return Status::IoError("every local worker exited before the sweep was done (see above)");
   };
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());

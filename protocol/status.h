@@ -37,6 +37,11 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string message) {
     return Status(StatusCode::kNotFound, std::move(message));
   }
+  // A failure of the machine that carries no errno of its own (a library's
+  // error, a child process gone): the message says all there is.
+  static Status IoError(std::string message) {
+    return Status(StatusCode::kIoError, std::move(message));
+  }
   static Status DigestMismatch(std::string message) {
     return Status(StatusCode::kDigestMismatch, std::move(message));
   }

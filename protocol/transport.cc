@@ -11,7 +11,7 @@ namespace imgsweep {
 namespace {
 
 Status ZmqError(const std::string& context, const zmq::error_t& e) {
-  return Status::FromErrno(context + ": " + e.what(), e.num());
+  return Status::FromErrno(context, e.num());  // e.what() is that errno's text
 }
 
 void SetCommonOptions(zmq::socket_t& socket) {

@@ -168,8 +168,8 @@ class RocksStore final : public Store {
 
   Status Convert(const rocksdb::Status& s, std::string_view what) const {
     if (s.ok()) return Status::Ok();
-    return Status::FromErrno(
-        "store " + dir_.string() + ": " + std::string(what) + ": " + s.ToString(), EIO);
+    return Status::IoError("store " + dir_.string() + ": " + std::string(what) + ": " +
+                           s.ToString());
   }
 
   std::unique_ptr<rocksdb::DB> db_;
@@ -208,9 +208,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
   rocksdb::Status s = rocksdb::DB::Open(options, dir.string(), &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Status::FromErrno("store " + dir.string() + ": in use by another process", EAGAIN);
+      return Status::IoError("store " + dir.string() + ": in use by another process (" +
+                             s.ToString() + ")");
     }
-    return Status::FromErrno("store " + dir.string() + ": " + s.ToString(), EIO);
+    return Status::IoError("store " + dir.string() + ": " + s.ToString());
   }
   auto store = std::make_unique<RocksStore>(std::unique_ptr<rocksdb::DB>(raw), dir);
   Result<std::optional<std::string>> layout = store->GetMeta(kLayoutKey.substr(kMetaPrefix.size()));

@@ -245,7 +245,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
   } catch (const std::exception& e) {
     group.detach();
-    return Status::FromErrno("cannot start " + request.program.string() + ": " + e.what(), EIO);
+    return Status::IoError("cannot start " + request.program.string() + ": " + e.what());
   }
   const int pidfd = PidFdOpen(child.id());
   Watch(request, child.id(), pidfd, start)
@@ -286,7 +286,7 @@ Result<std::unique_ptr<BackgroundProcess>> BackgroundProcess::Start(
         std::make_unique<ChildProcess>(std::move(child), std::move(group)));
   } catch (const std::exception& e) {
     group.detach();
-    return Status::FromErrno("cannot start " + program.string() + ": " + e.what(), EIO);
+    return Status::IoError("cannot start " + program.string() + ": " + e.what());
   }
 }
 
