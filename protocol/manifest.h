@@ -31,6 +31,11 @@ struct ImageEntry {
 // unless the user asks for more.
 bool InSafeTier(const ImageEntry& image);
 
+// True for a path that names something under the testdata root: not empty,
+// no NUL byte, relative, no ".." component. The manifest refuses any other
+// path, and a worker refuses to run a cell on one.
+bool StaysInsideRoot(std::string_view path);
+
 // True for a name usable as one path component: [A-Za-z0-9._-]+, not "." or "..".
 bool IsSafeName(std::string_view name);
 

@@ -1,5 +1,6 @@
 #include "worker/cell_runner.h"
 
+#include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "worker/subprocess.h"
 
@@ -13,19 +14,6 @@ CellResult InfraFailure(const CellSpec& cell, std::string failure) {
   result.outcome = Outcome::kInfraFailure;
   result.failure = std::move(failure);
   return result;
-}
-
-// A manifest path is relative and never climbs: no "..", no empty parts.
-bool StaysInsideRoot(std::string_view path) {
-  if (path.empty() || path.front() == '/') return false;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const std::size_t end = std::min(path.find('/', start), path.size());
-    const std::string_view part = path.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = end + 1;
-  }
-  return true;
 }
 
 std::int64_t UnixMillis() {
