@@ -120,6 +120,14 @@ TEST_F(CellRunnerTest, RefusesPathsThatLeaveTheRoot) {
             "argument \"$TESTDATA_ROOT/../../etc/passwd\" leaves the testdata root");
 }
 
+TEST_F(CellRunnerTest, RunsEveryPathTheManifestAccepts) {
+  CellSpec cell = Cell();
+  cell.image_path = "images/./raw//a.raw";
+  cell.args.back() = "$TESTDATA_ROOT/images/./raw//a.raw";
+  CellResult r = Runner().Run(cell);
+  EXPECT_EQ(r.outcome, Outcome::kExited) << r.failure;
+}
+
 TEST(ReplaceAll, ReplacesEveryOccurrence) {
   EXPECT_EQ(ReplaceAll("/t/a /t/b /tx", "/t", "$R"), "$R/a $R/b $Rx");
   EXPECT_EQ(ReplaceAll("none", "/t", "$R"), "none");
