@@ -20,6 +20,17 @@ enum Kind : std::uint32_t {
   kShutdown = 9,
 };
 
+// A message's kind is its alternative's position in Message plus one; these
+// pin every wire number to its alternative, so reordering Message cannot
+// silently change the wire.
+template <Kind kind, typename T>
+constexpr bool kIsKind = std::is_same_v<std::variant_alternative_t<kind - 1, Message>, T>;
+static_assert(kIsKind<kHello, Hello> && kIsKind<kWelcome, Welcome> && kIsKind<kRefused, Refused> &&
+              kIsKind<kCredit, Credit> && kIsKind<kAssignment, Assignment> &&
+              kIsKind<kResult, CellResult> && kIsKind<kAck, Ack> &&
+              kIsKind<kHeartbeat, Heartbeat> && kIsKind<kShutdown, Shutdown> &&
+              std::variant_size_v<Message> == kShutdown);
+
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
 void Pack(Packer& p, const VersionInfo& v) {
@@ -48,38 +59,33 @@ void PackVector(Packer& p, const std::vector<T>& items) {
 
 struct BodyPacker {
   Packer& p;
-  std::uint32_t Kind(const Hello& m) {
+  void Body(const Hello& m) {
     p.pack_array(4);
     p.pack(m.name);
     p.pack(m.host);
     p.pack(m.slots);
     PackVector(p, m.versions);
-    return kHello;
   }
-  std::uint32_t Kind(const Welcome& m) {
+  void Body(const Welcome& m) {
     p.pack_array(2);
     p.pack(m.sweep_id);
     p.pack(m.heartbeat_ms);
-    return kWelcome;
   }
-  std::uint32_t Kind(const Refused& m) {
+  void Body(const Refused& m) {
     p.pack_array(1);
     p.pack(m.reason);
-    return kRefused;
   }
-  std::uint32_t Kind(const Credit& m) {
+  void Body(const Credit& m) {
     p.pack_array(1);
     p.pack(m.cells);
-    return kCredit;
   }
-  std::uint32_t Kind(const Assignment& m) {
+  void Body(const Assignment& m) {
     p.pack_array(3);
     p.pack(m.lease_id);
     p.pack(m.deadline_unix_ms);
     PackVector(p, m.cells);
-    return kAssignment;
   }
-  std::uint32_t Kind(const CellResult& m) {
+  void Body(const CellResult& m) {
     p.pack_array(11);
     p.pack(m.key);
     p.pack(m.attempt);
@@ -92,21 +98,15 @@ struct BodyPacker {
     p.pack(m.duration_us);
     p.pack(m.started_unix_ms);
     p.pack(m.failure);
-    return kResult;
   }
-  std::uint32_t Kind(const Ack& m) {
+  void Body(const Ack& m) {
     p.pack_array(1);
     p.pack(m.keys);
-    return kAck;
   }
-  std::uint32_t Kind(const Heartbeat&) {
-    p.pack_array(0);
-    return kHeartbeat;
-  }
-  std::uint32_t Kind(const Shutdown& m) {
+  void Body(const Heartbeat&) { p.pack_array(0); }
+  void Body(const Shutdown& m) {
     p.pack_array(1);
     p.pack(m.reason);
-    return kShutdown;
   }
 };
 
@@ -300,14 +300,9 @@ std::string Encode(const Message& message) {
   Packer p(buffer);
   p.pack_array(3);
   p.pack(kProtocolVersion);
-  // The kind is known only after the body is visited, so pack the body into
-  // its own buffer first.
-  msgpack::sbuffer body;
-  Packer body_packer(body);
-  BodyPacker visitor{body_packer};
-  const std::uint32_t kind = std::visit([&](const auto& m) { return visitor.Kind(m); }, message);
-  p.pack(kind);
-  buffer.write(body.data(), body.size());
+  p.pack(static_cast<std::uint32_t>(message.index()) + 1);  // the Kind; see the asserts above
+  BodyPacker body{p};
+  std::visit([&](const auto& m) { body.Body(m); }, message);
   return std::string(buffer.data(), buffer.size());
 }
 
