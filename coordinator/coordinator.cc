@@ -281,7 +281,8 @@ class Coordinator::Impl {
       attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
       attempt.stdout_bytes = result.stdout_text.size();
       attempt.stderr_bytes = result.stderr_text.size();
-      write.blobs = {result.stdout_text, result.stderr_text};
+      write.blobs = {{attempt.stdout_sha256, result.stdout_text},
+                     {attempt.stderr_sha256, result.stderr_text}};
       write.record.state = CellState::kDone;
     }
     write.record.attempts.push_back(std::move(attempt));

@@ -6,8 +6,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <nlohmann/json.hpp>
-
-#include "protocol/sha256.h"
+#include <set>
 
 namespace imgsweep {
 namespace {
@@ -106,9 +105,17 @@ class RocksStore final : public Store {
 
   Status Commit(const std::vector<CellWrite>& writes) override {
     rocksdb::WriteBatch batch;
+    std::set<std::string_view> in_batch;
     for (const CellWrite& w : writes) {
-      for (const std::string& blob : w.blobs) {
-        rocksdb::Status s = batch.Put(Key(kBlobPrefix, Sha256Hex(blob)), blob);
+      for (const Blob& blob : w.blobs) {
+        if (!in_batch.insert(blob.sha256).second) continue;
+        const std::string key = Key(kBlobPrefix, blob.sha256);
+        rocksdb::PinnableSlice existing;
+        rocksdb::Status found =
+            db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), key, &existing);
+        if (found.ok()) continue;  // identical output across versions is the common case
+        if (!found.IsNotFound()) return Convert(found, "read");
+        rocksdb::Status s = batch.Put(key, blob.bytes);
         if (!s.ok()) return Convert(s, "write");
       }
       rocksdb::Status s = batch.Put(Key(kCellPrefix, w.key), EncodeRecord(w.record));

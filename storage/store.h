@@ -54,11 +54,17 @@ struct CellRecord {
   bool operator==(const CellRecord&) const = default;
 };
 
+// One stdout or stderr, under the digest its attempt records.
+struct Blob {
+  std::string sha256;  // REQUIRES: Sha256Hex(bytes)
+  std::string bytes;
+};
+
 // A cell's new record and the output blobs its latest attempt refers to.
 struct CellWrite {
   std::string key;
   CellRecord record;
-  std::vector<std::string> blobs;  // contents; stored under their sha256
+  std::vector<Blob> blobs;
 };
 
 class Store {
@@ -79,7 +85,8 @@ class Store {
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
 
   // Stores all writes atomically; returns only after the write-ahead log is
-  // synced, so an acknowledgement sent after it can never be lost.
+  // synced, so an acknowledgement sent after it can never be lost. A blob
+  // the store already holds is not written again.
   virtual Status Commit(const std::vector<CellWrite>& writes) = 0;
 
   virtual Result<std::optional<CellRecord>> GetCell(std::string_view key) = 0;

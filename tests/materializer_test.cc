@@ -37,8 +37,11 @@ class MaterializerTest : public ::testing::Test {
     a.version_line = "qemu-img version 7.2.22";
     a.binary_sha256 = std::string(64, 'd');
     a.worker = "w1";
-    ASSERT_TRUE(
-        store_->Commit({CellWrite{key, CellRecord{CellState::kDone, {a}}, {out, ""}}}).ok());
+    ASSERT_TRUE(store_
+                    ->Commit({CellWrite{key,
+                                        CellRecord{CellState::kDone, {a}},
+                                        {{a.stdout_sha256, out}, {a.stderr_sha256, ""}}}})
+                    .ok());
   }
 
   TempDir dir_;

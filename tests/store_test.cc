@@ -25,7 +25,8 @@ CellWrite DoneCell(const std::string& key, const std::string& out, const std::st
   a.stderr_bytes = err.size();
   a.worker = "w1";
   a.version_line = "qemu-img version 7.2.22";
-  return CellWrite{key, CellRecord{CellState::kDone, {a}}, {out, err}};
+  return CellWrite{
+      key, CellRecord{CellState::kDone, {a}}, {{a.stdout_sha256, out}, {a.stderr_sha256, err}}};
 }
 
 TEST(Store, CommittedCellsAndOutputsSurviveReopening) {
@@ -69,6 +70,15 @@ TEST(Store, KeepsEveryAttempt) {
   ASSERT_TRUE(store->Commit({write}).ok());
   EXPECT_EQ(store->GetCell("k").value()->attempts.size(), 2u);
   EXPECT_EQ(store->GetCell("k").value()->attempts[0].failure, "image digest mismatch");
+}
+
+TEST(Store, OutputSeenInAnEarlierCommitStaysReadable) {
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  ASSERT_TRUE(store->Commit({DoneCell("map-json/5.2.0/a", "[]\n", "")}).ok());
+  ASSERT_TRUE(store->Commit({DoneCell("map-json/7.2.0/a", "[]\n", "")}).ok());
+  EXPECT_EQ(store->GetBlob(Sha256Hex("[]\n")).value(), "[]\n");
+  EXPECT_EQ(store->GetBlob(Sha256Hex("")).value(), "");
 }
 
 TEST(Store, MissingBlobIsNotFound) {
