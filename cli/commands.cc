@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
+#include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
 #include "worker/binaries.h"
@@ -63,19 +63,6 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged)\n", out.c_str(),
               written.value().files_written, written.value().files_unchanged);
   return kExitOk;
-}
-
-Status WriteEndpointFile(const fs::path& file, const std::string& endpoint) {
-  const fs::path temp = file.string() + ".tmp";
-  {
-    std::ofstream stream(temp);
-    stream << endpoint << "\n";
-    if (!stream.good()) return Status::FromErrno("cannot write " + temp.string(), errno);
-  }
-  std::error_code ec;
-  fs::rename(temp, file, ec);
-  if (ec) return Status::FromErrno("cannot write " + file.string(), ec.value());
-  return Status::Ok();
 }
 
 }  // namespace
@@ -149,13 +136,16 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
-  // Scripts that start workers read this line (the port may have been "*").
-  std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
-  std::fflush(stdout);
+  // Scripts that start workers read the file or this line (the port may have
+  // been "*"); the file comes first, so whoever saw the line finds it.
   if (!flags.endpoint_file.empty()) {
-    Status st = WriteEndpointFile(flags.endpoint_file, coordinator.value()->endpoint());
+    bool written = false;
+    Status st =
+        WriteFileAtomically(flags.endpoint_file, coordinator.value()->endpoint() + "\n", &written);
     if (!st.ok()) return Fail(st);
   }
+  std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
+  std::fflush(stdout);
   return SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out,
                              flags.provenance);
 }

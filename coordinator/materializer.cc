@@ -1,13 +1,10 @@
 #include "coordinator/materializer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
+
 #include <vector>
+
+#include "coordinator/atomic_file.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
@@ -16,44 +13,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMissingNamed = 5;
-
-bool SameContent(const fs::path& path, std::string_view content) {
-  std::error_code ec;
-  if (fs::file_size(path, ec) != content.size() || ec) return false;
-  std::ifstream in(path, std::ios::binary);
-  std::string existing((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return in.good() || in.eof() ? existing == content : false;
-}
-
-Status WriteAll(int fd, std::string_view content, const fs::path& path) {
-  while (!content.empty()) {
-    const ssize_t n = ::write(fd, content.data(), content.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno("cannot write " + path.string(), errno);
-    content.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return Status::Ok();
-}
-
-// Temp file beside the target, then rename: a reader sees the old file or
-// the new one, never half of one.
-Status WriteFileAtomically(const fs::path& path, std::string_view content, bool* written) {
-  if (SameContent(path, content)) {
-    *written = false;
-    return Status::Ok();
-  }
-  const fs::path temp = path.parent_path() / ("." + path.filename().string() + ".tmp");
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return Status::FromErrno("cannot create " + temp.string(), errno);
-  Status st = WriteAll(fd, content, temp);
-  if (::close(fd) != 0 && st.ok()) st = Status::FromErrno("cannot write " + temp.string(), errno);
-  if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
-    st = Status::FromErrno("cannot rename " + temp.string() + " to " + path.string(), errno);
-  }
-  if (!st.ok()) ::unlink(temp.c_str());
-  *written = st.ok();
-  return st;
-}
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {

@@ -16,8 +16,9 @@ manifest="$testdata/manifest.json"
 
 # 1. A coordinator and two workers over tcp loopback.
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
-  --db "$work/db" --binaries "$binaries"
+  --db "$work/db" --binaries "$binaries" --endpoint-file "$work/endpoint"
 check "coordinator says where it listens" [ -n "$endpoint" ]
+check "--endpoint-file holds the same endpoint" [ "$(cat "$work/endpoint")" = "$endpoint" ]
 start_worker w1 --binaries "$binaries" --testdata "$testdata" --slots 1
 w1=$!
 start_worker w2 --binaries "$binaries" --testdata "$testdata" --slots 1
