@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "protocol/transport.h"
+#include "tests/manifest_json.h"
 #include "tests/temp_dir.h"
 
 namespace imgsweep {
@@ -23,13 +24,9 @@ const std::string kSha(64, 'e');
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<Manifest> m = Manifest::Parse(
-        R"({"version": 1, "images": [{"id": "a", "path": "images/a.raw", "format": "raw",
-            "safety": "safe", "sha256": ")" +
-            kSha + R"("}]})",
-        "m.json");
-    ASSERT_TRUE(m.ok());
-    plan_ = Plan::Make(m.value(), {"7.2.0", "10.0.2"}, milliseconds(30'000)).value();
+    plan_ = Plan::Make(ManifestOf(ImageJson("a", "images/a.raw", "raw", "safe", kSha)),
+                       {"7.2.0", "10.0.2"}, milliseconds(30'000))
+                .value();
     store_ = std::move(Store::Open(dir_.path() / "db", Store::Mode::kCreateIfMissing)).value();
     ASSERT_TRUE(store_->PutMeta("plan", plan_.ToJson()).ok());
     CoordinatorOptions options;

@@ -4,19 +4,15 @@
 
 #include <string>
 
+#include "tests/manifest_json.h"
+
 namespace imgsweep {
 namespace {
 
 const std::string kSha(64, 'a');
 
 std::string Entry(const std::string& id, const std::string& extra = "") {
-  return R"({"id": ")" + id + R"(", "path": "images/)" + id + R"(.img", "format": "qcow2",
-             "safety": "safe", "sha256": ")" +
-         kSha + "\"" + extra + "}";
-}
-
-std::string ManifestOf(const std::string& entries) {
-  return R"({"version": 1, "title": "t", "images": [)" + entries + "]}";
+  return ImageJson(id, "images/" + id + ".img", "qcow2", "safe", kSha, extra);
 }
 
 std::string ErrorOf(const std::string& text) {
@@ -29,7 +25,8 @@ std::string ErrorOf(const std::string& text) {
 
 TEST(Manifest, ParsesEntriesAndKeepsUnknownFields) {
   Result<Manifest> m = Manifest::Parse(
-      ManifestOf(Entry("a", R"(, "tags": ["x"], "instar_unsupported": true, "future": {"k": 1})")),
+      ManifestJson(
+          Entry("a", R"(, "tags": ["x"], "instar_unsupported": true, "future": {"k": 1})")),
       "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   ASSERT_EQ(m.value().images().size(), 1u);
@@ -42,9 +39,10 @@ TEST(Manifest, ParsesEntriesAndKeepsUnknownFields) {
 }
 
 TEST(Manifest, LowerCasesFormatAndDigest) {
-  std::string text = ManifestOf(R"({"id": "a", "path": "a.img", "format": "QCOW2", "safety": "safe",
+  std::string text =
+      ManifestJson(R"({"id": "a", "path": "a.img", "format": "QCOW2", "safety": "safe",
                                   "sha256": ")" +
-                                std::string(64, 'A') + "\"}");
+                   std::string(64, 'A') + "\"}");
   Result<Manifest> m = Manifest::Parse(text, "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m.value().images()[0].format, "qcow2");
@@ -59,7 +57,7 @@ TEST(Manifest, SafeTierExcludesMalformedMaliciousAndSkipped) {
       R"({"id": "evil", "path": "c", "format": "raw", "safety": "malicious", "sha256": ")" + kSha +
       R"("},)" + Entry("skip", R"(, "skip_qemu_img": true)") + "," +
       Entry("keep2", R"(, "skip_qemu_img": false)");
-  Result<Manifest> m = Manifest::Parse(ManifestOf(entries), "m.json");
+  Result<Manifest> m = Manifest::Parse(ManifestJson(entries), "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m.value().images().size(), 5u);
   std::vector<ImageEntry> tier = m.value().SafeTier();
@@ -69,41 +67,42 @@ TEST(Manifest, SafeTierExcludesMalformedMaliciousAndSkipped) {
 }
 
 TEST(Manifest, ErrorsNameTheEntryAndField) {
-  EXPECT_EQ(ErrorOf(ManifestOf(Entry("a") + "," + Entry("a"))),
+  EXPECT_EQ(ErrorOf(ManifestJson(Entry("a") + "," + Entry("a"))),
             R"(m.json: images[1] ("a"): field "id": duplicate of images[0])");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"path": "x", "format": "raw"})")),
+  EXPECT_EQ(ErrorOf(ManifestJson(R"({"path": "x", "format": "raw"})")),
             R"(m.json: images[0]: field "id": missing)");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": 5})")),
+  EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": 5})")),
             R"(m.json: images[0]: field "id": must be a string, not number)");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "qcow3", "safety": "safe"})")),
-            R"(m.json: images[0] ("q"): field "format": unknown format "qcow3" )"
-            R"((known: raw, qcow2, qcow, vmdk, vpc, vhdx, qed, vdi))");
   EXPECT_EQ(
-      ErrorOf(ManifestOf(R"({"id": "q", "path": "q", "format": "raw", "safety": "risky"})")),
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "q", "format": "qcow3", "safety": "safe"})")),
+      R"(m.json: images[0] ("q"): field "format": unknown format "qcow3" )"
+      R"((known: raw, qcow2, qcow, vmdk, vpc, vhdx, qed, vdi))");
+  EXPECT_EQ(
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "q", "format": "raw", "safety": "risky"})")),
       R"(m.json: images[0] ("q"): field "safety": "risky" is not one of "safe", "malformed", "malicious")");
-  EXPECT_EQ(ErrorOf(ManifestOf(Entry("a", R"(, "skip_qemu_img": "yes")"))),
+  EXPECT_EQ(ErrorOf(ManifestJson(Entry("a", R"(, "skip_qemu_img": "yes")"))),
             R"(m.json: images[0] ("a"): field "skip_qemu_img": must be true or false, not string)");
-  EXPECT_EQ(ErrorOf(ManifestOf(
+  EXPECT_EQ(ErrorOf(ManifestJson(
                 R"({"id": "q", "path": "q", "format": "raw", "safety": "safe", "sha256": "abc"})")),
             R"(m.json: images[0] ("q"): field "sha256": "abc" is not 64 hex digits)");
-  EXPECT_EQ(ErrorOf(ManifestOf("[1]")), "m.json: images[0]: must be an object, not array");
+  EXPECT_EQ(ErrorOf(ManifestJson("[1]")), "m.json: images[0]: must be an object, not array");
 }
 
 TEST(Manifest, RefusesPathsThatLeaveTheTestdataRoot) {
   EXPECT_EQ(
-      ErrorOf(ManifestOf(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw"})")),
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw"})")),
       R"(m.json: images[0] ("q"): field "path": "images/../../etc/passwd" leaves the testdata root (".."))");
   EXPECT_EQ(
-      ErrorOf(ManifestOf(R"({"id": "q", "path": "/etc/passwd", "format": "raw"})")),
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "/etc/passwd", "format": "raw"})")),
       R"(m.json: images[0] ("q"): field "path": "/etc/passwd" is absolute; it must be relative to the testdata root)");
-  EXPECT_EQ(ErrorOf(ManifestOf(R"({"id": "q", "path": "", "format": "raw"})")),
+  EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": "q", "path": "", "format": "raw"})")),
             R"(m.json: images[0] ("q"): field "path": is empty)");
 }
 
 TEST(Manifest, RefusesIdsThatAreNotSafeFileNames) {
   for (const char* id : {"../../etc/x", "a/b", "..", ".", "", "a b"}) {
     std::string message =
-        ErrorOf(ManifestOf(R"({"id": ")" + std::string(id) + R"(", "path": "x"})"));
+        ErrorOf(ManifestJson(R"({"id": ")" + std::string(id) + R"(", "path": "x"})"));
     EXPECT_NE(message.find(R"(field "id": )"), std::string::npos) << id << ": " << message;
     EXPECT_NE(message.find("is not a safe name"), std::string::npos) << id << ": " << message;
   }

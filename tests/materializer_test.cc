@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/sha256.h"
+#include "tests/manifest_json.h"
 #include "tests/temp_dir.h"
 
 namespace imgsweep {
@@ -13,14 +14,9 @@ namespace fs = std::filesystem;
 class MaterializerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string sha(64, 'c');
-    Result<Manifest> m = Manifest::Parse(
-        R"({"version": 1, "images": [{"id": "a", "path": "images/a.qcow2", "format": "qcow2",
-            "safety": "safe", "sha256": ")" +
-            sha + R"("}]})",
-        "m.json");
-    ASSERT_TRUE(m.ok());
-    plan_ = Plan::Make(m.value(), {"7.2.0"}, std::chrono::seconds(30)).value();
+    const Manifest manifest =
+        ManifestOf(ImageJson("a", "images/a.qcow2", "qcow2", "safe", std::string(64, 'c')));
+    plan_ = Plan::Make(manifest, {"7.2.0"}, std::chrono::seconds(30)).value();
     store_ = std::move(Store::Open(dir_.path() / "db", Store::Mode::kCreateIfMissing)).value();
     ASSERT_TRUE(store_->PutMeta("plan", plan_.ToJson()).ok());
   }

@@ -2,23 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/manifest_json.h"
+
 namespace imgsweep {
 namespace {
 
 Manifest TwoImages() {
   const std::string sha(64, 'c');
-  Result<Manifest> m = Manifest::Parse(
-      R"({"version": 1, "images": [
-        {"id": "a", "path": "images/a.raw", "format": "raw", "safety": "safe", "sha256": ")" +
-          sha + R"("},
-        {"id": "bad", "path": "images/b.qcow2", "format": "qcow2", "safety": "malformed",
-         "sha256": ")" +
-          sha + R"("},
-        {"id": "b", "path": "images/b.vmdk", "format": "VMDK", "safety": "safe", "sha256": ")" +
-          sha + R"("}]})",
-      "m.json");
-  EXPECT_TRUE(m.ok()) << m.status().ToString();
-  return m.value();
+  return ManifestOf(ImageJson("a", "images/a.raw", "raw", "safe", sha) + "," +
+                    ImageJson("bad", "images/b.qcow2", "qcow2", "malformed", sha) + "," +
+                    ImageJson("b", "images/b.vmdk", "VMDK", "safe", sha));
 }
 
 TEST(Plan, CoversSafeTierAtEveryVersionForBothOutputTypes) {
