@@ -1,0 +1,55 @@
+// The checks a tree must pass before it is written and whenever someone asks
+// (`imgsweep validate`): the contract's "valid tree" and what consumers rely
+// on besides. The same checks serve the tree materialize is about to write
+// (facts taken from the store) and a tree on disk (facts read from files).
+// Thread-safety: free functions over values.
+#ifndef IMGSWEEP_COORDINATOR_TREE_CHECK_H_
+#define IMGSWEEP_COORDINATOR_TREE_CHECK_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+// What the checks need of one image's three files.
+struct CaptureFacts {
+  std::string where;  // "map-json/qcow2/7.2.0/a": the files' path without the suffix
+  bool has_stdout = false;
+  bool has_stderr = false;
+  bool has_meta = false;
+  std::uint64_t stdout_size = 0;              // the .stdout.txt's length
+  std::optional<std::uint64_t> stdout_bytes;  // meta.json's field; absent when it has none
+  std::string stdout_id;                      // equal ids <=> equal stdout
+  std::string problem;                        // what was wrong reading them, if anything
+};
+using CapturesByImage = std::map<std::string, CaptureFacts>;
+
+struct TypeFacts {
+  std::string type;                               // "map-json"
+  std::map<std::string, CapturesByImage> raw;     // by version
+  std::map<std::string, CapturesByImage> profiles;  // by profile folder name
+  std::optional<std::string> version_map;         // version-map.json's text
+  std::vector<std::string> problems;              // found while gathering the facts
+};
+
+// Every violation, one line each, prefixed with the path it concerns; empty
+// for a valid output type.
+std::vector<std::string> CheckType(const TypeFacts& facts);
+
+// Reads `<out>/<type>/...` for every output type folder under `out`.
+// kNotFound when `out` is not a folder, kInvalidInput when it holds no output
+// type folder.
+Result<std::vector<TypeFacts>> ScanTree(const std::filesystem::path& out);
+
+// ScanTree, then CheckType on each: every violation of the tree.
+Result<std::vector<std::string>> ValidateTree(const std::filesystem::path& out);
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_COORDINATOR_TREE_CHECK_H_
