@@ -9,6 +9,7 @@
 #include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
+#include "coordinator/tree_check.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
 #include "worker/subprocess.h"
@@ -45,24 +46,51 @@ void PrintSummary(const SweepSummary& s, double seconds) {
   }
 }
 
+// Writes the tree and says what it holds. The exit code.
+int WriteTree(Store& store, const fs::path& out, const MaterializeOptions& options) {
+  Result<MaterializeSummary> written = Materialize(store, out, options);
+  if (!written.ok()) return Fail(written.status());
+  const MaterializeSummary& s = written.value();
+  std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged, %zu stale removed)\n",
+              out.c_str(), s.files_written, s.files_unchanged, s.stale_removed);
+  for (const TypeProfiles& t : s.types) {
+    std::printf("imgsweep:   %s: %zu %s over %zu versions", t.type.c_str(), t.profiles,
+                t.profiles == 1 ? "profile" : "profiles", t.versions);
+    if (!t.left_out.empty()) {
+      std::string left;
+      for (const std::string& v : t.left_out) left += (left.empty() ? "" : ", ") + v;
+      std::printf(" (left out, without every image: %s)", left.c_str());
+    }
+    std::printf("\n");
+  }
+  if (s.cells_missing > 0) {
+    std::fprintf(stderr, "imgsweep: %zu cells have no outcome; their files are not in the tree\n",
+                 s.cells_missing);
+  }
+  return kExitOk;
+}
+
 // Runs the coordinator, then writes the tree. The exit code.
 int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,
-                        bool provenance) {
+                        const MaterializeOptions& options) {
   const Clock::time_point start = Clock::now();
   Result<SweepSummary> summary = coordinator.Run();
   if (!summary.ok()) return Fail(summary.status());
   PrintSummary(summary.value(), std::chrono::duration<double>(Clock::now() - start).count());
   if (summary.value().failed > 0) {
-    std::fprintf(stderr,
-                 "imgsweep: %zu cells failed on every attempt (infrastructure); no tree written\n",
+    if (!options.allow_partial) {
+      std::fprintf(stderr,
+                   "imgsweep: %zu cells failed on every attempt (infrastructure); no tree written "
+                   "(--allow-partial writes the rest)\n",
+                   summary.value().failed);
+      return kExitFailed;
+    }
+    std::fprintf(stderr, "imgsweep: %zu cells failed on every attempt (infrastructure)\n",
                  summary.value().failed);
-    return kExitFailed;
+    const int code = WriteTree(store, out, options);
+    return code == kExitOk ? kExitFailed : code;
   }
-  Result<MaterializeSummary> written = Materialize(store, out, MaterializeOptions{provenance});
-  if (!written.ok()) return Fail(written.status());
-  std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged)\n", out.c_str(),
-              written.value().files_written, written.value().files_unchanged);
-  return kExitOk;
+  return WriteTree(store, out, options);
 }
 
 }  // namespace
@@ -115,7 +143,7 @@ int RunCommand(const RunFlags& flags) {
     workers.push_back(std::move(worker).value());
   }
   const int code =
-      SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.provenance);
+      SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.tree);
   for (auto& w : workers) {
     if (!w->WaitFor(kWorkerExitWait).ok()) w->Stop(kKillGrace);
   }
@@ -146,8 +174,7 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   }
   std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
   std::fflush(stdout);
-  return SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out,
-                             flags.provenance);
+  return SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.tree);
 }
 
 int WorkerCommand(const WorkerFlags& flags) {
@@ -171,14 +198,23 @@ int WorkerCommand(const WorkerFlags& flags) {
   return st.ok() ? kExitOk : Fail(st);
 }
 
-int MaterializeCommand(const fs::path& db, const fs::path& out, bool provenance) {
+int MaterializeCommand(const fs::path& db, const fs::path& out,
+                       const MaterializeOptions& options) {
   Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
   if (!store.ok()) return Fail(store.status());
-  Result<MaterializeSummary> written =
-      Materialize(*store.value(), out, MaterializeOptions{provenance});
-  if (!written.ok()) return Fail(written.status());
-  std::printf("imgsweep: tree at %s (%zu files written, %zu unchanged)\n", out.c_str(),
-              written.value().files_written, written.value().files_unchanged);
+  return WriteTree(*store.value(), out, options);
+}
+
+int ValidateCommand(const fs::path& out) {
+  Result<std::vector<std::string>> violations = ValidateTree(out);
+  if (!violations.ok()) return Fail(violations.status());
+  for (const std::string& v : violations.value()) std::printf("%s\n", v.c_str());
+  if (!violations.value().empty()) {
+    std::fprintf(stderr, "imgsweep: %s: %zu violations\n", out.c_str(),
+                 violations.value().size());
+    return kExitFailed;
+  }
+  std::fprintf(stderr, "imgsweep: %s is a valid tree\n", out.c_str());
   return kExitOk;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/materializer.h"
 #include "coordinator/plan.h"
 #include "protocol/status.h"
 #include "storage/store.h"
@@ -47,7 +48,7 @@ struct RunFlags {
   std::filesystem::path out;
   unsigned workers = 2;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
-  bool provenance = false;
+  MaterializeOptions tree;
   bool quiet = false;  // passed on to the local workers
 };
 int RunCommand(const RunFlags& flags);
@@ -58,7 +59,7 @@ struct CoordinatorFlags {
   std::filesystem::path binaries;  // or inputs.versions
   std::filesystem::path out;
   std::filesystem::path endpoint_file;
-  bool provenance = false;
+  MaterializeOptions tree;
 };
 int CoordinatorCommand(const CoordinatorFlags& flags);
 
@@ -72,7 +73,11 @@ struct WorkerFlags {
 int WorkerCommand(const WorkerFlags& flags);
 
 int MaterializeCommand(const std::filesystem::path& db, const std::filesystem::path& out,
-                       bool provenance);
+                       const MaterializeOptions& options);
+
+// Checks a tree on disk against the contract; 1 when it has violations.
+int ValidateCommand(const std::filesystem::path& out);
+
 
 }  // namespace imgsweep
 

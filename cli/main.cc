@@ -1,4 +1,4 @@
-// imgsweep: one binary, four subcommands. Flags are parsed here and nothing
+// imgsweep: one binary, five subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -14,8 +14,9 @@ using imgsweep::kExitOk;
 
 constexpr const char* kExitCodes =
     "\nExit codes: 0 done (every cell has an outcome, the tree is written); 1 the sweep or the "
-    "machine failed (cells failed on every attempt, a store or I/O error); 2 bad input "
-    "(flags, manifest, binaries tree, store of another sweep).";
+    "machine failed (cells failed on every attempt, a store or I/O error, validate found "
+    "violations); 2 bad input (flags, manifest, binaries tree, store of another sweep, a store "
+    "without every outcome and no --allow-partial).";
 
 std::vector<std::string> SplitVersions(const std::string& list) {
   std::vector<std::string> versions;
@@ -31,6 +32,14 @@ std::vector<std::string> SplitVersions(const std::string& list) {
 void AddTimeout(CLI::App* app, double* seconds) {
   app->add_option("--timeout", *seconds, "Per-cell deadline in seconds (default 30, at most a day)")
       ->check(CLI::Range(0.001, 86400.0));
+}
+
+void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options) {
+  app->add_flag("--provenance", options->provenance,
+                "Add duration, worker and host to meta.json (the tree then differs per run)");
+  app->add_flag("--allow-partial", options->allow_partial,
+                "Write the tree even when cells have no outcome: their files are absent and a "
+                "version without every image is left out of the profiles");
 }
 
 }  // namespace
@@ -66,8 +75,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--slots", run.slots, "Cells at once per worker (default cores / workers)")
       ->check(CLI::Range(1, 4096));
   AddTimeout(run_cmd, &run_timeout);
-  run_cmd->add_flag("--provenance", run.provenance,
-                    "Add duration, worker and host to meta.json (the tree then differs per run)");
+  AddTreeFlags(run_cmd, &run.tree);
 
   imgsweep::CoordinatorFlags coord;
   double coord_timeout = 30;
@@ -93,8 +101,7 @@ int main(int argc, char** argv) {
   coord_cmd->add_option("--endpoint-file", coord.endpoint_file,
                         "Write the bound endpoint here once listening");
   AddTimeout(coord_cmd, &coord_timeout);
-  coord_cmd->add_flag("--provenance", coord.provenance,
-                      "Add duration, worker and host to meta.json");
+  AddTreeFlags(coord_cmd, &coord.tree);
 
   imgsweep::WorkerFlags worker;
   CLI::App* worker_cmd =
@@ -111,14 +118,23 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
 
   std::filesystem::path mat_db, mat_out;
-  bool mat_provenance = false;
+  imgsweep::MaterializeOptions mat_tree;
   CLI::App* mat_cmd =
       app.add_subcommand("materialize",
                          "Rewrites the tree from the store without running anything.\n"
                          "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
   mat_cmd->add_option("--db", mat_db, "RocksDB store")->required();
   mat_cmd->add_option("--out", mat_out, "Where the tree is written")->required();
-  mat_cmd->add_flag("--provenance", mat_provenance, "Add duration, worker and host to meta.json");
+  AddTreeFlags(mat_cmd, &mat_tree);
+
+  std::filesystem::path validate_out;
+  CLI::App* validate_cmd = app.add_subcommand(
+      "validate",
+      "Checks a tree on disk against the contract: every .stdout.txt as long as its meta's "
+      "stdout_bytes, every version in version-map.json and printing what its profile holds, "
+      "every profile folder holding every image, no two profiles alike. Prints each "
+      "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
+  validate_cmd->add_option("--out", validate_out, "The tree")->required();
 
   try {
     app.parse(argc, argv);
@@ -147,6 +163,7 @@ int main(int argc, char** argv) {
     return imgsweep::CoordinatorCommand(coord);
   }
   if (*worker_cmd) return imgsweep::WorkerCommand(worker);
-  if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_provenance);
+  if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
+  if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
   return kExitOk;
 }

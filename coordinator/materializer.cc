@@ -2,9 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <set>
 #include <vector>
 
 #include "coordinator/atomic_file.h"
+#include "coordinator/tree_check.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
@@ -13,6 +16,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMissingNamed = 5;
+constexpr const char* kProfilesDir = "profiles";
+constexpr const char* kVersionMap = "version-map.json";
+constexpr const char* kSuffixes[] = {".stdout.txt", ".stderr.txt", ".meta.json"};
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {
@@ -61,7 +67,125 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
   return meta.dump(2) + "\n";
 }
 
+
+// A file of the tree, relative to --out; the content lives in the blob map
+// or the meta list, both alive until the files are written.
+struct PlannedFile {
+  fs::path relative;
+  std::string_view content;
+};
+
+// One output type's profiles as they will be written.
+struct TypeFiles {
+  TypeProfiles summary;
+  std::vector<std::string> profiles;  // folder names
+  std::string version_map;
+};
+
+void AddCapture(const fs::path& dir, const std::string& id, const CellRecord& record,
+                const std::string& meta, const std::map<std::string, std::string>& blobs,
+                std::vector<PlannedFile>* files) {
+  const Attempt& a = record.attempts.back();
+  files->push_back({dir / (id + kSuffixes[0]), blobs.at(a.stdout_sha256)});
+  files->push_back({dir / (id + kSuffixes[1]), blobs.at(a.stderr_sha256)});
+  files->push_back({dir / (id + kSuffixes[2]), meta});
+}
+
+CaptureFacts Facts(const fs::path& where, const CellRecord& record,
+                   const std::map<std::string, std::string>& blobs) {
+  const Attempt& a = record.attempts.back();
+  CaptureFacts c;
+  c.where = where.string();
+  c.has_stdout = c.has_stderr = c.has_meta = true;
+  c.stdout_size = blobs.at(a.stdout_sha256).size();
+  c.stdout_bytes = a.stdout_bytes;
+  c.stdout_id = a.stdout_sha256;
+  return c;
+}
+
+Status Write(const fs::path& path, std::string_view content, MaterializeSummary* summary) {
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  if (ec) return Status::FromErrno("cannot create " + path.parent_path().string(), ec.value());
+  bool written = false;
+  Status st = WriteFileAtomically(path, content, &written);
+  if (!st.ok()) return st;
+  ++(written ? summary->files_written : summary->files_unchanged);
+  return Status::Ok();
+}
+
+bool IsCaptureFile(const std::string& name, std::string* id) {
+  for (std::string_view suffix : kSuffixes) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(),
+                                                    suffix) == 0) {
+      *id = name.substr(0, name.size() - suffix.size());
+      return true;
+    }
+  }
+  return false;
+}
+
+// Removes, inside `profiles` only, the profile folders not in `keep` and the
+// capture files of images no longer swept. A symbolic link is removed as a
+// link; nothing it points at is touched.
+Status RemoveStale(const fs::path& profiles, const std::vector<std::string>& keep,
+                   const std::set<std::string>& images, std::size_t* removed) {
+  const std::set<std::string> kept(keep.begin(), keep.end());
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const fs::directory_entry& e : fs::directory_iterator(profiles, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("profile-", 0) != 0) continue;  // not ours: left alone
+    if (kept.count(name) == 0) {
+      stale.push_back(e.path());
+      continue;
+    }
+    for (const fs::directory_entry& f : fs::directory_iterator(e.path(), ec)) {
+      std::string id;
+      if (IsCaptureFile(f.path().filename().string(), &id) && images.count(id) == 0) {
+        stale.push_back(f.path());
+      }
+    }
+  }
+  if (ec) return Status::FromErrno("cannot list " + profiles.string(), ec.value());
+  for (const fs::path& p : stale) {
+    fs::remove_all(p, ec);
+    if (ec) return Status::FromErrno("cannot remove " + p.string(), ec.value());
+    ++*removed;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+StoredSweep::TypeVersions StoredSweep::Versions(std::size_t type) const {
+  TypeVersions split;
+  for (std::size_t v = 0; v < plan.versions().size(); ++v) {
+    bool all = true;
+    for (std::size_t i = 0; i < plan.images().size() && all; ++i) {
+      all = records[plan.Index(CellRef{type, v, i})].has_value();
+    }
+    if (all) {
+      split.complete.push_back(v);
+      split.names.push_back(plan.versions()[v]);
+    } else {
+      split.left_out.push_back(plan.versions()[v]);
+    }
+  }
+  return split;
+}
+
+std::vector<std::vector<std::string>> StoredSweep::StdoutRows(
+    std::size_t type, const std::vector<std::size_t>& versions) const {
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t v : versions) {
+    std::vector<std::string>& row = rows.emplace_back();
+    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+      row.push_back(records[plan.Index(CellRef{type, v, i})]->attempts.back().stdout_sha256);
+    }
+  }
+  return rows;
+}
 
 Result<Plan> LoadPlan(Store& store) {
   Result<std::optional<std::string>> text = store.GetMeta("plan");
@@ -70,62 +194,138 @@ Result<Plan> LoadPlan(Store& store) {
   return Plan::FromJson(*text.value());
 }
 
-Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
-                                       const MaterializeOptions& options) {
-  Result<Plan> loaded = LoadPlan(store);
-  if (!loaded.ok()) return loaded.status();
-  const Plan& plan = loaded.value();
-
-  // Read every record first: a store without every outcome writes nothing.
-  std::vector<CellRecord> records(plan.cell_count());
-  std::vector<bool> present(plan.cell_count(), false);
+Result<StoredSweep> LoadSweep(Store& store) {
+  Result<Plan> plan = LoadPlan(store);
+  if (!plan.ok()) return plan.status();
+  StoredSweep sweep{std::move(plan).value(), {}};
+  sweep.records.resize(sweep.plan.cell_count());
   Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
-    Result<std::size_t> index = plan.IndexOfKey(key);
+    Result<std::size_t> index = sweep.plan.IndexOfKey(key);
     if (index.ok() && record.state == CellState::kDone && !record.attempts.empty()) {
-      records[index.value()] = record;
-      present[index.value()] = true;
+      sweep.records[index.value()] = record;
     }
     return true;
   });
   if (!st.ok()) return st;
-  std::size_t missing = 0;
-  std::string named;
-  for (std::size_t i = 0; i < present.size(); ++i) {
-    if (present[i]) continue;
-    if (++missing <= kMissingNamed) named += (named.empty() ? "" : ", ") + plan.Key(plan.Ref(i));
-  }
-  if (missing > 0) {
-    return Status::InvalidInput(std::to_string(missing) + " of " +
-                                std::to_string(plan.cell_count()) + " cells have no outcome (" +
-                                named + (missing > kMissingNamed ? ", ..." : "") +
-                                "); nothing written");
-  }
+  return sweep;
+}
+
+Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
+                                       const MaterializeOptions& options) {
+  Result<StoredSweep> loaded = LoadSweep(store);
+  if (!loaded.ok()) return loaded.status();
+  const StoredSweep& sweep = loaded.value();
+  const Plan& plan = sweep.plan;
 
   MaterializeSummary summary;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const CellRef ref = plan.Ref(i);
-    const PlannedImage& image = plan.images()[ref.image];
-    const fs::path dir =
-        out / plan.types()[ref.type].name / image.format / plan.versions()[ref.version];
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return Status::FromErrno("cannot create " + dir.string(), ec.value());
-    const Attempt& a = records[i].attempts.back();
-    Result<std::string> out_text = store.GetBlob(a.stdout_sha256);
-    if (!out_text.ok()) return out_text.status();
-    Result<std::string> err_text = store.GetBlob(a.stderr_sha256);
-    if (!err_text.ok()) return err_text.status();
-    const std::pair<std::string, std::string> files[] = {
-        {image.id + ".stdout.txt", std::move(out_text).value()},
-        {image.id + ".stderr.txt", std::move(err_text).value()},
-        {image.id + ".meta.json", MetaJson(plan, ref, records[i], options)},
-    };
-    for (const auto& [name, content] : files) {
-      bool written = false;
-      st = WriteFileAtomically(dir / name, content, &written);
-      if (!st.ok()) return st;
-      ++(written ? summary.files_written : summary.files_unchanged);
+  std::string named;
+  for (std::size_t i = 0; i < sweep.records.size(); ++i) {
+    if (sweep.records[i]) continue;
+    if (++summary.cells_missing <= kMissingNamed) {
+      named += (named.empty() ? "" : ", ") + plan.Key(plan.Ref(i));
     }
+  }
+  if (summary.cells_missing > 0 && !options.allow_partial) {
+    return Status::InvalidInput(std::to_string(summary.cells_missing) + " of " +
+                                std::to_string(plan.cell_count()) + " cells have no outcome (" +
+                                named + (summary.cells_missing > kMissingNamed ? ", ..." : "") +
+                                "); nothing written (--allow-partial writes the rest)");
+  }
+
+  // Every distinct output once, then the whole tree in memory as paths and
+  // contents, checked before the first write.
+  std::map<std::string, std::string> blobs;
+  for (const std::optional<CellRecord>& record : sweep.records) {
+    if (!record) continue;
+    const Attempt& a = record->attempts.back();
+    for (const std::string* digest : {&a.stdout_sha256, &a.stderr_sha256}) {
+      if (blobs.count(*digest) != 0) continue;
+      Result<std::string> bytes = store.GetBlob(*digest);
+      if (!bytes.ok()) return bytes.status();
+      blobs.emplace(*digest, std::move(bytes).value());
+    }
+  }
+  std::vector<std::string> metas(plan.cell_count());
+  std::vector<PlannedFile> files;
+  std::vector<TypeFiles> by_type;
+  std::vector<std::string> violations;
+  for (std::size_t t = 0; t < plan.types().size(); ++t) {
+    const std::string& type = plan.types()[t].name;
+    TypeFacts facts;
+    facts.type = type;
+    for (std::size_t v = 0; v < plan.versions().size(); ++v) {
+      for (std::size_t i = 0; i < plan.images().size(); ++i) {
+        const std::size_t index = plan.Index(CellRef{t, v, i});
+        if (!sweep.records[index]) continue;
+        metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
+        const fs::path dir = fs::path(type) / plan.images()[i].format / plan.versions()[v];
+        AddCapture(dir, plan.images()[i].id, *sweep.records[index], metas[index], blobs, &files);
+      }
+    }
+    TypeFiles& written = by_type.emplace_back();
+    written.summary.type = type;
+    const StoredSweep::TypeVersions versions = sweep.Versions(t);
+    const std::vector<std::size_t>& complete = versions.complete;
+    const std::vector<std::string>& names = versions.names;
+    written.summary.left_out = versions.left_out;
+    for (std::size_t v : complete) {
+      for (std::size_t i = 0; i < plan.images().size(); ++i) {
+        const std::size_t index = plan.Index(CellRef{t, v, i});
+        facts.raw[plan.versions()[v]][plan.images()[i].id] = Facts(
+            fs::path(type) / plan.images()[i].format / plan.versions()[v] / plan.images()[i].id,
+            *sweep.records[index], blobs);
+      }
+    }
+    if (complete.empty()) continue;  // no profiles: nothing to group
+    const std::vector<Profile> profiles = GroupProfiles(names, sweep.StdoutRows(t, complete));
+    for (const Profile& p : profiles) {
+      const std::size_t earliest = complete[p.versions.front()];
+      written.profiles.push_back(p.name);
+      for (std::size_t i = 0; i < plan.images().size(); ++i) {
+        const std::size_t index = plan.Index(CellRef{t, earliest, i});
+        const fs::path dir = fs::path(type) / kProfilesDir / p.name;
+        AddCapture(dir, plan.images()[i].id, *sweep.records[index], metas[index], blobs, &files);
+        facts.profiles[p.name][plan.images()[i].id] =
+            Facts(dir / plan.images()[i].id, *sweep.records[index], blobs);
+      }
+    }
+    written.version_map = VersionMapJson(names, profiles);
+    facts.version_map = written.version_map;
+    written.summary.profiles = profiles.size();
+    written.summary.versions = complete.size();
+    for (std::string& v : CheckType(facts)) violations.push_back(std::move(v));
+  }
+  if (!violations.empty()) {
+    std::string message = "the tree would not be valid; nothing written:";
+    for (const std::string& v : violations) message += "\n  " + v;
+    // The store disagrees with itself (or the grouping has a bug): not the
+    // user's input, so kIoError and exit 1.
+    return Status::IoError(message);
+  }
+
+  for (const TypeFiles& t : by_type) {
+    if (t.profiles.empty()) continue;
+    const fs::path profiles = out / t.summary.type / kProfilesDir;
+    std::error_code ec;
+    if (fs::is_symlink(profiles, ec)) {
+      return Status::InvalidInput(profiles.string() + " is a symbolic link; refusing to write "
+                                  "through it");
+    }
+  }
+  for (const PlannedFile& f : files) {
+    Status st = Write(out / f.relative, f.content, &summary);
+    if (!st.ok()) return st;
+  }
+  std::set<std::string> images;
+  for (const PlannedImage& image : plan.images()) images.insert(image.id);
+  for (TypeFiles& t : by_type) {
+    if (!t.profiles.empty()) {
+      Status st = Write(out / t.summary.type / kVersionMap, t.version_map, &summary);
+      if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesDir, t.profiles, images,
+                                    &summary.stale_removed);
+      if (!st.ok()) return st;
+    }
+    summary.types.push_back(std::move(t.summary));
   }
   return summary;
 }

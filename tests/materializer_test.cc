@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/tree_check.h"
 #include "protocol/sha256.h"
 #include "tests/manifest_json.h"
 #include "tests/temp_dir.h"
@@ -50,7 +51,8 @@ TEST_F(MaterializerTest, WritesTheContractLayoutAndMeta) {
   StoreCell("map-json/7.2.0/a", Outcome::kTimeout, 0, "[");
   Result<MaterializeSummary> s = Materialize(*store_, dir_.path() / "out", {});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(s.value().files_written, 6u);
+  // 2 cells x 3 files, and per output type one profile of 3 files and a map.
+  EXPECT_EQ(s.value().files_written, 14u);
   const fs::path json_dir = dir_.path() / "out/map-json/qcow2/7.2.0";
   EXPECT_EQ(ReadFile(json_dir / "a.stdout.txt"), "[");
   EXPECT_EQ(ReadFile(json_dir / "a.stderr.txt"), "");
@@ -91,7 +93,7 @@ TEST_F(MaterializerTest, RewritingAnUnchangedStoreTouchesNoFile) {
   Result<MaterializeSummary> again = Materialize(*store_, dir_.path() / "out", {});
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again.value().files_written, 0u);
-  EXPECT_EQ(again.value().files_unchanged, 6u);
+  EXPECT_EQ(again.value().files_unchanged, 14u);
   EXPECT_EQ(fs::last_write_time(file), mtime);
 }
 
@@ -100,7 +102,8 @@ TEST_F(MaterializerTest, AStoreWithoutEveryOutcomeWritesNothing) {
   Result<MaterializeSummary> s = Materialize(*store_, dir_.path() / "out", {});
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(),
-            "1 of 2 cells have no outcome (map-json/7.2.0/a); nothing written");
+            "1 of 2 cells have no outcome (map-json/7.2.0/a); nothing written (--allow-partial "
+            "writes the rest)");
   EXPECT_FALSE(fs::exists(dir_.path() / "out"));
 }
 
@@ -111,6 +114,164 @@ TEST_F(MaterializerTest, ProvenanceAddsWorkerAndDuration) {
   const std::string meta = ReadFile(dir_.path() / "out/map-json/qcow2/7.2.0/a.meta.json");
   EXPECT_NE(meta.find("\"worker\": \"w1\""), std::string::npos) << meta;
   EXPECT_NE(meta.find("\"duration_ms\""), std::string::npos) << meta;
+}
+
+// Images a (qcow2) and b (raw) at 7.2.0, 8.0.0 and 9.0.0. In map-json,
+// 8.0.0 and 9.0.0 print something else on b only: image b alone splits
+// 7.2.0 from 8.0.0. In map-human every version prints the same.
+class ProfilesTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kVersions[] = {"7.2.0", "8.0.0", "9.0.0"};
+
+  std::unique_ptr<Store> OpenStore(const std::string& name) {
+    const Manifest manifest =
+        ManifestOf(ImageJson("a", "images/a.qcow2", "qcow2", "safe", std::string(64, 'c')) +
+                   "," + ImageJson("b", "images/b.raw", "raw", "safe", std::string(64, 'e')));
+    const Plan plan = Plan::Make(manifest, {std::begin(kVersions), std::end(kVersions)},
+                                 std::chrono::seconds(30))
+                          .value();
+    std::unique_ptr<Store> store =
+        std::move(Store::Open(dir_.path() / name, Store::Mode::kCreateIfMissing)).value();
+    EXPECT_TRUE(store->PutMeta("plan", plan.ToJson()).ok());
+    return store;
+  }
+
+  // Stores every cell but `skip`; `split` false makes all versions alike.
+  static void Fill(Store& store, bool split, const std::string& skip = "") {
+    for (const char* type : {"map-human", "map-json"}) {
+      for (const char* v : kVersions) {
+        for (const char* id : {"a", "b"}) {
+          const std::string key = std::string(type) + "/" + v + "/" + id;
+          if (key == skip) continue;
+          const bool newer = split && std::string(type) == "map-json" &&
+                             std::string(id) == "b" && std::string(v) != "7.2.0";
+          const std::string out = std::string(type) + " " + id + (newer ? " new\n" : "\n");
+          Attempt a;
+          a.number = 1;
+          a.stdout_sha256 = Sha256Hex(out);
+          a.stderr_sha256 = Sha256Hex("");
+          a.stdout_bytes = out.size();
+          a.version_line = std::string("qemu-img version ") + v;
+          ASSERT_TRUE(store
+                          .Commit({CellWrite{key,
+                                             CellRecord{CellState::kDone, {a}},
+                                             {{a.stdout_sha256, out}, {a.stderr_sha256, ""}}}})
+                          .ok());
+        }
+      }
+    }
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(ProfilesTest, OneImageAloneSplitsTwoVersions) {
+  std::unique_ptr<Store> store = OpenStore("db");
+  Fill(*store, true);
+  const fs::path out = dir_.path() / "out";
+  Result<MaterializeSummary> s = Materialize(*store, out, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s.value().types.size(), 2u);
+  EXPECT_EQ(s.value().types[0].profiles, 1u);
+  EXPECT_EQ(s.value().types[1].profiles, 2u);
+  EXPECT_EQ(ReadFile(out / "map-json/version-map.json"), R"({
+  "profiles": {
+    "profile-7-2-0": "7.2.0",
+    "profile-8-0-0": "8.0.0"
+  },
+  "version_to_profile": {
+    "7.2.0": "profile-7-2-0",
+    "8.0.0": "profile-8-0-0",
+    "9.0.0": "profile-8-0-0"
+  }
+}
+)");
+  // A profile holds every image's three files, copied from its earliest version.
+  for (const char* file : {"a.stdout.txt", "a.stderr.txt", "a.meta.json", "b.stdout.txt",
+                           "b.stderr.txt", "b.meta.json"}) {
+    EXPECT_EQ(ReadFile(out / "map-json/profiles/profile-8-0-0" / file),
+              ReadFile(out / "map-json" / (file[0] == 'a' ? "qcow2" : "raw") / "8.0.0" / file))
+        << file;
+  }
+  EXPECT_EQ(ReadFile(out / "map-json/profiles/profile-8-0-0/b.stdout.txt"), "map-json b new\n");
+  EXPECT_EQ(ReadFile(out / "map-json/profiles/profile-7-2-0/b.stdout.txt"), "map-json b\n");
+  EXPECT_FALSE(fs::exists(out / "map-human/profiles/profile-8-0-0"));
+  EXPECT_EQ(ValidateTree(out).value(), std::vector<std::string>{});
+}
+
+TEST_F(ProfilesTest, StaleProfileFoldersGoAndNothingElse) {
+  const fs::path out = dir_.path() / "out";
+  {
+    std::unique_ptr<Store> split = OpenStore("split");
+    Fill(*split, true);
+    ASSERT_TRUE(Materialize(*split, out, {}).ok());
+  }
+  ASSERT_TRUE(fs::is_directory(out / "map-json/profiles/profile-8-0-0"));
+  // Things that are not stale profiles: a note beside them, a file in
+  // profiles/ that is not a profile folder, and a link planted there that
+  // points outside the tree.
+  dir_.Write("out/map-json/notes.txt", "mine");
+  dir_.Write("out/map-json/profiles/README", "mine too");
+  dir_.Write("outside/keep.txt", "outside");
+  fs::create_directory_symlink(dir_.path() / "outside", out / "map-json/profiles/profile-1-0-0");
+
+  std::unique_ptr<Store> alike = OpenStore("alike");
+  Fill(*alike, false);
+  Result<MaterializeSummary> s = Materialize(*alike, out, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().stale_removed, 2u);  // profile-8-0-0 and the link
+  EXPECT_FALSE(fs::exists(out / "map-json/profiles/profile-8-0-0"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(out / "map-json/profiles/profile-1-0-0")));
+  EXPECT_EQ(ReadFile(dir_.path() / "outside/keep.txt"), "outside");
+  EXPECT_EQ(ReadFile(out / "map-json/notes.txt"), "mine");
+  EXPECT_EQ(ReadFile(out / "map-json/profiles/README"), "mine too");
+  EXPECT_EQ(ReadFile(out / "map-json/raw/9.0.0/b.stdout.txt"), "map-json b\n");
+  EXPECT_EQ(ValidateTree(out).value(), std::vector<std::string>{});
+}
+
+TEST_F(ProfilesTest, PartialLeavesOutVersionsWithoutEveryImage) {
+  std::unique_ptr<Store> store = OpenStore("db");
+  Fill(*store, true, "map-json/9.0.0/a");
+  const fs::path out = dir_.path() / "out";
+  EXPECT_EQ(Materialize(*store, out, {}).status().message(),
+            "1 of 12 cells have no outcome (map-json/9.0.0/a); nothing written (--allow-partial "
+            "writes the rest)");
+  EXPECT_FALSE(fs::exists(out));
+
+  Result<MaterializeSummary> s = Materialize(*store, out, {.allow_partial = true});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().cells_missing, 1u);
+  EXPECT_EQ(s.value().types[1].left_out, std::vector<std::string>{"9.0.0"});
+  EXPECT_EQ(s.value().types[0].left_out, std::vector<std::string>{});
+  EXPECT_TRUE(fs::exists(out / "map-json/raw/9.0.0/b.stdout.txt"));
+  EXPECT_FALSE(fs::exists(out / "map-json/qcow2/9.0.0/a.stdout.txt"));
+  const std::string map = ReadFile(out / "map-json/version-map.json");
+  EXPECT_EQ(map.find("9.0.0"), std::string::npos) << map;
+  EXPECT_NE(map.find("\"8.0.0\": \"profile-8-0-0\""), std::string::npos) << map;
+}
+
+TEST_F(ProfilesTest, AStoreThatWouldMakeAnInvalidTreeWritesNothing) {
+  std::unique_ptr<Store> store = OpenStore("db");
+  Fill(*store, true);
+  // An attempt whose stdout_bytes disagrees with its blob.
+  Attempt a;
+  a.number = 1;
+  a.stdout_sha256 = Sha256Hex("short\n");
+  a.stderr_sha256 = Sha256Hex("");
+  a.stdout_bytes = 99;
+  ASSERT_TRUE(store
+                  ->Commit({CellWrite{"map-human/8.0.0/a",
+                                      CellRecord{CellState::kDone, {a}},
+                                      {{a.stdout_sha256, "short\n"}}}})
+                  .ok());
+  const Status st = Materialize(*store, dir_.path() / "out", {}).status();
+  EXPECT_EQ(st.code(), StatusCode::kIoError);
+  EXPECT_EQ(st.message(),
+            "the tree would not be valid; nothing written:\n"
+            "  map-human/qcow2/8.0.0/a.stdout.txt: 6 bytes, but meta.json says stdout_bytes 99\n"
+            "  map-human/profiles/profile-8-0-0/a.stdout.txt: 6 bytes, but meta.json says "
+            "stdout_bytes 99");
+  EXPECT_FALSE(fs::exists(dir_.path() / "out"));
 }
 
 }  // namespace

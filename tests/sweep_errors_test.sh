@@ -79,6 +79,11 @@ check "another sweep on that store: says so" has "$err" "holds another sweep"
 check "the first sweep's cells are still there" \
   bash -c "limit() { timeout 60 \"\$@\"; }; limit '$imgsweep' materialize --db '$work/db' --out '$work/out3' >/dev/null && [ -f '$work/out3/map-human/raw/7.2.0/a.stdout.txt' ]"
 
+# Validating a tree that is not there.
+run limit "$imgsweep" validate --out "$work/nothing"
+check "validate without a tree: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "validate without a tree: says so ($err)" has "$err" "imgsweep: $work/nothing: no such folder"
+
 # A version no worker holds: the coordinator waits and names it.
 manifest "$(entry a images/raw/empty.raw raw)"
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/out4" \
@@ -102,6 +107,26 @@ check "a differing image copy: the worker says why" \
   has "$err" "image images/raw/empty.raw: this host's copy has sha256 $(printf 'other bytes' | sha256sum | cut -d' ' -f1), the manifest says $raw_sha"
 check "a differing image copy: every cell failed" has "$err" "10 cells failed on every attempt"
 check "a differing image copy: no tree" [ ! -e "$work/tree-bad" ]
+
+# --allow-partial writes what there is, and the exit code still says cells failed.
+mkdir -p "$work/td-part/images/raw"
+printf 'other bytes' >"$work/td-part/images/raw/empty.raw"
+cp "$testdata/images/raw/holes.raw" "$work/td-part/images/raw/holes.raw"
+holes_sha=$(sha256sum "$testdata/images/raw/holes.raw" | cut -d' ' -f1)
+manifest "$(entry a images/raw/empty.raw raw), $(entry b images/raw/holes.raw raw "$holes_sha")"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$work/td-part" --manifest "$work/m.json" \
+  --out "$work/tree-part" --db "$work/db-part" --allow-partial
+check "--allow-partial with failed cells: exit 1 ($rc)" [ "$rc" -eq 1 ]
+check "--allow-partial writes the cells that have an outcome" \
+  [ -f "$work/tree-part/map-json/raw/7.2.0/b.stdout.txt" ]
+check "--allow-partial: no files for the failed cells" [ ! -e "$work/tree-part/map-json/raw/7.2.0/a.stdout.txt" ]
+check "--allow-partial: says which versions are left out of the profiles" \
+  has "$(cat "$work/out")" "map-json: 0 profiles over 0 versions (left out, without every image: 5.2.0, 7.2.0, 10.0.2, 10.0.13, 11.1.3)"
+run limit "$imgsweep" materialize --db "$work/db-part" --out "$work/tree-part2"
+check "materialize of that store without --allow-partial: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "materialize of that store: names the missing cells ($err)" \
+  has "$err" "10 of 20 cells have no outcome (map-human/5.2.0/a, map-human/7.2.0/a, map-human/10.0.2/a, map-human/10.0.13/a, map-human/11.1.3/a, ...); nothing written (--allow-partial writes the rest)"
+check "materialize of that store: no tree" [ ! -e "$work/tree-part2" ]
 
 # `run` killed with SIGKILL mid-sweep leaves no worker behind.
 ln -s "$testdata" "$work/td-link"

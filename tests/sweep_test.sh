@@ -57,12 +57,30 @@ while read -r id path format; do
   done
 done < <(safe_cells)
 check "the tree has 3 files per cell ($cells cells)" \
-  [ "$(find "$work/tree" -type f | wc -l)" -eq $((cells * 3)) ]
+  [ "$(find "$work/tree" -path '*/profiles' -prune -o -type f ! -name version-map.json -print |
+       wc -l)" -eq $((cells * 3)) ]
 check "every cell equals a direct run ($mismatches of $cells differ)" [ "$mismatches" -eq 0 ]
 check "a cell that exits 1 is a baseline" grep -q '"return_code": 1,' \
   "$work/tree/map-human/qcow2/7.2.0/qcow2-compressed.meta.json"
 
-# 3. The same sweep by `run`: 1 worker, 3 workers, the testdata elsewhere.
+# 3. Profiles: the contract's counts on the test bed, and why they split.
+check "map-human has 1 profile" [ "$(ls "$work/tree/map-human/profiles")" = profile-5-2-0 ]
+check "map-json has 3 profiles" \
+  [ "$(ls "$work/tree/map-json/profiles" | tr '\n' ' ')" = "profile-10-0-2 profile-5-2-0 profile-7-2-0 " ]
+map=$(tr -d ' \n' <"$work/tree/map-json/version-map.json")
+check "version-map.json in version order, 10.0.x and 11.1.x in profile-10-0-2 ($map)" [ "$map" = \
+  '{"profiles":{"profile-5-2-0":"5.2.0","profile-7-2-0":"7.2.0","profile-10-0-2":"10.0.2"},"version_to_profile":{"5.2.0":"profile-5-2-0","7.2.0":"profile-7-2-0","10.0.2":"profile-10-0-2","10.0.13":"profile-10-0-2","11.1.3":"profile-10-0-2"}}' ]
+check "a profile holds its earliest version's files" \
+  diff "$work/tree/map-json/qcow2/7.2.0/qcow2-compressed.meta.json" \
+  "$work/tree/map-json/profiles/profile-7-2-0/qcow2-compressed.meta.json"
+check "the tree validates" limit "$imgsweep" validate --out "$work/tree"
+cp -a "$work/tree" "$work/tampered"
+printf 'x' >>"$work/tampered/map-json/profiles/profile-7-2-0/raw-full.stdout.txt"
+run limit "$imgsweep" validate --out "$work/tampered"
+check "validate finds a stdout longer than its meta says (rc $rc)" [ "$rc" -eq 1 ] && \
+  has "$(cat "$work/out")" "map-json/profiles/profile-7-2-0/raw-full.stdout.txt: 107 bytes, but meta.json says stdout_bytes 106"
+
+# 4. The same sweep by `run`: 1 worker, 3 workers, the testdata elsewhere.
 sweep() {  # NAME TESTDATA WORKERS
   limit "$imgsweep" run --binaries "$binaries" --testdata "$2" --manifest "$2/manifest.json" \
     --out "$work/tree-$1" --db "$work/db-$1" --workers "$3" >"$work/run-$1.out" 2>"$work/run-$1.err"
@@ -85,7 +103,7 @@ check "the tree names no host path" \
   bash -c "! grep -rqF -e '$work' -e '$(realpath "$testdata")' '$work/tree-moved'"
 check "3 local workers all ran cells" [ "$(grep -c ' ran ' "$work/run-three.out")" -eq 3 ]
 
-# 4. From the store alone.
+# 5. From the store alone.
 check "materialize from the store" limit "$imgsweep" materialize --db "$work/db" --out "$work/tree-again"
 check "materialized tree is byte-identical" diff -r "$work/tree" "$work/tree-again"
 run limit "$imgsweep" materialize --db "$work/db" --out "$work/tree"
