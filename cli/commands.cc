@@ -218,4 +218,13 @@ int ValidateCommand(const fs::path& out) {
   return kExitOk;
 }
 
+int ProfilesCommand(const fs::path& db, const ReportOptions& options) {
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
+  if (!store.ok()) return Fail(store.status());
+  Result<std::string> report = ExplainProfiles(*store.value(), options);
+  if (!report.ok()) return Fail(report.status());
+  std::fputs(report.value().c_str(), stdout);
+  return kExitOk;
+}
+
 }  // namespace imgsweep

@@ -12,6 +12,7 @@
 
 #include "coordinator/materializer.h"
 #include "coordinator/plan.h"
+#include "coordinator/profile_report.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 
@@ -78,6 +79,8 @@ int MaterializeCommand(const std::filesystem::path& db, const std::filesystem::p
 // Checks a tree on disk against the contract; 1 when it has violations.
 int ValidateCommand(const std::filesystem::path& out);
 
+// Prints why the profiles split where they do.
+int ProfilesCommand(const std::filesystem::path& db, const ReportOptions& options);
 
 }  // namespace imgsweep
 

@@ -1,4 +1,4 @@
-// imgsweep: one binary, five subcommands. Flags are parsed here and nothing
+// imgsweep: one binary, six subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -136,6 +136,19 @@ int main(int argc, char** argv) {
       "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
   validate_cmd->add_option("--out", validate_out, "The tree")->required();
 
+  std::filesystem::path profiles_db;
+  imgsweep::ReportOptions report;
+  CLI::App* profiles_cmd = app.add_subcommand(
+      "profiles",
+      "Explains the profiles of a stored sweep: for each boundary between two profiles, how "
+      "many images differ, the JSON fields added or removed and short diffs; the images that "
+      "never differ; the images that alone separate two profiles.\nExample: imgsweep profiles "
+      "--db imgsweep.db --output-type map-json");
+  profiles_cmd->add_option("--db", profiles_db, "RocksDB store")->required();
+  profiles_cmd->add_option("--output-type", report.type, "Only this output type, e.g. map-json");
+  profiles_cmd->add_option("--diffs", report.diffs, "Images shown with a diff per boundary (default 3)")
+      ->check(CLI::Range(0, 1000));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -165,5 +178,6 @@ int main(int argc, char** argv) {
   if (*worker_cmd) return imgsweep::WorkerCommand(worker);
   if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
   if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
+  if (*profiles_cmd) return imgsweep::ProfilesCommand(profiles_db, report);
   return kExitOk;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/profile_report.h"
 #include "coordinator/tree_check.h"
 #include "protocol/sha256.h"
 #include "tests/manifest_json.h"
@@ -272,6 +273,30 @@ TEST_F(ProfilesTest, AStoreThatWouldMakeAnInvalidTreeWritesNothing) {
             "  map-human/profiles/profile-8-0-0/a.stdout.txt: 6 bytes, but meta.json says "
             "stdout_bytes 99");
   EXPECT_FALSE(fs::exists(dir_.path() / "out"));
+}
+
+TEST_F(ProfilesTest, ExplainsTheBoundaryAndTheImageThatAloneSplits) {
+  std::unique_ptr<Store> store = OpenStore("db");
+  Fill(*store, true);
+  Result<std::string> report = ExplainProfiles(*store, {.type = "map-json"});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report.value(), R"(map-json: 2 profiles over 3 versions and 2 images
+  profile-7-2-0: 7.2.0
+  profile-8-0-0: 8.0.0, 9.0.0
+
+  7.2.0 -> 8.0.0: 1/2 images differ
+    b:
+      --- 7.2.0
+      +++ 8.0.0
+      @@ -1,1 +1,1 @@
+      -map-json b
+      +map-json b new
+
+  images that never differ (1): a
+  b alone separates profile-7-2-0 from profile-8-0-0
+)");
+  EXPECT_EQ(ExplainProfiles(*store, {.type = "info"}).status().message(),
+            "no output type \"info\" in this sweep (it has map-human, map-json)");
 }
 
 }  // namespace

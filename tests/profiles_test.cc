@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/profile_report.h"
 #include "coordinator/tree_check.h"
 #include "protocol/version_name.h"
 
@@ -190,6 +191,22 @@ TEST_F(CheckTypeTest, NoVersionMapAtAll) {
   f_.version_map.reset();
   EXPECT_EQ(CheckType(f_),
             std::vector<std::string>{"map-json/version-map.json: missing"});
+}
+
+TEST(UnifiedDiffTest, ShowsChangedLinesAndCutsLongDiffs) {
+  EXPECT_EQ(UnifiedDiff("same\n", "same\n", "a", "b", 10), "");
+  EXPECT_EQ(UnifiedDiff("x\ny\n", "x\nz\n", "7.2.0", "8.0.0", 10),
+            "--- 7.2.0\n+++ 8.0.0\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n");
+  EXPECT_EQ(UnifiedDiff("1\n2\n3\n", "4\n5\n6\n", "a", "b", 4),
+            "--- a\n+++ b\n@@ -1,3 +1,3 @@\n-1\n(5 more lines)\n");
+}
+
+TEST(AddedJsonFieldsTest, NamesMembersOnlyTheNewOutputHas) {
+  EXPECT_EQ(AddedJsonFields(R"([{"start": 0, "data": true}])",
+                            R"([{"start": 0, "present": true, "data": true}])"),
+            std::set<std::string>{"present"});
+  EXPECT_EQ(AddedJsonFields("[{\"a\": 1}]", "[{\"a\": 2}]"), std::set<std::string>{});
+  EXPECT_EQ(AddedJsonFields("Offset Length\n", "[{\"a\": 1}]"), std::set<std::string>{});
 }
 
 }  // namespace

@@ -79,10 +79,17 @@ check "another sweep on that store: says so" has "$err" "holds another sweep"
 check "the first sweep's cells are still there" \
   bash -c "limit() { timeout 60 \"\$@\"; }; limit '$imgsweep' materialize --db '$work/db' --out '$work/out3' >/dev/null && [ -f '$work/out3/map-human/raw/7.2.0/a.stdout.txt' ]"
 
-# Validating a tree that is not there.
+# Reading a tree or a store that is not there, or a type the sweep lacks.
 run limit "$imgsweep" validate --out "$work/nothing"
 check "validate without a tree: exit 2 ($rc)" [ "$rc" -eq 2 ]
 check "validate without a tree: says so ($err)" has "$err" "imgsweep: $work/nothing: no such folder"
+run limit "$imgsweep" profiles --db "$work/no-store"
+check "profiles without a store: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "profiles without a store: says so ($err)" has "$err" "store $work/no-store: no such directory"
+run limit "$imgsweep" profiles --db "$work/db" --output-type info
+check "profiles of an unknown type: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "profiles of an unknown type: names the known ones ($err)" \
+  has "$err" 'no output type "info" in this sweep (it has map-human, map-json)'
 
 # A version no worker holds: the coordinator waits and names it.
 manifest "$(entry a images/raw/empty.raw raw)"

@@ -74,6 +74,13 @@ check "a profile holds its earliest version's files" \
   diff "$work/tree/map-json/qcow2/7.2.0/qcow2-compressed.meta.json" \
   "$work/tree/map-json/profiles/profile-7-2-0/qcow2-compressed.meta.json"
 check "the tree validates" limit "$imgsweep" validate --out "$work/tree"
+run limit "$imgsweep" profiles --db "$work/db" --output-type map-json
+report=$(cat "$work/out")
+check "profiles explains 5.2.0 -> 7.2.0 by the present field ($report)" \
+  has "$report" "$(printf '5.2.0 -> 7.2.0: 44/44 images differ\n    JSON fields added: present\n')"
+check "profiles explains 7.2.0 -> 10.0.2 by the compressed field" \
+  has "$report" "$(printf '7.2.0 -> 10.0.2: 44/44 images differ\n    JSON fields added: compressed\n')"
+check "profiles shows a diff" has "$report" '+[{ "start": 0, "length": 4096, "depth": 0, "present": true'
 cp -a "$work/tree" "$work/tampered"
 printf 'x' >>"$work/tampered/map-json/profiles/profile-7-2-0/raw-full.stdout.txt"
 run limit "$imgsweep" validate --out "$work/tampered"
