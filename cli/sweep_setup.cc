@@ -27,10 +27,16 @@ Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
     if (!fs::is_directory(inputs.testdata, ec)) {
       return Status::NotFound("testdata " + inputs.testdata.string() + ": no such directory");
     }
+    const fs::path root = fs::canonical(inputs.testdata, ec);
     for (const ImageEntry& image : manifest.value().SafeTier()) {
-      if (!fs::is_regular_file(inputs.testdata / image.path, ec)) {
-        return Status::NotFound("testdata " + inputs.testdata.string() + ": image \"" + image.id +
-                                "\": " + image.path + " is not there");
+      const std::string where = "testdata " + inputs.testdata.string() + ": image \"" + image.id +
+                                "\": ";
+      Result<fs::path> real = ResolveInsideRoot(root, image.path);
+      if (real.status().code() == StatusCode::kInvalidInput) {
+        return Status::InvalidInput(where + real.status().message());
+      }
+      if (!real.ok() || !fs::is_regular_file(real.value(), ec)) {
+        return Status::NotFound(where + image.path + " is not there");
       }
     }
   }

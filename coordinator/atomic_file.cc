@@ -14,6 +14,8 @@ namespace {
 
 bool SameContent(const fs::path& path, std::string_view content) {
   std::error_code ec;
+  // A link or anything else in the file's place is replaced, never read.
+  if (!fs::is_regular_file(fs::symlink_status(path, ec))) return false;
   if (fs::file_size(path, ec) != content.size() || ec) return false;
   std::ifstream in(path, std::ios::binary);
   std::string existing((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -8,6 +8,7 @@
 
 #include "coordinator/atomic_file.h"
 #include "coordinator/tree_check.h"
+#include "protocol/manifest.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
@@ -103,12 +104,58 @@ CaptureFacts Facts(const fs::path& where, const CellRecord& record,
   return c;
 }
 
-Status Write(const fs::path& path, std::string_view content, MaterializeSummary* summary) {
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) return Status::FromErrno("cannot create " + path.parent_path().string(), ec.value());
+// Makes the folders of `relative` under `out` one at a time. Every component
+// must be a safe name (no "..", nothing absolute), and an existing one must
+// be a real folder: a symbolic link planted inside the tree is refused, never
+// followed, so nothing is written outside `out`.
+class TreeFolders {
+ public:
+  explicit TreeFolders(fs::path out) : out_(std::move(out)) {}
+
+  Status Make(const fs::path& relative) {
+    if (made_.count(relative) != 0) return Status::Ok();
+    fs::path dir = out_;
+    fs::path so_far;
+    for (const fs::path& part : relative) {
+      if (!IsSafeName(part.string())) {
+        return Status::InvalidInput("refusing to write under " + out_.string() + ": \"" +
+                                    relative.string() + "\" is not a path of safe names");
+      }
+      dir /= part;
+      so_far /= part;
+      if (made_.count(so_far) != 0) continue;
+      std::error_code ec;
+      const fs::file_status st = fs::symlink_status(dir, ec);
+      if (fs::is_symlink(st)) {
+        return Status::InvalidInput(dir.string() +
+                                    " is a symbolic link; refusing to write through it");
+      }
+      if (!fs::exists(st)) {
+        fs::create_directory(dir, ec);
+        if (ec) return Status::FromErrno("cannot create " + dir.string(), ec.value());
+      } else if (!fs::is_directory(st)) {
+        return Status::InvalidInput(dir.string() + " is not a folder");
+      }
+      made_.insert(so_far);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const fs::path out_;
+  std::set<fs::path> made_;
+};
+
+Status Write(const fs::path& out, const fs::path& relative, std::string_view content,
+             TreeFolders* folders, MaterializeSummary* summary) {
+  Status st = folders->Make(relative.parent_path());
+  if (!st.ok()) return st;
+  if (!IsSafeName(relative.filename().string())) {
+    return Status::InvalidInput("refusing to write " + relative.string() + ": not a safe name");
+  }
+  const fs::path path = out / relative;
   bool written = false;
-  Status st = WriteFileAtomically(path, content, &written);
+  st = WriteFileAtomically(path, content, &written);
   if (!st.ok()) return st;
   ++(written ? summary->files_written : summary->files_unchanged);
   return Status::Ok();
@@ -303,24 +350,20 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
     return Status::IoError(message);
   }
 
-  for (const TypeFiles& t : by_type) {
-    if (t.profiles.empty()) continue;
-    const fs::path profiles = out / t.summary.type / kProfilesDir;
-    std::error_code ec;
-    if (fs::is_symlink(profiles, ec)) {
-      return Status::InvalidInput(profiles.string() + " is a symbolic link; refusing to write "
-                                  "through it");
-    }
-  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return Status::FromErrno("cannot create " + out.string(), ec.value());
+  TreeFolders folders(out);
   for (const PlannedFile& f : files) {
-    Status st = Write(out / f.relative, f.content, &summary);
+    Status st = Write(out, f.relative, f.content, &folders, &summary);
     if (!st.ok()) return st;
   }
   std::set<std::string> images;
   for (const PlannedImage& image : plan.images()) images.insert(image.id);
   for (TypeFiles& t : by_type) {
     if (!t.profiles.empty()) {
-      Status st = Write(out / t.summary.type / kVersionMap, t.version_map, &summary);
+      Status st = Write(out, fs::path(t.summary.type) / kVersionMap, t.version_map, &folders,
+                        &summary);
       if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesDir, t.profiles, images,
                                     &summary.stale_removed);
       if (!st.ok()) return st;

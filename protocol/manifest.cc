@@ -146,6 +146,19 @@ bool StaysInsideRoot(std::string_view path) {
   });
 }
 
+Result<std::filesystem::path> ResolveInsideRoot(const std::filesystem::path& root,
+                                                std::string_view path) {
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::canonical(root / path, ec);
+  if (ec) return Status::FromErrno(std::string(path), ec.value());
+  const std::filesystem::path rel = real.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    return Status::InvalidInput(std::string(path) + " resolves to " + real.string() +
+                                ", outside the testdata root");
+  }
+  return real;
+}
+
 bool InSafeTier(const ImageEntry& image) {
   return image.safety == Safety::kSafe && !image.skip_qemu_img;
 }

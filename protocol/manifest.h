@@ -36,6 +36,14 @@ bool InSafeTier(const ImageEntry& image);
 // path, and a worker refuses to run a cell on one.
 bool StaysInsideRoot(std::string_view path);
 
+// `root / path` with every symbolic link resolved, when that stays inside
+// `root`. kNotFound when it does not exist; kInvalidInput naming where it
+// leads when a link takes it outside.
+// REQUIRES: `root` is canonical (std::filesystem::canonical) and
+// StaysInsideRoot(path).
+Result<std::filesystem::path> ResolveInsideRoot(const std::filesystem::path& root,
+                                                std::string_view path);
+
 // True for a name usable as one path component: [A-Za-z0-9._-]+, not "." or "..".
 bool IsSafeName(std::string_view name);
 

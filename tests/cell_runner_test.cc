@@ -120,6 +120,18 @@ TEST_F(CellRunnerTest, RefusesPathsThatLeaveTheRoot) {
             "argument \"$TESTDATA_ROOT/../../etc/passwd\" leaves the testdata root");
 }
 
+TEST_F(CellRunnerTest, RefusesALinkThatLeadsOutOfTheRoot) {
+  // Same bytes outside the root, so only the link's destination is wrong.
+  const std::filesystem::path outside = dir_.Write("outside/a.raw", "image bytes");
+  std::filesystem::create_symlink(outside, root_ / "images/raw/link.raw");
+  CellSpec cell = Cell();
+  cell.image_path = "images/raw/link.raw";
+  cell.args.back() = "$TESTDATA_ROOT/images/raw/link.raw";
+  EXPECT_EQ(Runner().Run(cell).failure, "image images/raw/link.raw resolves to " +
+                                            std::filesystem::canonical(outside).string() +
+                                            ", outside the testdata root");
+}
+
 TEST_F(CellRunnerTest, RunsEveryPathTheManifestAccepts) {
   CellSpec cell = Cell();
   cell.image_path = "images/./raw//a.raw";

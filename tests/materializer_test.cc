@@ -108,6 +108,32 @@ TEST_F(MaterializerTest, AStoreWithoutEveryOutcomeWritesNothing) {
   EXPECT_FALSE(fs::exists(dir_.path() / "out"));
 }
 
+TEST_F(MaterializerTest, RefusesToWriteThroughALinkPlantedInTheTree) {
+  StoreCell("map-human/7.2.0/a", Outcome::kExited, 0, "Offset\n");
+  StoreCell("map-json/7.2.0/a", Outcome::kExited, 0, "[]\n");
+  const fs::path out = dir_.path() / "out";
+  fs::create_directories(out);
+  fs::create_directory(dir_.path() / "elsewhere");
+  fs::create_directory_symlink(dir_.path() / "elsewhere", out / "map-json");
+  EXPECT_EQ(Materialize(*store_, out, {}).status().message(),
+            (out / "map-json").string() + " is a symbolic link; refusing to write through it");
+  EXPECT_TRUE(fs::is_empty(dir_.path() / "elsewhere"));
+}
+
+TEST_F(MaterializerTest, ReplacesALinkPlantedAsAFileWithoutTouchingItsTarget) {
+  StoreCell("map-human/7.2.0/a", Outcome::kExited, 0, "Offset\n");
+  StoreCell("map-json/7.2.0/a", Outcome::kExited, 0, "[]\n");
+  const fs::path target = dir_.Write("precious.txt", "Offset\n");  // even the same bytes
+  const fs::path file = dir_.path() / "out/map-human/qcow2/7.2.0/a.stdout.txt";
+  fs::create_directories(file.parent_path());
+  fs::create_symlink(target, file);
+  ASSERT_TRUE(Materialize(*store_, dir_.path() / "out", {}).ok());
+  EXPECT_FALSE(fs::is_symlink(file));
+  EXPECT_EQ(ReadFile(file), "Offset\n");
+  EXPECT_EQ(ReadFile(target), "Offset\n");
+  EXPECT_EQ(fs::hard_link_count(target), 1u);
+}
+
 TEST_F(MaterializerTest, ProvenanceAddsWorkerAndDuration) {
   StoreCell("map-human/7.2.0/a", Outcome::kExited, 0, "");
   StoreCell("map-json/7.2.0/a", Outcome::kExited, 0, "");

@@ -56,6 +56,28 @@ manifest "$(entry a images/raw/not-there.raw raw)"
 sweep
 refused "image missing from the testdata" "image \"a\": images/raw/not-there.raw is not there"
 
+# Names from outside become paths only once they are safe names.
+for id in ../../etc/x a/b ..; do
+  manifest "$(entry "$id" images/raw/empty.raw raw)"
+  sweep
+  refused "image id $id" "images[0]: field \"id\": \"$id\" is not a safe name ([A-Za-z0-9._-], not \".\" or \"..\")"
+done
+mkdir -p "$work/odd-binaries/x86_64/..." "$work/odd-binaries/x86_64/7.2.0"
+cp "$binaries/x86_64/7.2.0/qemu-img" "$work/odd-binaries/x86_64/7.2.0/" 2>/dev/null
+manifest "$(entry a images/raw/empty.raw raw)"
+BIN="$work/odd-binaries" sweep
+refused "a version folder named ..." "binaries tree $work/odd-binaries: x86_64/... is not a version name (X.Y.Z)"
+run limit "$imgsweep" coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" \
+  --out "$work/tree" --db "$work/db" --versions 7.2.0,..
+refused "version .. on the command line" '".." is not a version name'
+# A link inside the testdata that leads out of it is refused like "..".
+mkdir -p "$work/td-link-out/images/raw"
+ln -s /etc/hostname "$work/td-link-out/images/raw/empty.raw"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$work/td-link-out" \
+  --manifest "$work/m.json" --out "$work/tree" --db "$work/db"
+refused "an image link leading out of the testdata" \
+  "image \"a\": images/raw/empty.raw resolves to $(realpath /etc/hostname), outside the testdata root"
+
 mkdir -p "$work/empty-binaries/x86_64"
 manifest "$(entry a images/raw/empty.raw raw)"
 BIN="$work/empty-binaries" sweep

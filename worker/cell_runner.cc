@@ -52,7 +52,13 @@ bool CellRunner::ImageMatches(const CellSpec& cell, std::string* failure) {
     if (it != digests_.end()) digest = it->second;
   }
   if (digest.empty()) {
-    Result<std::string> computed = Sha256File(root_ / cell.image_path);
+    // A link inside the testdata that leads out of it is refused like "..".
+    Result<std::filesystem::path> real = ResolveInsideRoot(root_, cell.image_path);
+    if (!real.ok()) {
+      *failure = "image " + real.status().message();
+      return false;
+    }
+    Result<std::string> computed = Sha256File(real.value());
     if (!computed.ok()) {
       *failure = "image " + cell.image_path + ": " + computed.status().message();
       return false;  // not cached: the file may appear
