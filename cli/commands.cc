@@ -9,6 +9,7 @@
 #include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
+#include "cli/keys.h"
 #include "coordinator/tree_check.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
@@ -44,6 +45,45 @@ void PrintSummary(const SweepSummary& s, double seconds) {
   for (const auto& [worker, cells] : s.by_worker) {
     std::printf("imgsweep:   %s ran %zu cells\n", worker.c_str(), cells);
   }
+  if (s.rejected_frames + s.ignored_frames + s.refused_connections + s.discarded_results > 0) {
+    std::printf(
+        "imgsweep: turned away: %zu frames rejected, %zu ignored from peers cut off, %zu "
+        "connections refused, %zu duplicate results discarded\n",
+        s.rejected_frames, s.ignored_frames, s.refused_connections, s.discarded_results);
+    for (const PeerRejections& p : s.rejections) {
+      std::printf("imgsweep:   %s: %zu frames rejected%s\n", p.peer.c_str(), p.frames,
+                  p.cut_off ? ", cut off" : "");
+    }
+  }
+}
+
+// CURVE when the flags ask for it; plain text only where no other host can
+// reach the socket, unless the user says --insecure.
+Status ServerSecurityOf(const CoordinatorFlags& flags, ServerSecurity* security) {
+  if (flags.curve_secret.empty() != flags.allow_workers.empty()) {
+    return Status::InvalidInput("--curve-secret and --allow-workers go together");
+  }
+  if (!flags.curve_secret.empty()) {
+    Result<CurveKeyPair> keys = LoadSecretKey(flags.curve_secret);
+    if (!keys.ok()) return keys.status();
+    Result<std::set<std::string>> allowed = LoadAllowedKeys(flags.allow_workers);
+    if (!allowed.ok()) return allowed.status();
+    security->curve = keys.value();
+    security->allowed_clients = allowed.value();
+    spdlog::info("coordinator: CURVE on; {} worker keys allowed", allowed.value().size());
+    return Status::Ok();
+  }
+  if (IsLoopbackEndpoint(flags.listen)) return Status::Ok();
+  if (!flags.insecure) {
+    return Status::InvalidInput(
+        "refusing to listen on " + flags.listen +
+        " without CURVE: give --curve-secret and --allow-workers (keys from `imgsweep keys "
+        "generate`), or --insecure on a network you trust");
+  }
+  spdlog::warn("coordinator: listening on {} WITHOUT authentication (--insecure): anyone who "
+               "reaches it can join the fleet and submit results",
+               flags.listen);
+  return Status::Ok();
 }
 
 // Writes the tree and says what it holds. The exit code.
@@ -151,6 +191,11 @@ int RunCommand(const RunFlags& flags) {
 }
 
 int CoordinatorCommand(const CoordinatorFlags& flags) {
+  // Flags first: a refused start creates no store.
+  CoordinatorOptions options;
+  options.listen = flags.listen;
+  Status st = ServerSecurityOf(flags, &options.security);
+  if (!st.ok()) return Fail(st);
   SweepInputs inputs = flags.inputs;
   if (!flags.binaries.empty()) {
     Result<std::vector<std::string>> versions = ListVersions(flags.binaries);
@@ -159,8 +204,7 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   }
   Result<PreparedSweep> sweep = PrepareSweep(inputs);
   if (!sweep.ok()) return Fail(sweep.status());
-  CoordinatorOptions options;
-  options.listen = flags.listen;
+  if (flags.max_frame_mib > 0) options.max_frame_bytes = std::size_t{flags.max_frame_mib} << 20;
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
@@ -168,8 +212,7 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   // been "*"); the file comes first, so whoever saw the line finds it.
   if (!flags.endpoint_file.empty()) {
     bool written = false;
-    Status st =
-        WriteFileAtomically(flags.endpoint_file, coordinator.value()->endpoint() + "\n", &written);
+    st = WriteFileAtomically(flags.endpoint_file, coordinator.value()->endpoint() + "\n", &written);
     if (!st.ok()) return Fail(st);
   }
   std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
@@ -192,10 +235,29 @@ int WorkerCommand(const WorkerFlags& flags) {
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
   options.slots = flags.slots > 0 ? flags.slots : Cores();
   for (const InstalledVersion& v : installed.value()) options.versions.push_back(v.info);
+  if (flags.curve_secret.empty() != flags.coordinator_key.empty()) {
+    return Fail(Status::InvalidInput("--curve-secret and --coordinator-key go together"));
+  }
+  if (!flags.curve_secret.empty()) {
+    Result<CurveKeyPair> keys = LoadSecretKey(flags.curve_secret);
+    if (!keys.ok()) return Fail(keys.status());
+    Result<std::string> server = LoadPublicKey(flags.coordinator_key);
+    if (!server.ok()) return Fail(server.status());
+    options.security.curve = keys.value();
+    options.security.server_key = server.value();
+  }
   Worker worker(options,
                 std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace));
   Status st = worker.Run();
   return st.ok() ? kExitOk : Fail(st);
+}
+
+int KeysGenerateCommand(const fs::path& base) {
+  Status st = WriteKeyPair(base);
+  if (!st.ok()) return Fail(st);
+  std::printf("imgsweep: wrote %s.key (secret, mode 0600) and %s.pub\n", base.c_str(),
+              base.c_str());
+  return kExitOk;
 }
 
 int MaterializeCommand(const fs::path& db, const fs::path& out,

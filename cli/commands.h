@@ -61,6 +61,10 @@ struct CoordinatorFlags {
   std::filesystem::path out;
   std::filesystem::path endpoint_file;
   MaterializeOptions tree;
+  std::filesystem::path curve_secret;   // with allow_workers: CURVE
+  std::filesystem::path allow_workers;  // folder of worker *.pub files
+  bool insecure = false;                // plain text on a non-loopback address
+  unsigned max_frame_mib = 0;           // 0: the protocol's limit
 };
 int CoordinatorCommand(const CoordinatorFlags& flags);
 
@@ -70,8 +74,13 @@ struct WorkerFlags {
   std::filesystem::path testdata;
   unsigned slots = 0;  // 0: the number of cores
   std::string name;
+  std::filesystem::path curve_secret;     // with coordinator_key: CURVE
+  std::filesystem::path coordinator_key;  // the coordinator's .pub file
 };
 int WorkerCommand(const WorkerFlags& flags);
+
+// Writes NAME.key (secret, 0600) and NAME.pub.
+int KeysGenerateCommand(const std::filesystem::path& base);
 
 int MaterializeCommand(const std::filesystem::path& db, const std::filesystem::path& out,
                        const MaterializeOptions& options);

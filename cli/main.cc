@@ -1,4 +1,4 @@
-// imgsweep: one binary, six subcommands. Flags are parsed here and nothing
+// imgsweep: one binary, seven subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("coordinator",
                          "Serves a sweep to workers on other hosts, then writes the tree.\n"
                          "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
-                         "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2");
+                         "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2 "
+                         "--curve-secret keys/coordinator.key --allow-workers keys/workers");
   coord_cmd
       ->add_option("--listen", coord.listen,
                    "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 "
@@ -102,13 +103,25 @@ int main(int argc, char** argv) {
                         "Write the bound endpoint here once listening");
   AddTimeout(coord_cmd, &coord_timeout);
   AddTreeFlags(coord_cmd, &coord.tree);
+  coord_cmd->add_option("--curve-secret", coord.curve_secret,
+                        "This coordinator's key file (NAME.key of `imgsweep keys generate`): "
+                        "workers must use CURVE");
+  coord_cmd->add_option("--allow-workers", coord.allow_workers,
+                        "Folder of the workers' public keys (*.pub) admitted with CURVE");
+  coord_cmd->add_flag("--insecure", coord.insecure,
+                      "Listen on a non-loopback address without CURVE (trusted networks only)");
+  coord_cmd->add_option("--max-frame-mib", coord.max_frame_mib,
+                        "Largest frame a peer may send, in MiB (default 512); a peer that sends "
+                        "more is disconnected")
+      ->check(CLI::Range(1, 512));
 
   imgsweep::WorkerFlags worker;
   CLI::App* worker_cmd =
       app.add_subcommand("worker",
                          "Runs cells for a coordinator until it says the sweep is over.\n"
                          "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
-                         "/srv/qemu-img-binaries --testdata /srv/testdata");
+                         "/srv/qemu-img-binaries --testdata /srv/testdata --curve-secret "
+                         "keys/worker-1.key --coordinator-key keys/coordinator.pub");
   worker_cmd->add_option("--connect", worker.connect, "The coordinator, tcp://HOST:PORT")
       ->required();
   worker_cmd->add_option("--binaries", worker.binaries, "qemu-img binaries tree")->required();
@@ -116,6 +129,10 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)")
       ->check(CLI::Range(1, 4096));
   worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
+  worker_cmd->add_option("--curve-secret", worker.curve_secret,
+                         "This worker's key file (NAME.key): talk CURVE to the coordinator");
+  worker_cmd->add_option("--coordinator-key", worker.coordinator_key,
+                         "The coordinator's public key file (NAME.pub)");
 
   std::filesystem::path mat_db, mat_out;
   imgsweep::MaterializeOptions mat_tree;
@@ -126,6 +143,18 @@ int main(int argc, char** argv) {
   mat_cmd->add_option("--db", mat_db, "RocksDB store")->required();
   mat_cmd->add_option("--out", mat_out, "Where the tree is written")->required();
   AddTreeFlags(mat_cmd, &mat_tree);
+
+  std::filesystem::path keys_out;
+  CLI::App* keys_cmd = app.add_subcommand("keys", "CURVE keys for an authenticated fleet");
+  keys_cmd->require_subcommand(1);
+  CLI::App* keys_generate = keys_cmd->add_subcommand(
+      "generate",
+      "Writes NAME.key (both keys, mode 0600: give it to --curve-secret) and NAME.pub (the "
+      "public key: put a worker's in the coordinator's --allow-workers folder, the "
+      "coordinator's in each worker's --coordinator-key).\nExample: imgsweep keys generate "
+      "--out keys/worker-1");
+  keys_generate->add_option("--out", keys_out, "NAME: the files are NAME.key and NAME.pub")
+      ->required();
 
   std::filesystem::path validate_out;
   CLI::App* validate_cmd = app.add_subcommand(
@@ -178,6 +207,7 @@ int main(int argc, char** argv) {
   if (*worker_cmd) return imgsweep::WorkerCommand(worker);
   if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
   if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
+  if (*keys_generate) return imgsweep::KeysGenerateCommand(keys_out);
   if (*profiles_cmd) return imgsweep::ProfilesCommand(profiles_db, report);
   return kExitOk;
 }

@@ -56,6 +56,17 @@ struct Lease {
   Clock::time_point deadline;
 };
 
+// What the coordinator knows of any peer that sent a frame, worker or not.
+struct PeerState {
+  std::string label;  // "peer 127.0.0.1 #3"
+  std::size_t rejected = 0;
+  bool cut_off = false;
+};
+
+// Rejections logged per peer; the rest are only counted.
+constexpr std::size_t kLoggedRejections = 5;
+constexpr std::size_t kMaxTrackedPeers = 65536;
+
 // A result waiting for the durable write, and whom to acknowledge after it.
 struct PendingAck {
   std::string peer;
@@ -111,6 +122,11 @@ class Coordinator::Impl {
       }
       Status st = ReceiveRound();
       if (!st.ok()) return st;
+      for (const Refusal& r : socket_->TakeRefusals()) {
+        ++refused_connections_;
+        spdlog::warn("coordinator: refused a connection from {}: {}", r.address,
+                     r.public_key.empty() ? "no CURVE key" : "key " + r.public_key + " is not allowed");
+      }
       st = CommitAndAck();
       if (!st.ok()) return st;
       Dispatch();
@@ -125,8 +141,19 @@ class Coordinator::Impl {
     }
     Result<SweepSummary> summary = Summarize(plan_, *store_);
     if (!summary.ok()) return summary;
-    summary.value().ran_now = ran_now_;
-    summary.value().by_worker = by_worker_;
+    SweepSummary& s = summary.value();
+    s.ran_now = ran_now_;
+    s.by_worker = by_worker_;
+    s.rejected_frames = rejected_frames_;
+    s.ignored_frames = ignored_frames_;
+    s.refused_connections = refused_connections_;
+    s.discarded_results = discarded_results_;
+    for (const auto& [peer, state] : peers_) {
+      if (state.rejected > 0) s.rejections.push_back({state.label, state.rejected, state.cut_off});
+    }
+    if (overflow_.rejected > 0) {
+      s.rejections.push_back({overflow_.label, overflow_.rejected, overflow_.cut_off});
+    }
     return summary;
   }
 
@@ -153,15 +180,46 @@ class Coordinator::Impl {
       spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
   }
 
+  // A peer as people can find it in the log.
+  // Past kMaxTrackedPeers identities (a flood of connections), new ones
+  // share one state, which is cut off like any other.
+  PeerState& StateOf(const Envelope& envelope) {
+    if (peers_.size() >= kMaxTrackedPeers && !peers_.contains(envelope.peer)) return overflow_;
+    auto [it, inserted] = peers_.try_emplace(envelope.peer);
+    if (inserted) {
+      it->second.label = "peer " + (envelope.address.empty() ? std::string("(local)")
+                                                             : envelope.address) +
+                         " #" + std::to_string(++peers_seen_);
+    }
+    return it->second;
+  }
+
   void Drop(const std::string& peer, const std::string& why) {
     ++rejected_frames_;
-    auto it = workers_.find(peer);
-    spdlog::warn(
-        "coordinator: dropped a frame from {}: {}",
-        it == workers_.end() ? std::string("an unknown peer") : "worker " + it->second.name, why);
+    auto tracked = peers_.find(peer);
+    PeerState& state = tracked == peers_.end() ? overflow_ : tracked->second;
+    const std::string& label = state.label;
+    if (++state.rejected <= kLoggedRejections) {
+      spdlog::warn("coordinator: dropped a frame from {}: {}", label, why);
+    }
+    if (state.rejected >= options_.max_rejected_frames && !state.cut_off) {
+      state.cut_off = true;
+      spdlog::warn("coordinator: cut off {} after {} rejected frames; its frames are ignored from "
+                   "now on",
+                   label, state.rejected);
+      if (auto worker = workers_.find(peer); worker != workers_.end()) {
+        ReleaseLeasesOf(peer);
+        workers_.erase(worker);
+      }
+    }
   }
 
   void Handle(const Envelope& envelope) {
+    PeerState& state = StateOf(envelope);
+    if (state.cut_off) {
+      ++ignored_frames_;
+      return;
+    }
     if (envelope.parts != 1) return Drop(envelope.peer, "not a single frame");
     Result<Message> decoded = Decode(envelope.frame);
     auto worker = workers_.find(envelope.peer);
@@ -229,6 +287,9 @@ class Coordinator::Impl {
     spdlog::info("coordinator: worker {}@{} joined: {} slots, {} versions", hello.name, hello.host,
                  hello.slots, entry.versions.size());
     ReleaseLeasesOf(peer);
+    if (auto tracked = peers_.find(peer); tracked != peers_.end()) {
+      tracked->second.label = "worker " + hello.name;
+    }
     workers_[peer] = std::move(entry);
     Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count())});
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
@@ -437,7 +498,12 @@ class Coordinator::Impl {
   std::vector<CellWrite> writes_;
   std::vector<PendingAck> acks_;
   std::size_t ran_now_ = 0;
+  std::map<std::string, PeerState> peers_;  // by peer identity
+  PeerState overflow_{"peers beyond the first " + std::to_string(kMaxTrackedPeers)};
+  std::size_t peers_seen_ = 0;
   std::size_t rejected_frames_ = 0;
+  std::size_t ignored_frames_ = 0;
+  std::size_t refused_connections_ = 0;
   std::size_t discarded_results_ = 0;
   std::map<std::string, std::size_t> by_worker_;
 };
@@ -475,7 +541,8 @@ Coordinator::~Coordinator() = default;
 Result<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options, Plan plan,
                                                          Store* store) {
   auto context = std::make_unique<Context>();
-  Result<std::unique_ptr<RouterSocket>> socket = RouterSocket::Bind(*context, options.listen);
+  Result<std::unique_ptr<RouterSocket>> socket =
+      RouterSocket::Bind(*context, options.listen, options.security, options.max_frame_bytes);
   if (!socket.ok()) return socket.status();
   auto impl = std::make_unique<Impl>(std::move(options), std::move(plan), store, std::move(context),
                                      std::move(socket).value());

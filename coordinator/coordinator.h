@@ -15,9 +15,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coordinator/plan.h"
 #include "protocol/status.h"
+#include "protocol/transport.h"
 #include "storage/store.h"
 
 namespace imgsweep {
@@ -35,6 +37,19 @@ struct CoordinatorOptions {
   // Called between rounds; a non-OK Status ends Run with it (`run` uses it
   // to stop when every local worker has exited).
   std::function<Status()> keep_going;
+  // Who may connect (CURVE keys), and the largest frame a peer may send.
+  ServerSecurity security;
+  std::size_t max_frame_bytes = kMaxFrameBytes;
+  // Frames a peer may get rejected before it is cut off: its later frames
+  // are ignored unread and whatever it leased goes back to the queue.
+  std::size_t max_rejected_frames = 16;
+};
+
+// Frames the coordinator refused from one peer.
+struct PeerRejections {
+  std::string peer;  // "worker NAME" or "peer ADDRESS #N"
+  std::size_t frames = 0;
+  bool cut_off = false;
 };
 
 struct SweepSummary {
@@ -46,6 +61,12 @@ struct SweepSummary {
   std::size_t failed = 0;
   std::size_t ran_now = 0;  // results stored by this run (the rest were stored before)
   std::map<std::string, std::size_t> by_worker;
+  // What was turned away during this run.
+  std::size_t rejected_frames = 0;     // dropped after decoding or checking
+  std::size_t ignored_frames = 0;      // from peers already cut off
+  std::size_t refused_connections = 0;  // CURVE keys not allowed
+  std::size_t discarded_results = 0;   // duplicates of stored results
+  std::vector<PeerRejections> rejections;
 };
 
 // Counts the outcomes the store holds for the plan's cells.

@@ -9,14 +9,46 @@
 #define IMGSWEEP_PROTOCOL_TRANSPORT_H_
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "protocol/messages.h"
 #include "protocol/status.h"
 
 namespace imgsweep {
+
+// A CURVE key pair in ZeroMQ's Z85 text form, 40 characters each.
+struct CurveKeyPair {
+  std::string public_key;
+  std::string secret_key;
+};
+Result<CurveKeyPair> GenerateCurveKeyPair();
+// The public key of a secret one; kInvalidInput unless it is a Z85 key.
+Result<std::string> CurvePublicKey(const std::string& secret_key);
+
+// Who may connect to a RouterSocket. Without `curve`, anyone (ZeroMQ's NULL
+// mechanism: plain text). With it, only CURVE clients whose public key is in
+// `allowed_clients`; a plain-text client fails the handshake and gets
+// nothing.
+struct ServerSecurity {
+  std::optional<CurveKeyPair> curve;
+  std::set<std::string> allowed_clients;
+};
+struct ClientSecurity {
+  std::optional<CurveKeyPair> curve;
+  std::string server_key;  // the RouterSocket's public key; REQUIRES: set with curve
+};
+
+// A connection the RouterSocket's authenticator turned away.
+struct Refusal {
+  std::string address;     // the peer's IP address
+  std::string public_key;  // the key it offered (Z85)
+};
 
 class Context {
  public:
@@ -36,6 +68,7 @@ class Context {
 // anything but 1 is malformed and `frame` holds the last of them.
 struct Envelope {
   std::string peer;
+  std::string address;  // the peer's IP address, when the transport knows it
   std::string frame;
   int parts = 0;
 };
@@ -43,8 +76,11 @@ struct Envelope {
 class RouterSocket {
  public:
   // `endpoint` like "tcp://127.0.0.1:5555" or "tcp://127.0.0.1:*" (any free
-  // port; endpoint() then says which).
-  static Result<std::unique_ptr<RouterSocket>> Bind(Context& context, const std::string& endpoint);
+  // port; endpoint() then says which). A peer that sends a frame over
+  // `max_frame_bytes` is disconnected by ZeroMQ before the frame is read.
+  static Result<std::unique_ptr<RouterSocket>> Bind(Context& context, const std::string& endpoint,
+                                                    const ServerSecurity& security = {},
+                                                    std::size_t max_frame_bytes = kMaxFrameBytes);
   ~RouterSocket();
   RouterSocket(const RouterSocket&) = delete;
   RouterSocket& operator=(const RouterSocket&) = delete;
@@ -54,6 +90,8 @@ class RouterSocket {
   Status Send(std::string_view peer, std::string_view frame);
   // Waits up to `timeout` (zero: only what is queued); nullopt when nothing came.
   Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout);
+  // The connections refused since the last call (CURVE keys not allowed).
+  std::vector<Refusal> TakeRefusals();
 
  private:
   struct Impl;
@@ -66,14 +104,17 @@ class DealerSocket {
  public:
   // Connects lazily: a coordinator that is not up yet is retried by ZeroMQ.
   static Result<std::unique_ptr<DealerSocket>> Connect(Context& context,
-                                                       const std::string& endpoint);
+                                                       const std::string& endpoint,
+                                                       const ClientSecurity& security = {});
   ~DealerSocket();
   DealerSocket(const DealerSocket&) = delete;
   DealerSocket& operator=(const DealerSocket&) = delete;
 
   Status Send(std::string_view frame);
   // Waits up to `timeout` for a frame, returning early (with nullopt) when
-  // `wake_fd` (if >= 0) becomes readable.
+  // `wake_fd` (if >= 0) becomes readable. kInvalidInput when the handshake
+  // with the peer failed (a key it does not allow, another mechanism): that
+  // will not change by retrying.
   Result<std::optional<std::string>> Receive(std::chrono::milliseconds timeout, int wake_fd = -1);
 
  private:

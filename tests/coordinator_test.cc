@@ -172,5 +172,36 @@ TEST_F(CoordinatorTest, RetriesAnInfrastructureFailureAndKeepsTheAttempt) {
   EXPECT_EQ(record.attempts[0].failure, failed.failure);
 }
 
+TEST_F(CoordinatorTest, CutsOffAPeerThatKeepsSendingGarbageAndCountsIt) {
+  auto rogue = Connect();
+  for (int i = 0; i < 16; ++i) {  // the default cut-off
+    ASSERT_TRUE(rogue->Send("\xc1 not msgpack").ok());  // 0xc1: never used by msgpack
+    EXPECT_FALSE(Expect<Refused>(*rogue).reason.empty());
+  }
+  // A worker then does the whole sweep, and the summary says what happened.
+  auto worker = Join();
+  Send(*worker, Credit{static_cast<std::uint32_t>(plan_.cell_count())});
+  std::size_t acked = 0;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (acked < plan_.cell_count() && std::chrono::steady_clock::now() < deadline) {
+    Result<std::optional<std::string>> frame = worker->Receive(kWait);
+    ASSERT_TRUE(frame.ok() && frame.value());
+    Result<Message> m = Decode(*frame.value());
+    ASSERT_TRUE(m.ok());
+    if (auto* a = std::get_if<Assignment>(&m.value())) {
+      for (const CellSpec& cell : a->cells) Send(*worker, Done(cell, a->lease_id));
+    } else if (auto* ack = std::get_if<Ack>(&m.value())) {
+      acked += ack->keys.size();
+    }
+  }
+  Result<SweepSummary> s = run_.get();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().rejected_frames, 16u);
+  ASSERT_EQ(s.value().rejections.size(), 1u);
+  EXPECT_EQ(s.value().rejections[0].peer, "peer 127.0.0.1 #1");
+  EXPECT_EQ(s.value().rejections[0].frames, 16u);
+  EXPECT_TRUE(s.value().rejections[0].cut_off);
+}
+
 }  // namespace
 }  // namespace imgsweep

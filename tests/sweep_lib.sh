@@ -6,10 +6,12 @@
 #                           $endpoint; its stderr goes to $work/coord.err
 #   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
 #   safe_cells              prints "id path format" per safe-tier image of $testdata
+#   wrap=(CMD...)           runs the coordinator and workers under CMD (e.g. ip netns exec NS)
 # Sourcing it makes the scratch folder $work, and at exit stops every process
 # it started and removes $work.
 # REQUIRES: $imgsweep and $testdata, before any helper runs.
 pids=()
+wrap=()
 deadline_seconds=300
 limit() { timeout -k 5 "$deadline_seconds" "$@"; }
 stop_all() {
@@ -22,7 +24,8 @@ start_coordinator() {
   rm -f "$work/coord.fifo"
   mkfifo "$work/coord.fifo"
   # timeout itself, not a subshell running `limit`, so that $! is what to kill.
-  timeout -k 5 "$deadline_seconds" "$imgsweep" coordinator "$@" >"$work/coord.fifo" 2>"$work/coord.err" &
+  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" coordinator "$@" \
+    >"$work/coord.fifo" 2>"$work/coord.err" &
   coord_pid=$!
   pids+=("$coord_pid")
   exec 3<"$work/coord.fifo"
@@ -37,8 +40,8 @@ start_coordinator() {
 }
 start_worker() {
   local name="$1"; shift
-  timeout -k 5 "$deadline_seconds" "$imgsweep" worker --connect "$endpoint" --name "$name" "$@" \
-    2>"$work/$name.err" &
+  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" worker --connect "$endpoint" \
+    --name "$name" "$@" 2>"$work/$name.err" &
   pids+=("$!")
 }
 # The manifest's entries, one per line (make-corpus writes each over two).

@@ -56,7 +56,7 @@ Status Worker::Run() {
   if (state_->wake_fd < 0) return Status::FromErrno("worker: eventfd", errno);
   Context context;
   Result<std::unique_ptr<DealerSocket>> connected =
-      DealerSocket::Connect(context, options_.connect);
+      DealerSocket::Connect(context, options_.connect, options_.security);
   if (!connected.ok()) return connected.status();
   DealerSocket& socket = *connected.value();
 

@@ -15,6 +15,7 @@
 
 #include "protocol/messages.h"
 #include "protocol/status.h"
+#include "protocol/transport.h"
 #include "worker/cell_runner.h"
 
 namespace imgsweep {
@@ -28,6 +29,7 @@ struct WorkerOptions {
   unsigned slots = 1;
   std::vector<VersionInfo> versions;
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
+  ClientSecurity security;  // CURVE keys, when the coordinator asks for them
 };
 
 // Thread-safety: Run is called once, from one thread; it owns the slot threads.

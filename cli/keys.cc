@@ -1,0 +1,162 @@
+#include "cli/keys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+
+namespace imgsweep {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kPublic = "public-key";
+constexpr const char* kSecret = "secret-key";
+
+// Creates `path` with `mode`, refusing to replace anything.
+Status WriteNew(const fs::path& path, const std::string& content, mode_t mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0 && errno == EEXIST) {
+    return Status::InvalidInput(path.string() + " exists; refusing to replace a key");
+  }
+  if (fd < 0) return Status::FromErrno("cannot create " + path.string(), errno);
+  Status st;
+  if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    st = Status::FromErrno("cannot write " + path.string(), errno);
+  }
+  if (::close(fd) != 0 && st.ok()) st = Status::FromErrno("cannot write " + path.string(), errno);
+  if (!st.ok()) ::unlink(path.c_str());
+  return st;
+}
+
+// "name = value" lines; '#' starts a comment line.
+Result<std::map<std::string, std::string>> ReadKeyFile(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return Status::NotFound("key file " + file.string() + ": cannot be read");
+  std::map<std::string, std::string> values;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::size_t eq = line.find(" = ");
+    if (eq == std::string::npos) {
+      return Status::InvalidInput("key file " + file.string() + ": \"" + line.substr(0, 40) +
+                                  "\" is not a \"name = value\" line");
+    }
+    values[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return values;
+}
+
+Result<std::string> KeyOf(const std::map<std::string, std::string>& values, const char* name,
+                          const fs::path& file) {
+  auto it = values.find(name);
+  if (it == values.end()) {
+    return Status::InvalidInput("key file " + file.string() + ": no " + name + " line");
+  }
+  // Any key's public counterpart tells whether it is one.
+  if (std::string(name) == kSecret) {
+    if (!CurvePublicKey(it->second).ok()) {
+      return Status::InvalidInput("key file " + file.string() + ": " + name +
+                                  " is not a CURVE key (40 characters of Z85)");
+    }
+  } else if (it->second.size() != 40 || !CurvePublicKey(it->second).ok()) {
+    return Status::InvalidInput("key file " + file.string() + ": " + name +
+                                " is not a CURVE key (40 characters of Z85)");
+  }
+  return it->second;
+}
+
+}  // namespace
+
+Status WriteKeyPair(const fs::path& base) {
+  const fs::path secret = base.string() + ".key";
+  const fs::path pub = base.string() + ".pub";
+  std::error_code ec;
+  for (const fs::path& p : {secret, pub}) {
+    if (fs::exists(fs::symlink_status(p, ec))) {
+      return Status::InvalidInput(p.string() + " exists; refusing to replace a key");
+    }
+  }
+  Result<CurveKeyPair> keys = GenerateCurveKeyPair();
+  if (!keys.ok()) return keys.status();
+  Status st = WriteNew(secret,
+                       "# imgsweep CURVE secret key: keep it private\n" + std::string(kPublic) +
+                           " = " + keys.value().public_key + "\n" + kSecret + " = " +
+                           keys.value().secret_key + "\n",
+                       0600);
+  if (!st.ok()) return st;
+  st = WriteNew(pub, "# imgsweep CURVE public key\n" + std::string(kPublic) + " = " +
+                         keys.value().public_key + "\n",
+                0644);
+  if (!st.ok()) ::unlink(secret.c_str());
+  return st;
+}
+
+Result<CurveKeyPair> LoadSecretKey(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return Status::FromErrno("key file " + file.string(), errno);
+  if ((st.st_mode & 077) != 0) {
+    return Status::InvalidInput("key file " + file.string() +
+                                " can be read by others; chmod 600 it");
+  }
+  Result<std::map<std::string, std::string>> values = ReadKeyFile(file);
+  if (!values.ok()) return values.status();
+  Result<std::string> secret = KeyOf(values.value(), kSecret, file);
+  if (!secret.ok()) return secret.status();
+  Result<std::string> pub = KeyOf(values.value(), kPublic, file);
+  if (!pub.ok()) return pub.status();
+  if (CurvePublicKey(secret.value()).value() != pub.value()) {
+    return Status::InvalidInput("key file " + file.string() +
+                                ": its public-key is not the secret key's");
+  }
+  return CurveKeyPair{pub.value(), secret.value()};
+}
+
+Result<std::string> LoadPublicKey(const fs::path& file) {
+  Result<std::map<std::string, std::string>> values = ReadKeyFile(file);
+  if (!values.ok()) return values.status();
+  if (values.value().count(kSecret) != 0) {
+    return Status::InvalidInput("key file " + file.string() +
+                                " holds a secret key; give the .pub file");
+  }
+  return KeyOf(values.value(), kPublic, file);
+}
+
+Result<std::set<std::string>> LoadAllowedKeys(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::NotFound(dir.string() + ": no such folder");
+  std::set<std::string> keys;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".pub") continue;
+    Result<std::string> key = LoadPublicKey(e.path());
+    if (!key.ok()) return key.status();
+    keys.insert(key.value());
+  }
+  if (keys.empty()) {
+    return Status::InvalidInput(dir.string() + ": no worker public keys (*.pub) in it");
+  }
+  return keys;
+}
+
+bool IsLoopbackEndpoint(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string rest = endpoint.substr(6);
+  if (rest.rfind("[::1]:", 0) == 0 || rest.rfind("localhost:", 0) == 0) return true;
+  const std::size_t colon = rest.rfind(':');
+  const std::string host = rest.substr(0, colon);
+  // 127.0.0.0/8, written as four numbers: "127.0.0.1"; not an interface name.
+  if (host.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,75 @@
+// CURVE key files on disk, and where a coordinator may listen in plain text.
+#include "cli/keys.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "tests/temp_dir.h"
+
+namespace imgsweep {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(KeysTest, WritesAPairThatLoadsBackWithThePrivateHalfUnreadableByOthers) {
+  TempDir dir;
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "w1").ok());
+  EXPECT_EQ(fs::status(dir.path() / "w1.key").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  Result<CurveKeyPair> pair = LoadSecretKey(dir.path() / "w1.key");
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(LoadPublicKey(dir.path() / "w1.pub").value(), pair.value().public_key);
+  EXPECT_EQ(WriteKeyPair(dir.path() / "w1").message(),
+            (dir.path() / "w1.key").string() + " exists; refusing to replace a key");
+}
+
+TEST(KeysTest, RefusesKeyFilesThatAreNotRight) {
+  TempDir dir;
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "a").ok());
+  ::chmod((dir.path() / "a.key").c_str(), 0644);
+  EXPECT_EQ(LoadSecretKey(dir.path() / "a.key").status().message(),
+            "key file " + (dir.path() / "a.key").string() + " can be read by others; chmod 600 it");
+  ::chmod((dir.path() / "a.key").c_str(), 0600);
+  EXPECT_EQ(LoadPublicKey(dir.path() / "a.key").status().message(),
+            "key file " + (dir.path() / "a.key").string() + " holds a secret key; give the .pub file");
+  const fs::path bad = dir.Write("bad.pub", "public-key = short\n");
+  EXPECT_EQ(LoadPublicKey(bad).status().message(),
+            "key file " + bad.string() + ": public-key is not a CURVE key (40 characters of Z85)");
+  const fs::path junk = dir.Write("junk.pub", "hello\n");
+  EXPECT_EQ(LoadPublicKey(junk).status().message(),
+            "key file " + junk.string() + ": \"hello\" is not a \"name = value\" line");
+  // Another pair's public key beside this secret key.
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "b").ok());
+  const std::string other = LoadPublicKey(dir.path() / "b.pub").value();
+  const std::string secret = LoadSecretKey(dir.path() / "a.key").value().secret_key;
+  const fs::path mixed = dir.Write("mixed.key", "public-key = " + other + "\nsecret-key = " + secret + "\n");
+  ::chmod(mixed.c_str(), 0600);
+  EXPECT_EQ(LoadSecretKey(mixed).status().message(),
+            "key file " + mixed.string() + ": its public-key is not the secret key's");
+}
+
+TEST(KeysTest, AllowedKeysAreEveryPubFileOfAFolder) {
+  TempDir dir;
+  fs::create_directory(dir.path() / "allowed");
+  EXPECT_EQ(LoadAllowedKeys(dir.path() / "allowed").status().message(),
+            (dir.path() / "allowed").string() + ": no worker public keys (*.pub) in it");
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "allowed/w1").ok());
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "allowed/w2").ok());
+  Result<std::set<std::string>> keys = LoadAllowedKeys(dir.path() / "allowed");
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  EXPECT_EQ(keys.value().size(), 2u);  // the .key files are not read
+}
+
+TEST(KeysTest, LoopbackEndpoints) {
+  for (const char* e : {"tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "tcp://127.1.2.3:1",
+                        "tcp://localhost:5555", "tcp://[::1]:5555", "ipc:///tmp/s", "inproc://x"}) {
+    EXPECT_TRUE(IsLoopbackEndpoint(e)) << e;
+  }
+  for (const char* e : {"tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://10.0.0.1:5555",
+                        "tcp://eth0:5555", "tcp://127.0.0.1.example.com:5555", "tcp://128.0.0.1:1"}) {
+    EXPECT_FALSE(IsLoopbackEndpoint(e)) << e;
+  }
+}
+
+}  // namespace
+}  // namespace imgsweep

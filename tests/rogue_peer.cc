@@ -1,0 +1,88 @@
+// A hostile peer for the protocol tests: connects to a coordinator and sends
+// what no worker would. Random bytes; forged results for real cell keys
+// (after a hello that holds no version, so it is never given a cell);
+// well-formed msgpack of the wrong shape; one frame over the coordinator's
+// size limit. It prints what it sent and exits; the coordinator must shrug
+// all of it off.
+// Usage: rogue_peer ENDPOINT CELL_KEYS_FILE MAX_FRAME_BYTES
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "protocol/transport.h"
+
+namespace imgsweep {
+namespace {
+
+constexpr auto kReplyWait = std::chrono::seconds(20);
+constexpr int kRandomFrames = 40;
+
+int Main(const std::string& endpoint, const std::string& keys_file, std::size_t max_frame) {
+  Context context;
+  auto connect = [&]() { return std::move(DealerSocket::Connect(context, endpoint)).value(); };
+
+  // Random bytes, reproducible from the seed.
+  std::mt19937 random(42);
+  auto noise = connect();
+  for (int i = 0; i < kRandomFrames; ++i) {
+    std::string frame(1 + random() % 4096, '\0');
+    for (char& c : frame) c = static_cast<char>(random());
+    if (!noise->Send(frame).ok()) return 1;
+  }
+
+  // Forged results, after a hello that earns a welcome and no work.
+  auto forger = connect();
+  if (!forger->Send(Encode(Hello{"rogue", "rogue-host", 1, {}})).ok()) return 1;
+  Result<std::optional<std::string>> reply = forger->Receive(kReplyWait);
+  if (!reply.ok() || !reply.value()) {
+    std::fprintf(stderr, "rogue_peer: no answer to hello\n");
+    return 1;
+  }
+  std::ifstream keys(keys_file);
+  std::string key;
+  int forged = 0;
+  while (std::getline(keys, key)) {
+    CellResult r;
+    r.key = key;
+    r.attempt = 1;
+    r.lease_id = 1 + forged % 4;  // lease ids are small integers: guess them
+    r.outcome = Outcome::kExited;
+    r.stdout_text = "forged\n";
+    if (!forger->Send(Encode(r)).ok()) return 1;
+    ++forged;
+  }
+
+  // Valid msgpack, wrong shapes: an unknown kind, a body of the wrong type,
+  // a string that claims 4 GiB.
+  auto shapes = connect();
+  const std::string malformed[] = {
+      std::string("\x93\x01\x63\x90", 4),          // [1, 99, []]
+      std::string("\x93\x01\x06\xa3" "abc", 7),    // [1, CellResult, "abc"]
+      std::string("\x93\x01\x06\xdb\xff\xff\xff\xff" "x", 9),  // str32 of 4 GiB - 1
+  };
+  for (const std::string& m : malformed) {
+    if (!shapes->Send(m).ok()) return 1;
+  }
+
+  // One byte over the limit: ZeroMQ drops the connection before reading it.
+  auto big = connect();
+  if (!big->Send(std::string(max_frame + 1, 'x')).ok()) return 1;
+
+  std::printf("rogue_peer: sent %d random frames, %d forged results, %zu malformed, 1 oversized\n",
+              kRandomFrames, forged, std::size(malformed));
+  return 0;
+}
+
+}  // namespace
+}  // namespace imgsweep
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: rogue_peer ENDPOINT CELL_KEYS_FILE MAX_FRAME_BYTES\n");
+    return 2;
+  }
+  return imgsweep::Main(argv[1], argv[2], std::stoul(argv[3]));
+}
