@@ -1,0 +1,57 @@
+// Writes the fuzzer's seed corpus: one valid frame of every message kind, so
+// the fuzzer starts from the shapes peers really send. A test checks that the
+// committed seeds (tests/fuzz/seeds) are what this writes today.
+// Usage: write_seeds DIR
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "protocol/messages.h"
+
+int main(int argc, char** argv) {
+  using namespace imgsweep;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: write_seeds DIR\n");
+    return 2;
+  }
+  const std::string sha(64, 'a');
+  CellSpec spec{"map-json/7.2.0/qcow2-basic", "7.2.0",
+                {"map", "--output=json", "$TESTDATA_ROOT/images/qcow2/basic.qcow2"},
+                "images/qcow2/basic.qcow2", sha, 30'000, 1};
+  CellResult result;
+  result.key = spec.key;
+  result.attempt = 1;
+  result.lease_id = 7;
+  result.outcome = Outcome::kExited;
+  result.stdout_text = "[{ \"start\": 0, \"length\": 65536, \"depth\": 0, \"data\": true}]\n";
+  result.duration_us = 4200;
+  result.started_unix_ms = 1'790'000'000'000;
+  CellResult signaled = result;
+  signaled.outcome = Outcome::kSignaled;
+  signaled.signal = 11;
+  CellResult infra = result;
+  infra.outcome = Outcome::kInfraFailure;
+  infra.failure = "image images/qcow2/basic.qcow2: this host's copy differs";
+  const std::pair<const char*, Message> seeds[] = {
+      {"hello", Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}}},
+      {"welcome", Welcome{"sweep", 1000}},
+      {"refused", Refused{"say hello first"}},
+      {"credit", Credit{4}},
+      {"assignment", Assignment{7, 1'790'000'030'000, {spec}}},
+      {"result-exited", result},
+      {"result-signaled", signaled},
+      {"result-infra", infra},
+      {"ack", Ack{{spec.key}}},
+      {"heartbeat", Heartbeat{}},
+      {"shutdown", Shutdown{"the sweep is complete"}},
+  };
+  for (const auto& [name, message] : seeds) {
+    std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary);
+    out << Encode(message);
+    if (!out) {
+      std::fprintf(stderr, "write_seeds: cannot write %s/%s\n", argv[1], name);
+      return 1;
+    }
+  }
+  return 0;
+}
