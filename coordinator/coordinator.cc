@@ -204,9 +204,13 @@ class Coordinator::Impl {
     }
     if (state.rejected >= options_.max_rejected_frames && !state.cut_off) {
       state.cut_off = true;
-      spdlog::warn("coordinator: cut off {} after {} rejected frames; its frames are ignored from "
-                   "now on",
+      spdlog::warn("coordinator: cut off {} after {} rejected frames: connection closed, its "
+                   "frames ignored from now on",
                    label, state.rejected);
+      if (handling_ != nullptr && handling_->peer == peer) {
+        Status closed = socket_->Disconnect(*handling_);
+        if (!closed.ok()) spdlog::debug("coordinator: {}", closed.message());
+      }
       if (auto worker = workers_.find(peer); worker != workers_.end()) {
         ReleaseLeasesOf(peer);
         workers_.erase(worker);
@@ -215,6 +219,12 @@ class Coordinator::Impl {
   }
 
   void Handle(const Envelope& envelope) {
+    handling_ = &envelope;
+    HandleFrame(envelope);
+    handling_ = nullptr;
+  }
+
+  void HandleFrame(const Envelope& envelope) {
     PeerState& state = StateOf(envelope);
     if (state.cut_off) {
       ++ignored_frames_;
@@ -499,6 +509,7 @@ class Coordinator::Impl {
   std::vector<PendingAck> acks_;
   std::size_t ran_now_ = 0;
   std::map<std::string, PeerState> peers_;  // by peer identity
+  const Envelope* handling_ = nullptr;       // the frame being handled, if any
   PeerState overflow_{"peers beyond the first " + std::to_string(kMaxTrackedPeers)};
   std::size_t peers_seen_ = 0;
   std::size_t rejected_frames_ = 0;

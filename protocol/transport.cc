@@ -1,6 +1,8 @@
 // The cppzmq adapter: the only file that includes ZeroMQ.
 #include "protocol/transport.h"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -226,8 +228,9 @@ Result<std::optional<Envelope>> RouterSocket::Receive(std::chrono::milliseconds 
         // part the ROUTER adds does not.
         try {
           envelope.address = part.gets("Peer-Address");
+          envelope.source_fd = part.get(ZMQ_SRCFD);
         } catch (const zmq::error_t&) {
-          // not every transport knows one (inproc)
+          // not every transport knows them (inproc)
         }
       }
     }
@@ -236,6 +239,14 @@ Result<std::optional<Envelope>> RouterSocket::Receive(std::chrono::milliseconds 
     if (e.num() == EINTR) return std::optional<Envelope>();
     return ZmqError("receive on " + endpoint_, e);
   }
+}
+
+Status RouterSocket::Disconnect(const Envelope& from) {
+  if (from.source_fd < 0) return Status::NotFound("no connection to close for this peer");
+  if (::shutdown(from.source_fd, SHUT_RDWR) != 0) {
+    return Status::FromErrno("cannot close the connection of " + from.address, errno);
+  }
+  return Status::Ok();
 }
 
 std::vector<Refusal> RouterSocket::TakeRefusals() {

@@ -71,6 +71,7 @@ struct Envelope {
   std::string address;  // the peer's IP address, when the transport knows it
   std::string frame;
   int parts = 0;
+  int source_fd = -1;  // the connection it came on (tcp), for Disconnect
 };
 
 class RouterSocket {
@@ -92,6 +93,12 @@ class RouterSocket {
   Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout);
   // The connections refused since the last call (CURVE keys not allowed).
   std::vector<Refusal> TakeRefusals();
+  // Closes the tcp connection `from` arrived on; ZeroMQ then forgets that
+  // peer (a DEALER reconnects as a new one). A ROUTER has no call for this,
+  // so it shuts the socket down under ZeroMQ.
+  // REQUIRES: `from` was just received: once its connection is gone, the
+  // descriptor may name another.
+  Status Disconnect(const Envelope& from);
 
  private:
   struct Impl;
