@@ -3,13 +3,15 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
+#include "cli/keys.h"
 #include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
-#include "cli/keys.h"
 #include "coordinator/tree_check.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
@@ -110,6 +112,37 @@ int WriteTree(Store& store, const fs::path& out, const MaterializeOptions& optio
   return kExitOk;
 }
 
+// A folder only this user may enter (mkdtemp makes it 0700), removed with
+// everything in it at the end. `run`'s coordinator listens on an ipc socket
+// inside: tcp on loopback would let every other user of the host join the
+// sweep or feed it results.
+class PrivateFolder {
+ public:
+  static Result<std::unique_ptr<PrivateFolder>> Make() {
+    std::error_code ec;
+    fs::path base = fs::temp_directory_path(ec);
+    // A socket's path must fit in 108 bytes; a long TMPDIR cannot hold one.
+    if (ec || base.string().size() > kMaxBaseLength) base = "/tmp";
+    std::string pattern = (base / "imgsweep-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return Status::FromErrno("cannot make a private folder under " + base.string(), errno);
+    }
+    return std::unique_ptr<PrivateFolder>(new PrivateFolder(pattern));
+  }
+  ~PrivateFolder() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  PrivateFolder(const PrivateFolder&) = delete;
+  PrivateFolder& operator=(const PrivateFolder&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  static constexpr std::size_t kMaxBaseLength = 64;
+  explicit PrivateFolder(fs::path path) : path_(std::move(path)) {}
+  fs::path path_;
+};
+
 // Runs the coordinator, then writes the tree. The exit code.
 int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,
                         const MaterializeOptions& options) {
@@ -147,7 +180,10 @@ int RunCommand(const RunFlags& flags) {
   // Local workers come and go with this process: when all of them have
   // exited before the sweep is done, nothing more can happen.
   std::vector<std::unique_ptr<BackgroundProcess>> workers;
+  Result<std::unique_ptr<PrivateFolder>> socket_dir = PrivateFolder::Make();
+  if (!socket_dir.ok()) return Fail(socket_dir.status());
   CoordinatorOptions options;
+  options.listen = "ipc://" + (socket_dir.value()->path() / "coordinator").string();
   options.keep_going = [&workers]() -> Status {
     for (auto& w : workers) {
       if (!w->WaitFor(std::chrono::milliseconds(0)).ok()) return Status::Ok();

@@ -91,8 +91,10 @@ refused "materialize without a store" "store $work/no-store: no such directory"
 
 # A store keeps its sweep: another manifest on it is refused, nothing lost.
 manifest "$(entry a images/raw/empty.raw raw)"
-sweep
+mkdir -p "$work/tmp"
+TMPDIR="$work/tmp" sweep
 check "a one-image sweep runs" [ "$rc" -eq 0 ]
+check "its private socket folder is gone" [ -z "$(ls -A "$work/tmp")" ]
 manifest "$(entry b images/raw/empty.raw raw)"
 run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$work/m.json" \
   --out "$work/out2" --db "$work/db"
@@ -159,7 +161,8 @@ check "materialize of that store: no tree" [ ! -e "$work/tree-part2" ]
 
 # `run` killed with SIGKILL mid-sweep leaves no worker behind.
 ln -s "$testdata" "$work/td-link"
-timeout -k 5 "$deadline_seconds" "$imgsweep" run --binaries "$binaries" --testdata "$work/td-link" \
+mkdir -p "$work/tmp-killed"
+TMPDIR="$work/tmp-killed" timeout -k 5 "$deadline_seconds" "$imgsweep" run --binaries "$binaries" --testdata "$work/td-link" \
   --manifest "$testdata/manifest.json" --out "$work/tree-killed" --db "$work/db-killed" \
   >/dev/null 2>"$work/killed.err" &
 run_pid=$!
@@ -168,10 +171,18 @@ wait_for_line "$work/killed.err" "joined sweep" 60
 sweeper=$(pgrep -P "$run_pid")  # imgsweep run, the child of timeout
 workers=$(pgrep -P "$sweeper" | tr '\n' ' ')
 check "run started its workers ($workers)" [ -n "$workers" ]
+# They talk over an ipc socket in a folder only this user may enter, not
+# tcp on loopback, which every user of the host could reach.
+first=${workers%% *}
+socket=$(tr '\0' '\n' <"/proc/$first/cmdline" | grep '^ipc://' | sed 's|^ipc://||')
+check "local workers connect to an ipc socket under TMPDIR ($socket)" \
+  [ -S "$socket" ] && [[ "$socket" == "$work/tmp-killed/imgsweep-"*/coordinator ]]
+check "its folder is private" [ "$(stat -c %a "$(dirname "$socket")")" = 700 ]
 kill -KILL "$sweeper"
 for w in $workers; do
   timeout 30 tail --pid="$w" -f /dev/null  # waits for the pid to end, at most 30 s
   check "worker $w exits with it" bash -c "! kill -0 $w 2>/dev/null"
 done
+rm -rf "$(dirname "$socket")"  # a killed run cannot remove it
 
 finish sweep_errors_test
