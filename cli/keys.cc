@@ -78,6 +78,11 @@ Status WriteKeyPair(const fs::path& base) {
       return Status::InvalidInput(p.string() + " exists; refusing to replace a key");
     }
   }
+  // `--out keys/worker-1` in a fresh checkout: the folder is made too.
+  if (base.has_parent_path()) {
+    fs::create_directories(base.parent_path(), ec);
+    if (ec) return Status::FromErrno("cannot create " + base.parent_path().string(), ec.value());
+  }
   Result<CurveKeyPair> keys = GenerateCurveKeyPair();
   if (!keys.ok()) return keys.status();
   Status st = WriteNew(secret,

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   double run_timeout = 30;
   CLI::App* run_cmd = app.add_subcommand(
       "run",
-      "Coordinator plus N local worker processes over ZeroMQ on loopback: the map sweep, "
+      "Coordinator plus N local worker processes over a private ZeroMQ socket: the map sweep, "
       "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
       "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
   run_cmd->add_option("--binaries", run.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")

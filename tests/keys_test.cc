@@ -14,6 +14,8 @@ namespace fs = std::filesystem;
 TEST(KeysTest, WritesAPairThatLoadsBackWithThePrivateHalfUnreadableByOthers) {
   TempDir dir;
   ASSERT_TRUE(WriteKeyPair(dir.path() / "w1").ok());
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "keys/new/w2").ok());  // folders made as needed
+  EXPECT_TRUE(fs::exists(dir.path() / "keys/new/w2.pub"));
   EXPECT_EQ(fs::status(dir.path() / "w1.key").permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
   Result<CurveKeyPair> pair = LoadSecretKey(dir.path() / "w1.key");
