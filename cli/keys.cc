@@ -54,13 +54,9 @@ Result<std::string> KeyOf(const std::map<std::string, std::string>& values, cons
   if (it == values.end()) {
     return Status::InvalidInput("key file " + file.string() + ": no " + name + " line");
   }
-  // Any key's public counterpart tells whether it is one.
-  if (std::string(name) == kSecret) {
-    if (!CurvePublicKey(it->second).ok()) {
-      return Status::InvalidInput("key file " + file.string() + ": " + name +
-                                  " is not a CURVE key (40 characters of Z85)");
-    }
-  } else if (it->second.size() != 40 || !CurvePublicKey(it->second).ok()) {
+  // Any 40-character Z85 key has a public counterpart: asking for it checks
+  // public and secret keys alike.
+  if (!CurvePublicKey(it->second).ok()) {
     return Status::InvalidInput("key file " + file.string() + ": " + name +
                                 " is not a CURVE key (40 characters of Z85)");
   }

@@ -17,9 +17,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMissingNamed = 5;
-constexpr const char* kProfilesDir = "profiles";
-constexpr const char* kVersionMap = "version-map.json";
-constexpr const char* kSuffixes[] = {".stdout.txt", ".stderr.txt", ".meta.json"};
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {
@@ -68,7 +65,6 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
   return meta.dump(2) + "\n";
 }
 
-
 // A file of the tree, relative to --out; the content lives in the blob map
 // or the meta list, both alive until the files are written.
 struct PlannedFile {
@@ -87,9 +83,9 @@ void AddCapture(const fs::path& dir, const std::string& id, const CellRecord& re
                 const std::string& meta, const std::map<std::string, std::string>& blobs,
                 std::vector<PlannedFile>* files) {
   const Attempt& a = record.attempts.back();
-  files->push_back({dir / (id + kSuffixes[0]), blobs.at(a.stdout_sha256)});
-  files->push_back({dir / (id + kSuffixes[1]), blobs.at(a.stderr_sha256)});
-  files->push_back({dir / (id + kSuffixes[2]), meta});
+  files->push_back({dir / (id + std::string(kStdoutSuffix)), blobs.at(a.stdout_sha256)});
+  files->push_back({dir / (id + std::string(kStderrSuffix)), blobs.at(a.stderr_sha256)});
+  files->push_back({dir / (id + std::string(kMetaSuffix)), meta});
 }
 
 CaptureFacts Facts(const fs::path& where, const CellRecord& record,
@@ -161,17 +157,6 @@ Status Write(const fs::path& out, const fs::path& relative, std::string_view con
   return Status::Ok();
 }
 
-bool IsCaptureFile(const std::string& name, std::string* id) {
-  for (std::string_view suffix : kSuffixes) {
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(),
-                                                    suffix) == 0) {
-      *id = name.substr(0, name.size() - suffix.size());
-      return true;
-    }
-  }
-  return false;
-}
-
 // Removes, inside `profiles` only, the profile folders not in `keep` and the
 // capture files of images no longer swept. A symbolic link is removed as a
 // link; nothing it points at is touched.
@@ -189,7 +174,8 @@ Status RemoveStale(const fs::path& profiles, const std::vector<std::string>& kee
     }
     for (const fs::directory_entry& f : fs::directory_iterator(e.path(), ec)) {
       std::string id;
-      if (IsCaptureFile(f.path().filename().string(), &id) && images.count(id) == 0) {
+      std::string_view suffix;
+      if (SplitCaptureName(f.path().filename().string(), &id, &suffix) && images.count(id) == 0) {
         stale.push_back(f.path());
       }
     }
@@ -330,7 +316,7 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
       written.profiles.push_back(p.name);
       for (std::size_t i = 0; i < plan.images().size(); ++i) {
         const std::size_t index = plan.Index(CellRef{t, earliest, i});
-        const fs::path dir = fs::path(type) / kProfilesDir / p.name;
+        const fs::path dir = fs::path(type) / kProfilesFolder / p.name;
         AddCapture(dir, plan.images()[i].id, *sweep.records[index], metas[index], blobs, &files);
         facts.profiles[p.name][plan.images()[i].id] =
             Facts(dir / plan.images()[i].id, *sweep.records[index], blobs);
@@ -362,9 +348,9 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
   for (const PlannedImage& image : plan.images()) images.insert(image.id);
   for (TypeFiles& t : by_type) {
     if (!t.profiles.empty()) {
-      Status st = Write(out, fs::path(t.summary.type) / kVersionMap, t.version_map, &folders,
+      Status st = Write(out, fs::path(t.summary.type) / kVersionMapFile, t.version_map, &folders,
                         &summary);
-      if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesDir, t.profiles, images,
+      if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesFolder, t.profiles, images,
                                     &summary.stale_removed);
       if (!st.ok()) return st;
     }

@@ -34,11 +34,16 @@ void CollectFields(const nlohmann::json& j, std::set<std::string>* fields) {
   }
 }
 
-template <typename Names>
-std::string Join(const Names& names) {
+// "a, b, c": each item of `items` as `name` spells it.
+template <typename Items, typename Name>
+std::string Join(const Items& items, Name name) {
   std::string joined;
-  for (const std::string& n : names) joined += (joined.empty() ? "" : ", ") + n;
+  for (const auto& item : items) joined += (joined.empty() ? "" : ", ") + name(item);
   return joined;
+}
+template <typename Items>
+std::string Join(const Items& items) {
+  return Join(items, [](const std::string& s) { return s; });
 }
 
 std::string Indent(const std::string& text, const std::string& prefix) {
@@ -76,6 +81,7 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
   const std::vector<std::vector<std::string>> rows = sweep.StdoutRows(t, complete);
   const ProfileAnalysis a = AnalyzeProfiles(names, rows);
   const std::size_t images = plan.images().size();
+  const auto image_id = [&plan](std::size_t i) { return plan.images()[i].id; };
 
   *out += type + ": " + std::to_string(a.profiles.size()) +
           (a.profiles.size() == 1 ? " profile" : " profiles") + " over " +
@@ -84,9 +90,8 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
     *out += "  left out, without an outcome on every image: " + Join(versions.left_out) + "\n";
   }
   for (const Profile& p : a.profiles) {
-    std::string members;
-    for (std::size_t v : p.versions) members += (members.empty() ? "" : ", ") + names[v];
-    *out += "  " + p.name + ": " + members + "\n";
+    *out += "  " + p.name + ": " + Join(p.versions, [&](std::size_t v) { return names[v]; }) +
+            "\n";
   }
   for (const ProfileAnalysis::Boundary& b : a.boundaries) {
     *out += "\n  " + names[b.from] + " -> " + names[b.to] + ": " +
@@ -112,17 +117,13 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
     if (!removed.empty()) *out += "    JSON fields removed: " + Join(removed) + "\n";
     for (const std::string& d : diffs) *out += d;
     if (b.images.size() > diffs.size()) {
-      std::string rest;
-      for (std::size_t k = diffs.size(); k < b.images.size(); ++k) {
-        rest += (rest.empty() ? "" : ", ") + plan.images()[b.images[k]].id;
-      }
-      *out += "    also differ: " + rest + "\n";
+      const std::vector<std::size_t> rest(
+          b.images.begin() + static_cast<std::ptrdiff_t>(diffs.size()), b.images.end());
+      *out += "    also differ: " + Join(rest, image_id) + "\n";
     }
   }
-  std::string never;
-  for (std::size_t i : a.never_differ) never += (never.empty() ? "" : ", ") + plan.images()[i].id;
-  *out += "\n  images that never differ (" + std::to_string(a.never_differ.size()) +
-          "): " + (never.empty() ? "none" : never) + "\n";
+  *out += "\n  images that never differ (" + std::to_string(a.never_differ.size()) + "): " +
+          (a.never_differ.empty() ? "none" : Join(a.never_differ, image_id)) + "\n";
   if (a.alone.empty()) {
     *out += "  no image alone separates two profiles\n";
   }
@@ -171,15 +172,12 @@ Result<std::string> ExplainProfiles(Store& store, const ReportOptions& options) 
   Result<StoredSweep> sweep = LoadSweep(store);
   if (!sweep.ok()) return sweep.status();
   const Plan& plan = sweep.value().plan;
-  std::string known;
   bool found = options.type.empty();
-  for (const OutputType& t : plan.types()) {
-    known += (known.empty() ? "" : ", ") + t.name;
-    found = found || t.name == options.type;
-  }
+  for (const OutputType& t : plan.types()) found = found || t.name == options.type;
   if (!found) {
-    return Status::InvalidInput("no output type \"" + options.type + "\" in this sweep (it has " +
-                                known + ")");
+    return Status::InvalidInput(
+        "no output type \"" + options.type + "\" in this sweep (it has " +
+        Join(plan.types(), [](const OutputType& t) { return t.name; }) + ")");
   }
   Blobs blobs(&store);
   std::string out;

@@ -15,22 +15,17 @@ namespace imgsweep {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr std::string_view kStdout = ".stdout.txt";
-constexpr std::string_view kStderr = ".stderr.txt";
-constexpr std::string_view kMeta = ".meta.json";
-constexpr std::string_view kProfilesDir = "profiles";
-constexpr std::string_view kVersionMap = "version-map.json";
 
 void CheckCapture(const CaptureFacts& c, std::vector<std::string>* out) {
   if (!c.problem.empty()) out->push_back(c.where + ": " + c.problem);
-  if (!c.has_stdout) out->push_back(c.where + std::string(kStdout) + ": missing");
-  if (!c.has_stderr) out->push_back(c.where + std::string(kStderr) + ": missing");
-  if (!c.has_meta) out->push_back(c.where + std::string(kMeta) + ": missing");
+  if (!c.has_stdout) out->push_back(c.where + std::string(kStdoutSuffix) + ": missing");
+  if (!c.has_stderr) out->push_back(c.where + std::string(kStderrSuffix) + ": missing");
+  if (!c.has_meta) out->push_back(c.where + std::string(kMetaSuffix) + ": missing");
   if (!c.has_stdout || !c.has_meta || !c.problem.empty()) return;
   if (!c.stdout_bytes) {
-    out->push_back(c.where + std::string(kMeta) + ": no stdout_bytes");
+    out->push_back(c.where + std::string(kMetaSuffix) + ": no stdout_bytes");
   } else if (*c.stdout_bytes != c.stdout_size) {
-    out->push_back(c.where + std::string(kStdout) + ": " + std::to_string(c.stdout_size) +
+    out->push_back(c.where + std::string(kStdoutSuffix) + ": " + std::to_string(c.stdout_size) +
                    " bytes, but meta.json says stdout_bytes " + std::to_string(*c.stdout_bytes));
   }
 }
@@ -42,6 +37,20 @@ std::vector<std::string> SortedVersions(const std::map<std::string, CapturesByIm
   }
   SortVersions(&versions);
   return versions;
+}
+
+// Each of `images` present in `captures` (else "<missing> no capture of
+// image ID") and its files in order.
+void CheckEveryImage(const CapturesByImage& captures, const std::set<std::string>& images,
+                     const std::string& missing, std::vector<std::string>* out) {
+  for (const std::string& id : images) {
+    auto it = captures.find(id);
+    if (it == captures.end()) {
+      out->push_back(missing + " no capture of image " + id);
+    } else {
+      CheckCapture(it->second, out);
+    }
+  }
 }
 
 // The first pair of neighbours out of ascending version order, as "a before b".
@@ -68,7 +77,7 @@ std::vector<std::string> Row(const CapturesByImage& captures,
 
 void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& versions,
                      const std::set<std::string>& images, std::vector<std::string>* out) {
-  const std::string where = f.type + "/" + std::string(kVersionMap);
+  const std::string where = f.type + "/" + std::string(kVersionMapFile);
   if (!f.version_map) {
     out->push_back(where + ": missing");
     return;
@@ -124,7 +133,7 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
       }
     }
     if (f.profiles.count(name) == 0) {
-      out->push_back(f.type + "/" + std::string(kProfilesDir) + "/" + name + ": missing");
+      out->push_back(f.type + "/" + std::string(kProfilesFolder) + "/" + name + ": missing");
     }
   }
   if (std::string b = OrderBreak(firsts); !b.empty()) {
@@ -138,7 +147,7 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
   }
   for (const auto& [name, unused] : f.profiles) {
     if (earliest.count(name) == 0) {
-      out->push_back(f.type + "/" + std::string(kProfilesDir) + "/" + name +
+      out->push_back(f.type + "/" + std::string(kProfilesFolder) + "/" + name +
                      ": not in version-map.json");
     }
   }
@@ -171,10 +180,6 @@ bool ReadWhole(const fs::path& file, std::string* content) {
   return !in.bad();
 }
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // The captures of one folder of `<id>.{stdout.txt,stderr.txt,meta.json}`.
 CapturesByImage ScanCaptures(const fs::path& dir, const std::string& where) {
   CapturesByImage captures;
@@ -187,31 +192,30 @@ CapturesByImage ScanCaptures(const fs::path& dir, const std::string& where) {
   for (const fs::path& file : files) {
     const std::string name = file.filename().string();
     if (name.front() == '.') continue;  // a writer's temporary
-    for (std::string_view suffix : {kStdout, kStderr, kMeta}) {
-      if (!EndsWith(name, suffix)) continue;
-      const std::string id = name.substr(0, name.size() - suffix.size());
-      CaptureFacts& c = captures[id];
-      c.where = where + "/" + id;
-      std::string content;
-      if (!ReadWhole(file, &content)) {
-        c.problem = "cannot read " + name;
-        continue;
-      }
-      if (suffix == kStdout) {
-        c.has_stdout = true;
-        c.stdout_size = content.size();
-        c.stdout_id = Sha256Hex(content);
-      } else if (suffix == kStderr) {
-        c.has_stderr = true;
-      } else {
-        c.has_meta = true;
-        const nlohmann::json meta = nlohmann::json::parse(content, nullptr, false);
-        if (!meta.is_object()) {
-          c.problem = "meta.json is not a JSON object";
-        } else if (auto it = meta.find("stdout_bytes");
-                   it != meta.end() && it->is_number_unsigned()) {
-          c.stdout_bytes = it->get<std::uint64_t>();
-        }
+    std::string id;
+    std::string_view suffix;
+    if (!SplitCaptureName(name, &id, &suffix)) continue;  // not ours: ignored
+    CaptureFacts& c = captures[id];
+    c.where = where + "/" + id;
+    std::string content;
+    if (!ReadWhole(file, &content)) {
+      c.problem = "cannot read " + name;
+      continue;
+    }
+    if (suffix == kStdoutSuffix) {
+      c.has_stdout = true;
+      c.stdout_size = content.size();
+      c.stdout_id = Sha256Hex(content);
+    } else if (suffix == kStderrSuffix) {
+      c.has_stderr = true;
+    } else {
+      c.has_meta = true;
+      const nlohmann::json meta = nlohmann::json::parse(content, nullptr, false);
+      if (!meta.is_object()) {
+        c.problem = "meta.json is not a JSON object";
+      } else if (auto it = meta.find("stdout_bytes");
+                 it != meta.end() && it->is_number_unsigned()) {
+        c.stdout_bytes = it->get<std::uint64_t>();
       }
     }
   }
@@ -236,7 +240,7 @@ TypeFacts ScanType(const fs::path& dir) {
   std::map<std::string, std::string> format_of;  // image id -> the bucket first seen in
   for (const fs::path& sub : Subfolders(dir)) {
     const std::string name = sub.filename().string();
-    if (name == kProfilesDir) {
+    if (name == kProfilesFolder) {
       for (const fs::path& p : Subfolders(sub)) {
         const std::string profile = p.filename().string();
         f.profiles[profile] = ScanCaptures(p, f.type + "/profiles/" + profile);
@@ -261,11 +265,22 @@ TypeFacts ScanType(const fs::path& dir) {
     }
   }
   std::string text;
-  if (ReadWhole(dir / std::string(kVersionMap), &text)) f.version_map = std::move(text);
+  if (ReadWhole(dir / std::string(kVersionMapFile), &text)) f.version_map = std::move(text);
   return f;
 }
 
 }  // namespace
+
+bool SplitCaptureName(std::string_view name, std::string* id, std::string_view* suffix) {
+  for (std::string_view s : {kStdoutSuffix, kStderrSuffix, kMetaSuffix}) {
+    if (name.size() > s.size() && name.substr(name.size() - s.size()) == s) {
+      *id = name.substr(0, name.size() - s.size());
+      *suffix = s;
+      return true;
+    }
+  }
+  return false;
+}
 
 std::vector<std::string> CheckType(const TypeFacts& f) {
   std::vector<std::string> out = f.problems;
@@ -275,25 +290,10 @@ std::vector<std::string> CheckType(const TypeFacts& f) {
     for (const auto& [id, unused] : captures) images.insert(id);
   }
   for (const std::string& v : versions) {
-    const CapturesByImage& captures = f.raw.at(v);
-    for (const std::string& id : images) {
-      auto it = captures.find(id);
-      if (it == captures.end()) {
-        out.push_back(f.type + ": version " + v + " has no capture of image " + id);
-      } else {
-        CheckCapture(it->second, &out);
-      }
-    }
+    CheckEveryImage(f.raw.at(v), images, f.type + ": version " + v + " has", &out);
   }
   for (const auto& [name, captures] : f.profiles) {
-    for (const std::string& id : images) {
-      auto it = captures.find(id);
-      if (it == captures.end()) {
-        out.push_back(f.type + "/profiles/" + name + ": no capture of image " + id);
-      } else {
-        CheckCapture(it->second, &out);
-      }
-    }
+    CheckEveryImage(captures, images, f.type + "/profiles/" + name + ":", &out);
     for (const auto& [id, c] : captures) {
       if (images.count(id) == 0) out.push_back(c.where + ": an image no version has");
     }

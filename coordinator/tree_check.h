@@ -11,11 +11,25 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/status.h"
 
 namespace imgsweep {
+
+// The tree's names (docs/contract.md): an image's three files are
+// "<id>" + each suffix, beside the format buckets are "profiles" and
+// "version-map.json".
+inline constexpr std::string_view kStdoutSuffix = ".stdout.txt";
+inline constexpr std::string_view kStderrSuffix = ".stderr.txt";
+inline constexpr std::string_view kMetaSuffix = ".meta.json";
+inline constexpr std::string_view kProfilesFolder = "profiles";
+inline constexpr std::string_view kVersionMapFile = "version-map.json";
+
+// For "<id><suffix>" with one of the three suffixes: the id and the suffix.
+// False for any other name.
+bool SplitCaptureName(std::string_view name, std::string* id, std::string_view* suffix);
 
 // What the checks need of one image's three files.
 struct CaptureFacts {
