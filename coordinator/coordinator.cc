@@ -35,7 +35,8 @@ std::int64_t UnixMillis() {
 struct CellSlot {
   enum class State : std::uint8_t { kPending, kLeased, kClosed };
   State state = State::kPending;
-  std::uint32_t attempts = 0;  // attempts stored so far
+  std::uint32_t attempts = 0;     // attempts stored so far
+  std::uint32_t round_start = 0;  // attempts before this round (see CellRecord)
   std::uint64_t lease = 0;
 };
 
@@ -43,6 +44,7 @@ struct WorkerEntry {
   std::string peer;
   std::string name;
   std::string host;
+  std::string session;
   unsigned slots = 0;
   std::map<std::string, VersionInfo> versions;
   std::int64_t credit = 0;
@@ -61,11 +63,16 @@ struct PeerState {
   std::string label;  // "peer 127.0.0.1 #3"
   std::size_t rejected = 0;
   bool cut_off = false;
+  Clock::time_point told_hello_first{};  // last hello-first sent to it
 };
 
 // Rejections logged per peer; the rest are only counted.
 constexpr std::size_t kLoggedRejections = 5;
 constexpr std::size_t kMaxTrackedPeers = 65536;
+
+// Lease ids: the coordinator's incarnation in the high half, a counter in
+// the low half.
+constexpr int kLeaseCounterBits = 32;
 
 // A result waiting for the durable write, and whom to acknowledge after it.
 struct PendingAck {
@@ -91,19 +98,67 @@ class Coordinator::Impl {
   std::size_t open_cells() const { return open_cells_; }
 
   Status Load() {
+    Result<std::optional<std::string>> stored = store_->GetMeta("incarnation");
+    if (!stored.ok()) return stored.status();
+    if (stored.value()) {
+      try {
+        incarnation_ = std::stoul(*stored.value()) + 1;
+      } catch (const std::exception&) {
+        return Status::InvalidInput("store: meta/incarnation is not a number");
+      }
+    }
+    Status st = store_->PutMeta("incarnation", std::to_string(incarnation_));
+    if (!st.ok()) return st;
+    for (const std::string& version : plan_.versions()) {
+      Result<std::optional<std::string>> digest = store_->GetMeta("digest/" + version);
+      if (!digest.ok()) return digest.status();
+      if (digest.value()) digests_[version] = *digest.value();
+    }
+
     std::size_t closed = 0;
-    Status st = store_->ForEachCell([&](std::string_view key, const CellRecord& record) {
+    std::map<std::string, std::map<std::string, std::size_t>> ran_with;  // version -> sha -> cells
+    st = store_->ForEachCell([&](std::string_view key, const CellRecord& record) {
       Result<std::size_t> index = plan_.IndexOfKey(key);
       if (!index.ok()) return true;  // a cell of no concern to this plan
       CellSlot& slot = cells_[index.value()];
       slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
+      slot.round_start = record.round_start;
       if (record.state != CellState::kPending) {
         slot.state = CellSlot::State::kClosed;
         ++closed;
       }
+      if (record.state == CellState::kDone && !record.attempts.empty()) {
+        const std::string& version = plan_.versions()[plan_.Ref(index.value()).version];
+        ++ran_with[version][record.attempts.back().binary_sha256];
+      }
       return true;
     });
     if (!st.ok()) return st;
+    for (const auto& [version, digest] : options_.binary_digests) {
+      if (std::find(plan_.versions().begin(), plan_.versions().end(), version) ==
+          plan_.versions().end()) {
+        return Status::InvalidInput("--binary-digest names " + version +
+                                    ", which is not a version of this sweep");
+      }
+      for (const auto& [other, cells] : ran_with[version]) {
+        if (other != digest && !other.empty()) {
+          return Status::InvalidInput(
+              "--binary-digest " + version + "=" + digest + ", but " + std::to_string(cells) +
+              " stored cells of " + version + " ran a binary with sha256 " + other +
+              "; `imgsweep rerun --shard " + version + "` runs them again with the new one");
+        }
+      }
+      digests_[version] = digest;
+    }
+    for (const auto& [version, digests] : ran_with) {  // stores made before digests were kept
+      if (!digests_.contains(version) && !digests.begin()->first.empty()) {
+        digests_[version] = digests.begin()->first;
+      }
+    }
+    for (const auto& [version, digest] : digests_) {
+      st = store_->PutMeta("digest/" + version, digest);
+      if (!st.ok()) return st;
+    }
     for (std::size_t i = 0; i < cells_.size(); ++i) {
       if (cells_[i].state == CellSlot::State::kPending) pending_[plan_.Ref(i).version].push_back(i);
     }
@@ -127,10 +182,12 @@ class Coordinator::Impl {
         spdlog::warn("coordinator: refused a connection from {}: {}", r.address,
                      r.public_key.empty() ? "no CURVE key" : "key " + r.public_key + " is not allowed");
       }
+      ExpireLeases();
+      LoseSilentWorkers();
       st = CommitAndAck();
       if (!st.ok()) return st;
       Dispatch();
-      ExpireLeases();
+      SendHeartbeats();
       if (Clock::now() >= next_missing_report) {
         ReportMissingVersions();
         next_missing_report = Clock::now() + options_.missing_report_interval;
@@ -148,6 +205,10 @@ class Coordinator::Impl {
     s.ignored_frames = ignored_frames_;
     s.refused_connections = refused_connections_;
     s.discarded_results = discarded_results_;
+    s.workers_lost = workers_lost_;
+    s.late_results = late_results_;
+    s.infra_attempts = infra_attempts_;
+    s.digest_conflicts = digest_conflicts_;
     for (const auto& [peer, state] : peers_) {
       if (state.rejected > 0) s.rejections.push_back({state.label, state.rejected, state.cut_off});
     }
@@ -242,6 +303,18 @@ class Coordinator::Impl {
     Message& message = decoded.value();
     if (auto* hello = std::get_if<Hello>(&message)) return HandleHello(envelope.peer, *hello);
     if (worker == workers_.end()) {
+      // A worker the coordinator does not know (it restarted, or took the
+      // worker for lost): results and credit are not stored, and it is
+      // asked, at most once a heartbeat, to say hello again.
+      if (std::holds_alternative<CellResult>(message) || std::holds_alternative<Credit>(message) ||
+          std::holds_alternative<Heartbeat>(message)) {
+        const Clock::time_point now = Clock::now();
+        if (now - state.told_hello_first >= options_.heartbeat) {
+          state.told_hello_first = now;
+          Tell(envelope.peer, HelloFirst{});
+        }
+        return;
+      }
       Tell(envelope.peer, Refused{"say hello first"});
       return Drop(envelope.peer, std::string(MessageName(message)) + " before hello");
     }
@@ -267,42 +340,88 @@ class Coordinator::Impl {
       if (!IsVersionName(v.name)) problem = "\"" + v.name + "\" is not a version name";
       if (!IsSha256Hex(v.binary_sha256)) problem = "version " + v.name + ": bad binary sha256";
     }
-    for (const auto& [other_peer, other] : workers_) {
-      if (other.name == hello.name && other_peer != peer) {
-        problem = "a worker named " + hello.name + " is already connected";
-      }
-    }
     if (!problem.empty()) {
       spdlog::warn("coordinator: refused worker {}@{}: {}", hello.name, hello.host, problem);
       Tell(peer, Refused{problem});
       return;
     }
+    // The same name again: the same process on a new connection keeps its
+    // leases; another process under the name replaces the one before.
+    std::optional<WorkerEntry> returning;
+    for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+      if (it->second.name != hello.name || it->first == peer) continue;
+      if (!hello.session.empty() && it->second.session == hello.session) {
+        returning = std::move(it->second);
+        for (auto& [id, lease] : leases_) {
+          if (lease.peer == it->first) lease.peer = peer;
+        }
+        workers_.erase(it);
+      } else {
+        LoseWorker(it->first, "replaced by a new worker process of the same name");
+      }
+      break;
+    }
     WorkerEntry entry;
     entry.peer = peer;
     entry.name = hello.name;
     entry.host = hello.host;
+    entry.session = hello.session;
     entry.slots = hello.slots;
     entry.last_seen = Clock::now();
+    if (returning) entry.last_version = returning->last_version;
     for (const VersionInfo& v : hello.versions) {
-      auto [seen, inserted] = first_digest_.emplace(v.name, v.binary_sha256);
-      if (!inserted && seen->second != v.binary_sha256) {
-        spdlog::warn(
-            "coordinator: worker {} has other bytes for {} ({} where the sweep has {}); "
-            "it gets none of that version's cells",
-            hello.name, v.name, v.binary_sha256, seen->second);
+      if (std::find(plan_.versions().begin(), plan_.versions().end(), v.name) ==
+          plan_.versions().end()) {
+        continue;  // not in this sweep
+      }
+      auto [sweep_digest, first] = digests_.emplace(v.name, v.binary_sha256);
+      if (first) {
+        Status st = store_->PutMeta("digest/" + v.name, v.binary_sha256);
+        if (!st.ok()) spdlog::error("coordinator: cannot record the digest of {}: {}", v.name, st.message());
+      } else if (sweep_digest->second != v.binary_sha256) {
+        const std::string conflict = "worker " + hello.name + " has " + v.name + " as " +
+                                     v.binary_sha256 + ", the sweep uses " + sweep_digest->second;
+        if (std::find(digest_conflicts_.begin(), digest_conflicts_.end(), conflict) ==
+            digest_conflicts_.end()) {
+          digest_conflicts_.push_back(conflict);
+        }
+        spdlog::error("coordinator: {}: it gets none of {}'s cells, so one version's cells are "
+                      "not run by two different binaries (if its bytes are the right ones, "
+                      "`imgsweep rerun --shard {} --binary-digest {}={}`)",
+                      conflict, v.name, v.name, v.name, v.binary_sha256);
         continue;
       }
       entry.versions.emplace(v.name, v);
     }
-    spdlog::info("coordinator: worker {}@{} joined: {} slots, {} versions", hello.name, hello.host,
-                 hello.slots, entry.versions.size());
-    ReleaseLeasesOf(peer);
+    if (returning) {
+      spdlog::info("coordinator: worker {}@{} is back; its {} leases stand", hello.name, hello.host,
+                   LeasesOf(peer));
+    } else {
+      spdlog::info("coordinator: worker {}@{} joined: {} slots, {} versions", hello.name,
+                   hello.host, hello.slots, entry.versions.size());
+      ReleaseLeasesOf(peer);
+    }
     if (auto tracked = peers_.find(peer); tracked != peers_.end()) {
       tracked->second.label = "worker " + hello.name;
     }
     workers_[peer] = std::move(entry);
-    Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count())});
+    Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count()),
+                       options_.liveness});
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
+  }
+
+  std::size_t LeasesOf(const std::string& peer) const {
+    std::size_t n = 0;
+    for (const auto& [id, lease] : leases_) n += lease.peer == peer ? 1 : 0;
+    return n;
+  }
+
+  // A lease id this sweep handed out, in this incarnation or an earlier one.
+  bool IssuedLease(std::uint64_t lease_id) const {
+    const std::uint64_t incarnation = lease_id >> kLeaseCounterBits;
+    const std::uint64_t counter = lease_id & ((std::uint64_t{1} << kLeaseCounterBits) - 1);
+    if (incarnation == 0 || incarnation > incarnation_ || counter == 0) return false;
+    return incarnation < incarnation_ || counter <= last_lease_;
   }
 
   void HandleResult(WorkerEntry& worker, const CellResult& result) {
@@ -315,10 +434,32 @@ class Coordinator::Impl {
     if (!given) {
       if (slot.state == CellSlot::State::kClosed) {
         ++discarded_results_;
+        spdlog::info("coordinator: discarded {}'s result for {}: another attempt is stored",
+                     worker.name, result.key);
         acks_.push_back(PendingAck{worker.peer, result.key});  // let it forget the copy
         return;
       }
-      return Drop(worker.peer, "a result for " + result.key + " which it was not given");
+      // A result from a lease that is no longer current (the worker was
+      // taken for lost, or the coordinator restarted) is the cell's outcome
+      // if the worker could have been given it; an infrastructure failure
+      // of such a lease is only forgotten.
+      const std::string& version = plan_.versions()[plan_.Ref(index.value()).version];
+      if (!IssuedLease(result.lease_id) || !worker.versions.contains(version)) {
+        return Drop(worker.peer, "a result for " + result.key + " which it was not given");
+      }
+      if (result.outcome == Outcome::kInfraFailure) {
+        acks_.push_back(PendingAck{worker.peer, result.key});
+        return;
+      }
+      ++late_results_;
+      if (slot.state == CellSlot::State::kLeased) {
+        if (auto other = leases_.find(slot.lease); other != leases_.end()) {
+          other->second.open.erase(index.value());
+          if (other->second.open.empty()) leases_.erase(other);
+        }
+      }
+      // A pending cell stays in its queue; Dispatch skips it once closed.
+      lease = leases_.end();
     }
     const CellRef ref = plan_.Ref(index.value());
     const std::string& version = plan_.versions()[ref.version];
@@ -338,15 +479,16 @@ class Coordinator::Impl {
     }
     CellWrite write;
     write.key = result.key;
-    if (slot.attempts > 0) {
-      Result<std::optional<CellRecord>> stored = store_->GetCell(result.key);
-      if (stored.ok() && stored.value()) write.record = *stored.value();
-    }
+    write.record = StoredRecord(index.value());
+    attempt.failure_kind = result.failure_kind;
     if (result.outcome == Outcome::kInfraFailure) {
       spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
                    result.failure);
-      write.record.state =
-          attempt.number >= options_.max_attempts ? CellState::kFailed : CellState::kPending;
+      ++infra_attempts_;
+      if (attempt.failure_kind == FailureKind::kNone) attempt.failure_kind = FailureKind::kSpawnError;
+      write.record.state = attempt.number - slot.round_start >= options_.max_attempts
+                               ? CellState::kFailed
+                               : CellState::kPending;
     } else {
       attempt.stdout_sha256 = Sha256Hex(result.stdout_text);
       attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
@@ -356,9 +498,12 @@ class Coordinator::Impl {
                      {attempt.stderr_sha256, result.stderr_text}};
       write.record.state = CellState::kDone;
     }
+    write.record.round_start = slot.round_start;
     write.record.attempts.push_back(std::move(attempt));
-    lease->second.open.erase(index.value());
-    if (lease->second.open.empty()) leases_.erase(lease);
+    if (lease != leases_.end()) {
+      lease->second.open.erase(index.value());
+      if (lease->second.open.empty()) leases_.erase(lease);
+    }
     slot.attempts += 1;
     if (write.record.state == CellState::kPending) {
       slot.state = CellSlot::State::kPending;
@@ -408,29 +553,33 @@ class Coordinator::Impl {
         std::deque<std::size_t>& queue = pending_[*shard];
         const std::size_t n =
             std::min({static_cast<std::size_t>(worker.credit), queue.size(), options_.max_batch});
-        const std::uint64_t lease_id = ++last_lease_;
+        const std::uint64_t lease_id =
+            (std::uint64_t{incarnation_} << kLeaseCounterBits) | ++last_lease_;
         Lease lease;
         lease.peer = peer;
         Assignment assignment;
         assignment.lease_id = lease_id;
-        for (std::size_t i = 0; i < n; ++i) {
+        while (assignment.cells.size() < n && !queue.empty()) {
           const std::size_t index = queue.front();
           queue.pop_front();
           CellSlot& slot = cells_[index];
+          if (slot.state != CellSlot::State::kPending) continue;  // closed by a late result
           slot.state = CellSlot::State::kLeased;
           slot.lease = lease_id;
           lease.open.insert(index);
           assignment.cells.push_back(plan_.Spec(plan_.Ref(index), slot.attempts + 1));
         }
+        if (assignment.cells.empty()) continue;  // the queue held only closed cells
+        const std::size_t given = assignment.cells.size();
         // Every cell could run one after another on one slot, each to its
         // deadline: only after that (and some slack) is the lease lost.
         const auto span =
-            plan_.timeout() * static_cast<std::int64_t>((n + worker.slots - 1) / worker.slots) +
+            plan_.timeout() * static_cast<std::int64_t>((given + worker.slots - 1) / worker.slots) +
             kLeaseSlack;
         lease.deadline = Clock::now() + span;
         assignment.deadline_unix_ms =
             UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
-        worker.credit -= static_cast<std::int64_t>(n);
+        worker.credit -= static_cast<std::int64_t>(given);
         worker.last_version = *shard;
         leases_.emplace(lease_id, std::move(lease));
         if (!socket_->Send(peer, Encode(assignment)).ok()) {
@@ -438,7 +587,109 @@ class Coordinator::Impl {
           worker.credit = 0;
           break;
         }
+        last_told_[peer] = Clock::now();
       }
+    }
+  }
+
+  // Tells every worker the coordinator is still here, when nothing else did
+  // for a heartbeat.
+  void SendHeartbeats() {
+    const Clock::time_point now = Clock::now();
+    for (const auto& [peer, worker] : workers_) {
+      Clock::time_point& last = last_told_[peer];
+      if (now - last < options_.heartbeat) continue;
+      Tell(peer, Heartbeat{});
+      last = now;
+    }
+  }
+
+  // The cell's record as the next write must extend it: a write of this
+  // round not yet committed, else what the store holds.
+  CellRecord StoredRecord(std::size_t index) {
+    const std::string key = plan_.Key(plan_.Ref(index));
+    for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
+      if (it->key == key) return it->record;
+    }
+    if (cells_[index].attempts == 0) return CellRecord{};
+    Result<std::optional<CellRecord>> stored = store_->GetCell(key);
+    if (stored.ok() && stored.value()) return *stored.value();
+    return CellRecord{};
+  }
+
+  // Gives each open cell of a lease an infrastructure attempt (`kind`) on
+  // the lease's worker and puts it back in the queue, or fails it when
+  // that was its last allowed attempt.
+  void FailLease(std::uint64_t lease_id, FailureKind kind, const std::string& why) {
+    auto lease = leases_.find(lease_id);
+    if (lease == leases_.end()) return;
+    const WorkerEntry* worker = nullptr;
+    if (auto w = workers_.find(lease->second.peer); w != workers_.end()) worker = &w->second;
+    for (std::size_t index : lease->second.open) {
+      CellSlot& slot = cells_[index];
+      CellWrite write;
+      write.key = plan_.Key(plan_.Ref(index));
+      write.record = StoredRecord(index);
+      Attempt attempt;
+      attempt.number = slot.attempts + 1;
+      attempt.outcome = Outcome::kInfraFailure;
+      attempt.failure_kind = kind;
+      attempt.failure = std::string(FailureKindName(kind)) + ": " + why;
+      attempt.started_unix_ms = UnixMillis();
+      if (worker != nullptr) {
+        attempt.worker = worker->name;
+        attempt.host = worker->host;
+      }
+      slot.attempts += 1;
+      ++infra_attempts_;
+      write.record.round_start = slot.round_start;
+      write.record.attempts.push_back(std::move(attempt));
+      if (slot.attempts - slot.round_start >= options_.max_attempts) {
+        write.record.state = CellState::kFailed;
+        slot.state = CellSlot::State::kClosed;
+        --open_cells_;
+        spdlog::error("coordinator: {} failed on every allowed attempt ({} of {})", write.key,
+                      slot.attempts - slot.round_start, options_.max_attempts);
+      } else {
+        write.record.state = CellState::kPending;
+        slot.state = CellSlot::State::kPending;
+        pending_[plan_.Ref(index).version].push_front(index);
+      }
+      writes_.push_back(std::move(write));
+    }
+    leases_.erase(lease);
+  }
+
+  // The worker is gone as far as the sweep is concerned: its cells go to
+  // others. If it comes back it says hello again.
+  void LoseWorker(std::string peer, const std::string& why) {  // peer by value: erased here
+    auto worker = workers_.find(peer);
+    if (worker == workers_.end()) return;
+    const std::string name = worker->second.name;
+    std::vector<std::uint64_t> ids;
+    std::size_t cells = 0;
+    for (const auto& [id, lease] : leases_) {
+      if (lease.peer != peer) continue;
+      ids.push_back(id);
+      cells += lease.open.size();
+    }
+    spdlog::warn("coordinator: lost worker {}: {}; its {} cells go back to the queue", name, why,
+                 cells);
+    for (std::uint64_t id : ids) FailLease(id, FailureKind::kWorkerLost, "worker " + name + " " + why);
+    workers_.erase(worker);
+    last_told_.erase(peer);
+    ++workers_lost_;
+  }
+
+  void LoseSilentWorkers() {
+    const Clock::time_point now = Clock::now();
+    const auto allowed = options_.heartbeat * static_cast<std::int64_t>(options_.liveness);
+    std::vector<std::string> silent;
+    for (const auto& [peer, worker] : workers_) {
+      if (now - worker.last_seen >= allowed) silent.push_back(peer);
+    }
+    for (const std::string& peer : silent) {
+      LoseWorker(peer, "silent for " + std::to_string(allowed.count()) + " ms");
     }
   }
 
@@ -469,7 +720,7 @@ class Coordinator::Impl {
     for (std::uint64_t id : expired) {
       spdlog::warn("coordinator: lease {} expired; its {} cells go back to the queue", id,
                    leases_[id].open.size());
-      ReleaseLease(id);
+      FailLease(id, FailureKind::kLeaseExpired, "not returned before the lease's deadline");
     }
   }
 
@@ -502,9 +753,15 @@ class Coordinator::Impl {
   std::vector<std::deque<std::size_t>> pending_;  // per version: cells to hand out
   std::size_t open_cells_ = 0;
   std::map<std::string, WorkerEntry> workers_;       // by peer identity
-  std::map<std::string, std::string> first_digest_;  // version -> binary sha256
   std::map<std::uint64_t, Lease> leases_;
-  std::uint64_t last_lease_ = 0;
+  std::uint64_t incarnation_ = 1;  // this start on the store: 1, 2, ...
+  std::uint64_t last_lease_ = 0;   // the counter half of the last lease id
+  std::map<std::string, std::string> digests_;  // version -> the sweep's binary sha256
+  std::map<std::string, Clock::time_point> last_told_;  // by peer: the last frame sent
+  std::vector<std::string> digest_conflicts_;
+  std::size_t workers_lost_ = 0;
+  std::size_t late_results_ = 0;
+  std::size_t infra_attempts_ = 0;
   std::vector<CellWrite> writes_;
   std::vector<PendingAck> acks_;
   std::size_t ran_now_ = 0;

@@ -5,6 +5,15 @@
 // only then acknowledged. Run returns when every cell has an outcome (or has
 // failed every allowed attempt), after telling every worker to shut down.
 //
+// Faults: heartbeats flow both ways; a worker silent for `liveness`
+// heartbeats is lost, and so is one whose lease runs out: each cell it held
+// gets a worker-lost (or lease-expired) attempt and goes back to the queue.
+// A worker that comes back says hello again; a result it still holds is
+// stored if its cell is still open (the first stored result wins) and
+// discarded otherwise. Lease ids carry the coordinator's incarnation (one
+// more at every start on a store), so after a restart results of the
+// previous incarnation's leases are still recognised.
+//
 // Thread-safety: Run is called once, from one thread.
 #ifndef IMGSWEEP_COORDINATOR_COORDINATOR_H_
 #define IMGSWEEP_COORDINATOR_COORDINATOR_H_
@@ -28,6 +37,12 @@ struct CoordinatorOptions {
   std::string listen = "tcp://127.0.0.1:*";
   std::string sweep_id = "sweep";
   std::chrono::milliseconds heartbeat{1000};
+  // Heartbeats a worker may miss in a row before it is taken for lost.
+  unsigned liveness = 3;
+  // Digests the user says are right, by version: a worker with other bytes
+  // for the version gets none of its cells. Versions not named take the
+  // digest stored by an earlier run, else the first worker's.
+  std::map<std::string, std::string> binary_digests;
   // Infrastructure failures of one cell before it is failed for good.
   unsigned max_attempts = 3;
   // Cells per assignment at most; a worker's credit may cap it lower.
@@ -67,6 +82,12 @@ struct SweepSummary {
   std::size_t refused_connections = 0;  // CURVE keys not allowed
   std::size_t discarded_results = 0;   // duplicates of stored results
   std::vector<PeerRejections> rejections;
+  // Faults met during this run.
+  std::size_t workers_lost = 0;     // silent past liveness, or replaced by a new process
+  std::size_t late_results = 0;     // stored from a lease no longer current
+  std::size_t infra_attempts = 0;   // infrastructure failures recorded, retried or not
+  // "worker w2 has 7.2.0 as <sha>, the sweep uses <sha>"
+  std::vector<std::string> digest_conflicts;
 };
 
 // Counts the outcomes the store holds for the plan's cells.
@@ -75,6 +96,8 @@ Result<SweepSummary> Summarize(const Plan& plan, Store& store);
 class Coordinator {
  public:
   // Binds the socket and loads which cells the store already holds.
+  // kInvalidInput when `binary_digests` names a digest other than the one
+  // stored cells of that version ran with (mixing bytes in one shard).
   // REQUIRES: `store` holds `plan` and outlives the coordinator.
   static Result<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options, Plan plan,
                                                      Store* store);

@@ -18,6 +18,7 @@ enum Kind : std::uint32_t {
   kAck = 7,
   kHeartbeat = 8,
   kShutdown = 9,
+  kHelloFirst = 10,
 };
 
 // A message's kind is its alternative's position in Message plus one; these
@@ -29,7 +30,7 @@ static_assert(kIsKind<kHello, Hello> && kIsKind<kWelcome, Welcome> && kIsKind<kR
               kIsKind<kCredit, Credit> && kIsKind<kAssignment, Assignment> &&
               kIsKind<kResult, CellResult> && kIsKind<kAck, Ack> &&
               kIsKind<kHeartbeat, Heartbeat> && kIsKind<kShutdown, Shutdown> &&
-              std::variant_size_v<Message> == kShutdown);
+              kIsKind<kHelloFirst, HelloFirst> && std::variant_size_v<Message> == kHelloFirst);
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
@@ -60,16 +61,18 @@ void PackVector(Packer& p, const std::vector<T>& items) {
 struct BodyPacker {
   Packer& p;
   void Body(const Hello& m) {
-    p.pack_array(4);
+    p.pack_array(5);
     p.pack(m.name);
     p.pack(m.host);
     p.pack(m.slots);
     PackVector(p, m.versions);
+    p.pack(m.session);
   }
   void Body(const Welcome& m) {
-    p.pack_array(2);
+    p.pack_array(3);
     p.pack(m.sweep_id);
     p.pack(m.heartbeat_ms);
+    p.pack(m.liveness);
   }
   void Body(const Refused& m) {
     p.pack_array(1);
@@ -86,7 +89,7 @@ struct BodyPacker {
     PackVector(p, m.cells);
   }
   void Body(const CellResult& m) {
-    p.pack_array(11);
+    p.pack_array(12);
     p.pack(m.key);
     p.pack(m.attempt);
     p.pack(m.lease_id);
@@ -98,12 +101,14 @@ struct BodyPacker {
     p.pack(m.duration_us);
     p.pack(m.started_unix_ms);
     p.pack(m.failure);
+    p.pack(static_cast<std::uint32_t>(m.failure_kind));
   }
   void Body(const Ack& m) {
     p.pack_array(1);
     p.pack(m.keys);
   }
   void Body(const Heartbeat&) { p.pack_array(0); }
+  void Body(const HelloFirst&) { p.pack_array(0); }
   void Body(const Shutdown& m) {
     p.pack_array(1);
     p.pack(m.reason);
@@ -198,6 +203,7 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.Read("host", &m.host);
       r.Read("slots", &m.slots);
       r.ReadRecords("versions", &m.versions, ReadVersion);
+      r.Read("session", &m.session);
       return m;
     }
     case kWelcome: {
@@ -205,6 +211,7 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       FieldReader r(body, "welcome", error);
       r.Read("sweep_id", &m.sweep_id);
       r.Read("heartbeat_ms", &m.heartbeat_ms);
+      r.Read("liveness", &m.liveness);
       return m;
     }
     case kRefused: {
@@ -240,10 +247,16 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.Read("duration_us", &m.duration_us);
       r.Read("started_unix_ms", &m.started_unix_ms);
       r.Read("failure", &m.failure);
+      std::uint32_t failure_kind = 0;
+      r.Read("failure_kind", &failure_kind);
       if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
         r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
       }
+      if (failure_kind > static_cast<std::uint32_t>(kLastFailureKind)) {
+        r.Fail("field \"failure_kind\": unknown value " + std::to_string(failure_kind));
+      }
       m.outcome = static_cast<Outcome>(outcome);
+      m.failure_kind = static_cast<FailureKind>(failure_kind);
       return m;
     }
     case kAck: {
@@ -254,6 +267,9 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
     case kHeartbeat:
       FieldReader(body, "heartbeat", error);
       return Heartbeat{};
+    case kHelloFirst:
+      FieldReader(body, "hello-first", error);
+      return HelloFirst{};
     case kShutdown: {
       Shutdown m;
       FieldReader(body, "shutdown", error).Read("reason", &m.reason);
@@ -288,10 +304,35 @@ const char* OutcomeName(Outcome outcome) {
   return "unknown";
 }
 
+const char* FailureKindName(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kNone:
+      return "";
+    case FailureKind::kSpawnError:
+      return "spawn-error";
+    case FailureKind::kBinaryMissing:
+      return "binary-missing";
+    case FailureKind::kBinaryUnrunnable:
+      return "binary-unrunnable";
+    case FailureKind::kImageMismatch:
+      return "image-mismatch";
+    case FailureKind::kOutputLimit:
+      return "output-limit";
+    case FailureKind::kPathRefused:
+      return "path-refused";
+    case FailureKind::kWorkerLost:
+      return "worker-lost";
+    case FailureKind::kLeaseExpired:
+      return "lease-expired";
+  }
+  return "unknown";
+}
+
 const char* MessageName(const Message& message) {
   static constexpr const char* kNames[] = {"hello",  "welcome",    "refused",
                                            "credit", "assignment", "result",
-                                           "ack",    "heartbeat",  "shutdown"};
+                                           "ack",    "heartbeat",  "shutdown",
+                                           "hello-first"};
   return kNames[message.index()];
 }
 

@@ -20,7 +20,7 @@ namespace imgsweep {
 
 // Raised whenever a message changes shape. A peer that speaks another
 // version is refused at hello with a reason that names both versions.
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
@@ -39,6 +39,10 @@ struct Hello {
   std::string host;
   std::uint32_t slots = 0;  // cells it runs at once
   std::vector<VersionInfo> versions;
+  // Random per worker process: a hello with a known name and the same
+  // session is that worker coming back on a new connection (its leases
+  // stay); another session under the name replaces it.
+  std::string session;
   bool operator==(const Hello&) const = default;
 };
 
@@ -46,6 +50,8 @@ struct Hello {
 struct Welcome {
   std::string sweep_id;
   std::uint32_t heartbeat_ms = 0;
+  // Heartbeats missed in a row before either side takes the other for gone.
+  std::uint32_t liveness = 0;
   bool operator==(const Welcome&) const = default;
 };
 
@@ -87,6 +93,24 @@ struct Assignment {
 enum class Outcome : std::uint8_t { kExited = 0, kSignaled = 1, kTimeout = 2, kInfraFailure = 3 };
 const char* OutcomeName(Outcome outcome);  // "exited", "signaled", "timeout", "infra-failure"
 
+// Why an attempt was an infrastructure failure (kNone for a cell's own
+// outcome). The first kinds come from workers, the last two from the
+// coordinator itself. Numbers never change meaning.
+enum class FailureKind : std::uint8_t {
+  kNone = 0,
+  kSpawnError = 1,         // the process could not be started
+  kBinaryMissing = 2,      // the worker does not hold the version
+  kBinaryUnrunnable = 3,   // it started but its loader or interpreter failed (126/127)
+  kImageMismatch = 4,      // the worker's image is missing or has other bytes
+  kOutputLimit = 5,        // a stream went over the cap; the process was killed
+  kPathRefused = 6,        // an image path or argument that leaves the testdata root
+  kWorkerLost = 7,         // the worker went silent or away holding the cell
+  kLeaseExpired = 8,       // the worker kept the cell past its lease
+};
+inline constexpr FailureKind kLastFailureKind = FailureKind::kLeaseExpired;
+// "spawn-error", "binary-missing", ..., "" for kNone.
+const char* FailureKindName(FailureKind kind);
+
 // worker -> coordinator.
 struct CellResult {
   std::string key;
@@ -100,6 +124,7 @@ struct CellResult {
   std::uint64_t duration_us = 0;
   std::int64_t started_unix_ms = 0;
   std::string failure;  // kInfraFailure: what went wrong, for people
+  FailureKind failure_kind = FailureKind::kNone;  // kInfraFailure: which kind
   bool operator==(const CellResult&) const = default;
 };
 
@@ -120,8 +145,15 @@ struct Shutdown {
   bool operator==(const Shutdown&) const = default;
 };
 
-using Message =
-    std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack, Heartbeat, Shutdown>;
+// coordinator -> peer: this connection has not said hello (the coordinator
+// restarted, or took the worker for gone); say it again. A worker answers
+// with its hello and then re-sends every result not yet acknowledged.
+struct HelloFirst {
+  bool operator==(const HelloFirst&) const = default;
+};
+
+using Message = std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack,
+                             Heartbeat, Shutdown, HelloFirst>;
 
 // The message's kind as a word for logs: "hello", "result", ...
 const char* MessageName(const Message& message);

@@ -264,47 +264,59 @@ struct DealerSocket::Impl {
   zmq::socket_t monitor;
   bool curve = false;
   int unexplained_failures = 0;
+  int connections = 0;  // handshakes completed, not yet taken
 };
 
 namespace {
 
 constexpr int kHandshakeEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
 
 // A handshake that fails without a reason may be a connection that broke;
 // this many in a row are taken for a refusal.
 constexpr int kUnexplainedFailuresTolerated = 3;
 
-// The monitor's message: a frame of event (16 bits) and value (32 bits),
-// then one with the endpoint.
-Status HandshakeFailure(zmq::socket_t& monitor, const std::string& endpoint, bool curve,
-                        int* unexplained) {
-  zmq::message_t event, where;
-  if (!monitor.recv(event, zmq::recv_flags::dontwait)) return Status::Ok();
-  if (event.more()) (void)monitor.recv(where, zmq::recv_flags::none);
-  if (event.size() < 6) return Status::Ok();
-  std::uint16_t id = 0;
-  std::uint32_t value = 0;
-  std::memcpy(&id, event.data(), sizeof id);
-  std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
-  const std::string prefix = "the handshake with " + endpoint + " failed: ";
-  if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-    return Status::InvalidInput(prefix + "the coordinator does not allow this worker's key");
+// The monitor's messages: a frame of event (16 bits) and value (32 bits),
+// then one with the endpoint. Counts completed handshakes; a failed one is
+// an error unless it may be a connection that broke.
+Status DrainMonitor(zmq::socket_t& monitor, const std::string& endpoint, bool curve,
+                    int* unexplained, int* connections) {
+  for (;;) {
+    zmq::message_t event, where;
+    if (!monitor.recv(event, zmq::recv_flags::dontwait)) return Status::Ok();
+    if (event.more()) (void)monitor.recv(where, zmq::recv_flags::none);
+    if (event.size() < 6) continue;
+    std::uint16_t id = 0;
+    std::uint32_t value = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
+    const std::string prefix = "the handshake with " + endpoint + " failed: ";
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      *unexplained = 0;
+      ++*connections;
+      continue;
+    }
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      return Status::InvalidInput(prefix + "the coordinator does not allow this worker's key");
+    }
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+      return Status::InvalidInput(prefix +
+                                  "one side uses CURVE and the other does not (give the worker "
+                                  "--curve-secret and --coordinator-key, or neither)");
+    }
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+        ++*unexplained < kUnexplainedFailuresTolerated) {
+      continue;
+    }
+    if (id != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) continue;  // another protocol error: retried
+    return Status::InvalidInput(
+        prefix + (curve ? "the coordinator closed it; is --coordinator-key its public key?"
+                        : "the coordinator closed it; does it require CURVE (--curve-secret and "
+                          "--coordinator-key)?"));
   }
-  if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-      value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
-    return Status::InvalidInput(prefix +
-                                "one side uses CURVE and the other does not (give the worker "
-                                "--curve-secret and --coordinator-key, or neither)");
-  }
-  if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++*unexplained < kUnexplainedFailuresTolerated) {
-    return Status::Ok();
-  }
-  return Status::InvalidInput(
-      prefix + (curve ? "the coordinator closed it; is --coordinator-key its public key?"
-                      : "the coordinator closed it; does it require CURVE (--curve-secret and "
-                        "--coordinator-key)?"));
 }
 
 }  // namespace
@@ -315,10 +327,14 @@ DealerSocket::~DealerSocket() = default;
 
 Result<std::unique_ptr<DealerSocket>> DealerSocket::Connect(Context& context,
                                                             const std::string& endpoint,
-                                                            const ClientSecurity& security) {
+                                                            const ClientSecurity& security,
+                                                            ReconnectBackoff backoff) {
   try {
     auto impl = std::make_unique<Impl>(context.impl_->context);
     SetCommonOptions(impl->socket, kMaxFrameBytes);
+    impl->socket.set(zmq::sockopt::immediate, 1);
+    impl->socket.set(zmq::sockopt::reconnect_ivl, static_cast<int>(backoff.initial.count()));
+    impl->socket.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(backoff.max.count()));
     if (security.curve) {
       if (!IsZ85Key(security.curve->secret_key) || !IsZ85Key(security.server_key)) {
         return Status::InvalidInput("a worker key or the coordinator's key is not a CURVE key");
@@ -327,9 +343,10 @@ Result<std::unique_ptr<DealerSocket>> DealerSocket::Connect(Context& context,
       SetCurveKeys(impl->socket, *security.curve);
       impl->curve = true;
     }
-    // One monitor per socket, named after the socket's address in memory.
-    const std::string monitor =
-        "inproc://imgsweep-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(impl.get()));
+    // One monitor per socket, under a name never used before in this
+    // process (a closed monitor's name may not be free again at once).
+    static std::atomic<std::uint64_t> monitors{0};
+    const std::string monitor = "inproc://imgsweep-monitor-" + std::to_string(++monitors);
     if (zmq_socket_monitor(impl->socket.handle(), monitor.c_str(), kHandshakeEvents) != 0) {
       return Status::FromErrno("cannot watch the connection to " + endpoint, zmq_errno());
     }
@@ -342,10 +359,10 @@ Result<std::unique_ptr<DealerSocket>> DealerSocket::Connect(Context& context,
   }
 }
 
-Status DealerSocket::Send(std::string_view frame) {
+Result<bool> DealerSocket::Send(std::string_view frame) {
   try {
-    impl_->socket.send(zmq::buffer(frame.data(), frame.size()), zmq::send_flags::none);
-    return Status::Ok();
+    return impl_->socket.send(zmq::buffer(frame.data(), frame.size()), zmq::send_flags::dontwait)
+        .has_value();
   } catch (const zmq::error_t& e) {
     return ZmqError("send to " + endpoint_, e);
   }
@@ -362,12 +379,11 @@ Result<std::optional<std::string>> DealerSocket::Receive(std::chrono::millisecon
       return std::optional<std::string>();
     }
     if ((items[1].revents & ZMQ_POLLIN) != 0) {
-      Status st = HandshakeFailure(impl_->monitor, endpoint_, impl_->curve,
-                                   &impl_->unexplained_failures);
+      Status st = DrainMonitor(impl_->monitor, endpoint_, impl_->curve,
+                               &impl_->unexplained_failures, &impl_->connections);
       if (!st.ok()) return st;
     }
     if ((items[0].revents & ZMQ_POLLIN) == 0) return std::optional<std::string>();
-    impl_->unexplained_failures = 0;  // a frame came: the handshake worked
     zmq::message_t part;
     if (!impl_->socket.recv(part, zmq::recv_flags::dontwait)) return std::optional<std::string>();
     std::string frame = ToString(part);
@@ -379,5 +395,7 @@ Result<std::optional<std::string>> DealerSocket::Receive(std::chrono::millisecon
     return ZmqError("receive from " + endpoint_, e);
   }
 }
+
+int DealerSocket::TakeConnections() { return std::exchange(impl_->connections, 0); }
 
 }  // namespace imgsweep

@@ -107,22 +107,36 @@ class RouterSocket {
   std::string endpoint_;
 };
 
+// How a DealerSocket reconnects: ZeroMQ retries a lost or refused
+// connection after `initial`, doubling the wait up to `max`.
+struct ReconnectBackoff {
+  std::chrono::milliseconds initial{100};
+  std::chrono::milliseconds max{2000};
+};
+
 class DealerSocket {
  public:
-  // Connects lazily: a coordinator that is not up yet is retried by ZeroMQ.
+  // Connects lazily: a coordinator that is not up yet is retried by ZeroMQ,
+  // and so is one that went away, with `backoff` between tries.
   static Result<std::unique_ptr<DealerSocket>> Connect(Context& context,
                                                        const std::string& endpoint,
-                                                       const ClientSecurity& security = {});
+                                                       const ClientSecurity& security = {},
+                                                       ReconnectBackoff backoff = {});
   ~DealerSocket();
   DealerSocket(const DealerSocket&) = delete;
   DealerSocket& operator=(const DealerSocket&) = delete;
 
-  Status Send(std::string_view frame);
+  // Frames are queued only on a live connection: without one, Send returns
+  // false at once and the caller keeps what it could not send.
+  Result<bool> Send(std::string_view frame);
   // Waits up to `timeout` for a frame, returning early (with nullopt) when
-  // `wake_fd` (if >= 0) becomes readable. kInvalidInput when the handshake
-  // with the peer failed (a key it does not allow, another mechanism): that
-  // will not change by retrying.
+  // `wake_fd` (if >= 0) becomes readable or a connection was made.
+  // kInvalidInput when the handshake with the peer failed (a key it does
+  // not allow, another mechanism): that will not change by retrying.
   Result<std::optional<std::string>> Receive(std::chrono::milliseconds timeout, int wake_fd = -1);
+  // Connections made (handshakes completed) since the last call: each one
+  // is a peer that may not know this socket yet.
+  int TakeConnections();
 
  private:
   struct Impl;

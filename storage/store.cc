@@ -42,13 +42,16 @@ json AttemptToJson(const Attempt& a) {
               {"host", a.host},
               {"version_line", a.version_line},
               {"binary_sha256", a.binary_sha256},
-              {"failure", a.failure}};
+              {"failure", a.failure},
+              {"kind", static_cast<int>(a.failure_kind)}};
 }
 
 std::string EncodeRecord(const CellRecord& record) {
   json attempts = json::array();
   for (const Attempt& a : record.attempts) attempts.push_back(AttemptToJson(a));
-  const json j{{"state", static_cast<int>(record.state)}, {"attempts", std::move(attempts)}};
+  const json j{{"state", static_cast<int>(record.state)},
+               {"attempts", std::move(attempts)},
+               {"round_start", record.round_start}};
   const std::vector<std::uint8_t> bytes = json::to_msgpack(j);
   return std::string(bytes.begin(), bytes.end());
 }
@@ -60,6 +63,7 @@ Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
     const int state = j.at("state").get<int>();
     if (state < 0 || state > static_cast<int>(CellState::kFailed)) throw std::out_of_range("state");
     record.state = static_cast<CellState>(state);
+    record.round_start = j.value("round_start", 0u);
     for (const json& ja : j.at("attempts")) {
       Attempt a;
       a.number = ja.at("n").get<std::uint32_t>();
@@ -81,6 +85,10 @@ Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
       a.version_line = ja.at("version_line").get<std::string>();
       a.binary_sha256 = ja.at("binary_sha256").get<std::string>();
       a.failure = ja.at("failure").get<std::string>();
+      // Records of stores made before failure kinds were stored have none.
+      const int kind = ja.value("kind", 0);
+      if (kind < 0 || kind > static_cast<int>(kLastFailureKind)) throw std::out_of_range("kind");
+      a.failure_kind = static_cast<FailureKind>(kind);
       record.attempts.push_back(std::move(a));
     }
     return record;

@@ -38,6 +38,7 @@ struct Attempt {
   std::string version_line;
   std::string binary_sha256;
   std::string failure;
+  FailureKind failure_kind = FailureKind::kNone;
   bool operator==(const Attempt&) const = default;
 };
 
@@ -51,6 +52,9 @@ const char* CellStateName(CellState state);
 struct CellRecord {
   CellState state = CellState::kPending;
   std::vector<Attempt> attempts;
+  // Attempts made before the last `rerun` picked this cell: the attempt
+  // limit counts only those after.
+  std::uint32_t round_start = 0;
   bool operator==(const CellRecord&) const = default;
 };
 

@@ -98,7 +98,8 @@ TEST_F(CellRunnerTest, RefusesAnImageWhoseDigestDiffers) {
   cell.image_sha256 = std::string(64, 'f');
   CellResult r = Runner().Run(cell);
   EXPECT_EQ(r.outcome, Outcome::kInfraFailure);
-  EXPECT_EQ(r.failure, "image images/raw/a.raw: this host's copy has sha256 " +
+  EXPECT_EQ(r.failure_kind, FailureKind::kImageMismatch);
+  EXPECT_EQ(r.failure, "image-mismatch: image images/raw/a.raw: this host's copy has sha256 " +
                            Sha256Hex("image bytes") + ", the manifest says " +
                            std::string(64, 'f'));
   EXPECT_EQ(r.stdout_text, "");
@@ -107,17 +108,18 @@ TEST_F(CellRunnerTest, RefusesAnImageWhoseDigestDiffers) {
 TEST_F(CellRunnerTest, RefusesAVersionItDoesNotHold) {
   CellSpec cell = Cell();
   cell.version = "9.9.9";
-  EXPECT_EQ(Runner().Run(cell).failure, "version 9.9.9 is not on this worker");
+  EXPECT_EQ(Runner().Run(cell).failure, "binary-missing: version 9.9.9 is not on this worker");
 }
 
 TEST_F(CellRunnerTest, RefusesPathsThatLeaveTheRoot) {
   CellSpec cell = Cell();
   cell.image_path = "../secret";
-  EXPECT_EQ(Runner().Run(cell).failure, "image path \"../secret\" leaves the testdata root");
+  EXPECT_EQ(Runner().Run(cell).failure,
+            "path-refused: image path \"../secret\" leaves the testdata root");
   cell = Cell();
   cell.args.back() = "$TESTDATA_ROOT/../../etc/passwd";
   EXPECT_EQ(Runner().Run(cell).failure,
-            "argument \"$TESTDATA_ROOT/../../etc/passwd\" leaves the testdata root");
+            "path-refused: argument \"$TESTDATA_ROOT/../../etc/passwd\" leaves the testdata root");
 }
 
 TEST_F(CellRunnerTest, RefusesALinkThatLeadsOutOfTheRoot) {
@@ -127,7 +129,7 @@ TEST_F(CellRunnerTest, RefusesALinkThatLeadsOutOfTheRoot) {
   CellSpec cell = Cell();
   cell.image_path = "images/raw/link.raw";
   cell.args.back() = "$TESTDATA_ROOT/images/raw/link.raw";
-  EXPECT_EQ(Runner().Run(cell).failure, "image images/raw/link.raw resolves to " +
+  EXPECT_EQ(Runner().Run(cell).failure, "path-refused: image images/raw/link.raw resolves to " +
                                             std::filesystem::canonical(outside).string() +
                                             ", outside the testdata root");
 }
@@ -138,6 +140,93 @@ TEST_F(CellRunnerTest, RunsEveryPathTheManifestAccepts) {
   cell.args.back() = "$TESTDATA_ROOT/images/./raw//a.raw";
   CellResult r = Runner().Run(cell);
   EXPECT_EQ(r.outcome, Outcome::kExited) << r.failure;
+}
+
+// Hostile binaries: each answers --version like a qemu-img, then misbehaves
+// on a cell. Every one must end with its own outcome within the cell's
+// timeout plus the grace, and the runner must serve the next cell after it.
+class HostileBinaryTest : public CellRunnerTest {
+ protected:
+  CellResult RunAs(const std::string& version, const std::string& body, milliseconds timeout,
+                   std::size_t output_limit = CellRunner::kDefaultOutputLimit) {
+    AddVersion(dir_, version,
+               "#!/bin/sh\nif [ \"$1\" = --version ]; then echo \"qemu-img version " + version +
+                   "\"; exit 0; fi\n" + body + "\n");
+    Result<std::vector<InstalledVersion>> v =
+        DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    CellRunner runner(root_, v.value(), milliseconds(200), output_limit);
+    CellSpec cell = Cell();
+    cell.version = version;
+    cell.timeout_ms = static_cast<std::uint32_t>(timeout.count());
+    const auto start = std::chrono::steady_clock::now();
+    CellResult r = runner.Run(cell);
+    elapsed_ = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+    // The same runner, the well-behaved version: still serving.
+    CellResult next = runner.Run(Cell());
+    EXPECT_EQ(next.outcome, Outcome::kExited) << next.failure;
+    EXPECT_EQ(next.exit_code, 1);
+    return r;
+  }
+  milliseconds elapsed_{0};
+};
+
+TEST_F(HostileBinaryTest, OneThatHangsTimesOut) {
+  CellResult r = RunAs("1.0.1", "exec sleep 600", milliseconds(300));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_LT(elapsed_, milliseconds(300 + 200 + 2000));
+}
+
+TEST_F(HostileBinaryTest, OneThatIgnoresTermIsKilledAfterTheGrace) {
+  CellResult r = RunAs("1.0.2", "trap '' TERM\nwhile :; do sleep 0.05; done", milliseconds(300));
+  EXPECT_EQ(r.outcome, Outcome::kTimeout);
+  EXPECT_LT(elapsed_, milliseconds(300 + 200 + 2000));
+}
+
+TEST_F(HostileBinaryTest, OneWhoseChildKeepsStdoutOpenEndsWithItsOwnExit) {
+  CellResult r = RunAs("1.0.3", "echo early\n(sleep 600) &\nexit 3", milliseconds(20'000));
+  EXPECT_EQ(r.outcome, Outcome::kExited);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.stdout_text, "early\n");
+  EXPECT_LT(elapsed_, milliseconds(200 + 2000));  // the grace after its exit, not the timeout
+}
+
+TEST_F(HostileBinaryTest, OneThatPrints200MiBHitsTheOutputLimit) {
+  CellResult r = RunAs("1.0.4", "head -c 209715200 /dev/zero", milliseconds(60'000));
+  EXPECT_EQ(r.outcome, Outcome::kInfraFailure);
+  EXPECT_EQ(r.failure_kind, FailureKind::kOutputLimit);
+  EXPECT_EQ(r.failure,
+            "output-limit: more than 67108864 bytes on one stream; the process was killed");
+  EXPECT_EQ(r.stdout_text, "");  // nothing of it is kept in the result
+}
+
+TEST_F(HostileBinaryTest, TheOutputLimitIsTheCallersChoice) {
+  CellResult r = RunAs("1.0.4", "head -c 5000 /dev/zero >&2", milliseconds(20'000), 4096);
+  EXPECT_EQ(r.failure_kind, FailureKind::kOutputLimit);
+  EXPECT_EQ(r.failure, "output-limit: more than 4096 bytes on one stream; the process was killed");
+}
+
+TEST_F(HostileBinaryTest, OneThatSegfaultsIsSignaled) {
+  CellResult r = RunAs("1.0.5", "kill -SEGV $$", milliseconds(20'000));
+  EXPECT_EQ(r.outcome, Outcome::kSignaled);
+  EXPECT_EQ(r.signal, 11);
+}
+
+TEST_F(HostileBinaryTest, OneThatFailsKeepsItsStderr) {
+  CellResult r = RunAs("1.0.6", "echo 'qemu-img: Could not open: boom' >&2\nexit 1",
+                       milliseconds(20'000));
+  EXPECT_EQ(r.outcome, Outcome::kExited);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.stderr_text, "qemu-img: Could not open: boom\n");
+}
+
+TEST_F(HostileBinaryTest, OneWhoseLoaderIsMissingIsUnrunnable) {
+  CellResult r = RunAs("1.0.7", "echo 'loader: not found' >&2\nexit 127", milliseconds(20'000));
+  EXPECT_EQ(r.outcome, Outcome::kInfraFailure);
+  EXPECT_EQ(r.failure_kind, FailureKind::kBinaryUnrunnable);
+  EXPECT_EQ(r.failure, "binary-unrunnable: " +
+                           (dir_.path() / "bin/x86_64/1.0.7/qemu-img").string() +
+                           " exited 127: loader: not found");
 }
 
 TEST(ReplaceAll, ReplacesEveryOccurrence) {

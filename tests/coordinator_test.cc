@@ -31,12 +31,17 @@ class CoordinatorTest : public ::testing::Test {
     ASSERT_TRUE(store_->PutMeta("plan", plan_.ToJson()).ok());
     CoordinatorOptions options;
     options.heartbeat = milliseconds(50);
+    options.liveness = Liveness();
     options.keep_going = [this] {
       return stop_ ? Status::InvalidInput("stopped by the test") : Status::Ok();
     };
     coordinator_ = std::move(Coordinator::Create(options, plan_, store_.get())).value();
     run_ = std::async(std::launch::async, [this] { return coordinator_->Run(); });
   }
+
+  // Test workers send no heartbeats unless a test says so: by default they
+  // are given 10 s of silence.
+  virtual unsigned Liveness() const { return 200; }
 
   void TearDown() override {
     stop_ = true;  // Run returns at its next round
@@ -54,14 +59,32 @@ class CoordinatorTest : public ::testing::Test {
     return std::move(DealerSocket::Connect(context_, coordinator_->endpoint())).value();
   }
 
+  // Sends once the connection is up (frames are queued only on one).
   static void Send(DealerSocket& socket, const Message& m) {
-    ASSERT_TRUE(socket.Send(Encode(m)).ok());
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Result<bool> sent = socket.Send(Encode(m));
+      ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+      if (sent.value()) return;
+      ASSERT_TRUE(socket.Receive(milliseconds(10)).ok());  // lets the connection complete
+    }
+    ADD_FAILURE() << "no connection within the deadline";
+  }
+  static void SendRaw(DealerSocket& socket, const std::string& frame) {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Result<bool> sent = socket.Send(frame);
+      ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+      if (sent.value()) return;
+      ASSERT_TRUE(socket.Receive(milliseconds(10)).ok());
+    }
+    ADD_FAILURE() << "no connection within the deadline";
   }
 
   // A worker w1 with one slot that has joined the sweep.
   std::unique_ptr<DealerSocket> Join() {
     auto socket = Connect();
-    Send(*socket, Hello{"w1", "h", 1, Versions()});
+    Send(*socket, Hello{"w1", "h", 1, Versions(), "session-1"});
     Expect<Welcome>(*socket);
     return socket;
   }
@@ -77,6 +100,7 @@ class CoordinatorTest : public ::testing::Test {
       EXPECT_TRUE(m.ok()) << m.status().ToString();
       if (!m.ok()) break;
       if (std::holds_alternative<T>(m.value())) return std::get<T>(m.value());
+      if (std::holds_alternative<Heartbeat>(m.value())) continue;
       ADD_FAILURE() << "got " << MessageName(m.value());
       break;
     }
@@ -106,18 +130,130 @@ class CoordinatorTest : public ::testing::Test {
 TEST_F(CoordinatorTest, RefusesAnotherProtocolVersionWithTheReason) {
   auto socket = Connect();
   // A hello whose envelope says protocol version 2: [2, 1, [...]].
-  std::string frame = Encode(Hello{"w", "h", 1, {}});
-  frame[1] = 2;
-  ASSERT_TRUE(socket->Send(frame).ok());
+  std::string frame = Encode(Hello{"w", "h", 1, {}, ""});
+  frame[1] = 1;
+  SendRaw(*socket, frame);
   EXPECT_EQ(Expect<Refused>(*socket).reason,
-            "protocol version 2 is not supported (this side speaks 1)");
+            "protocol version 1 is not supported (this side speaks 2)");
 }
 
-TEST_F(CoordinatorTest, RefusesASecondWorkerWithTheSameName) {
+TEST_F(CoordinatorTest, ANewProcessUnderTheSameNameReplacesTheOldOne) {
   auto first = Join();
+  Send(*first, Credit{1});
+  const Assignment a = Expect<Assignment>(*first);
   auto second = Connect();
-  Send(*second, Hello{"w1", "h2", 1, Versions()});
-  EXPECT_EQ(Expect<Refused>(*second).reason, "a worker named w1 is already connected");
+  Send(*second, Hello{"w1", "h2", 1, Versions(), "session-2"});
+  Expect<Welcome>(*second);
+  Send(*second, Credit{1});
+  const Assignment again = Expect<Assignment>(*second);
+  ASSERT_EQ(again.cells.size(), 1u);
+  EXPECT_EQ(again.cells[0].key, a.cells[0].key);
+  EXPECT_EQ(again.cells[0].attempt, 2u);
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kWorkerLost);
+  EXPECT_EQ(record.attempts[0].failure,
+            "worker-lost: worker w1 replaced by a new worker process of the same name");
+}
+
+TEST_F(CoordinatorTest, TheSameProcessOnANewConnectionKeepsItsLease) {
+  auto first = Join();
+  Send(*first, Credit{1});
+  const Assignment a = Expect<Assignment>(*first);
+  auto again = Connect();
+  Send(*again, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*again);
+  Send(*again, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*again).keys, std::vector<std::string>{a.cells[0].key});
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].outcome, Outcome::kExited);
+}
+
+class LivenessTest : public CoordinatorTest {
+ protected:
+  unsigned Liveness() const override { return 4; }
+};
+
+TEST_F(LivenessTest, ASilentWorkerLosesItsCellsAndItsLateResultStillCounts) {
+  auto silent = Join();
+  Send(*silent, Credit{1});
+  const Assignment a = Expect<Assignment>(*silent);
+  // Another worker keeps talking while w1 says nothing past its liveness
+  // (4 heartbeats of 50 ms), and is given w1's cell as attempt 2.
+  // w2 holds only w1's version, whose other cell it is given first.
+  auto other = Connect();
+  Send(*other, Hello{"w2", "h", 1, {Versions()[0]}, "session-2"});
+  Expect<Welcome>(*other);
+  Send(*other, Credit{2});
+  std::optional<Assignment> b;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!b && std::chrono::steady_clock::now() < deadline) {
+    Send(*other, Heartbeat{});
+    Result<std::optional<std::string>> frame = other->Receive(milliseconds(50));
+    ASSERT_TRUE(frame.ok());
+    if (!frame.value()) continue;
+    Result<Message> m = Decode(*frame.value());
+    ASSERT_TRUE(m.ok());
+    auto* got = std::get_if<Assignment>(&m.value());
+    if (got != nullptr && got->cells.size() == 1 && got->cells[0].key == a.cells[0].key) b = *got;
+  }
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->cells.size(), 1u);
+  EXPECT_EQ(b->cells[0].key, a.cells[0].key);
+  EXPECT_EQ(b->cells[0].attempt, 2u);
+  CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kWorkerLost);
+  EXPECT_EQ(record.attempts[0].failure, "worker-lost: worker w1 silent for 200 ms");
+  EXPECT_EQ(record.state, CellState::kPending);
+
+  // w1 comes back with its result: not known any more, it is asked to say
+  // hello again; after that the result is the cell's, w2's is discarded.
+  Send(*silent, Done(a.cells[0], a.lease_id));
+  Expect<HelloFirst>(*silent);
+  Send(*silent, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*silent);
+  Send(*silent, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*silent).keys, std::vector<std::string>{a.cells[0].key});
+  Send(*other, Done(b->cells[0], b->lease_id));
+  EXPECT_EQ(Expect<Ack>(*other).keys, std::vector<std::string>{a.cells[0].key});
+  record = *store_->GetCell(a.cells[0].key).value();
+  EXPECT_EQ(record.state, CellState::kDone);
+  ASSERT_EQ(record.attempts.size(), 2u);
+  EXPECT_EQ(record.attempts[1].worker, "w1");
+  EXPECT_EQ(record.attempts[1].outcome, Outcome::kExited);
+}
+
+TEST_F(CoordinatorTest, ARestartedCoordinatorTakesResultsOfTheLeasesBefore) {
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment a = Expect<Assignment>(*worker);
+  stop_ = true;
+  EXPECT_EQ(run_.get().status().message(), "stopped by the test");
+  coordinator_.reset();
+
+  CoordinatorOptions options;
+  options.heartbeat = milliseconds(50);
+  std::atomic<bool> stop{false};
+  options.keep_going = [&stop] {
+    return stop ? Status::InvalidInput("stopped by the test") : Status::Ok();
+  };
+  std::unique_ptr<Coordinator> restarted =
+      std::move(Coordinator::Create(options, plan_, store_.get())).value();
+  auto run = std::async(std::launch::async, [&] { return restarted->Run(); });
+  auto back = std::move(DealerSocket::Connect(context_, restarted->endpoint())).value();
+  Send(*back, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*back);
+  CellResult forged = Done(a.cells[0], (std::uint64_t{3} << 32) | 1);  // a later incarnation
+  Send(*back, forged);
+  Send(*back, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*back).keys, std::vector<std::string>{a.cells[0].key});
+  stop = true;
+  EXPECT_EQ(run.get().status().message(), "stopped by the test");
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.state, CellState::kDone);
 }
 
 TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
@@ -175,17 +311,17 @@ TEST_F(CoordinatorTest, RetriesAnInfrastructureFailureAndKeepsTheAttempt) {
 TEST_F(CoordinatorTest, CutsOffAPeerThatKeepsSendingGarbageAndCountsIt) {
   auto rogue = Connect();
   for (int i = 0; i < 15; ++i) {
-    ASSERT_TRUE(rogue->Send("\xc1 not msgpack").ok());  // 0xc1: never used by msgpack
+    SendRaw(*rogue, "\xc1 not msgpack");  // 0xc1: never used by msgpack
     EXPECT_FALSE(Expect<Refused>(*rogue).reason.empty());
   }
-  ASSERT_TRUE(rogue->Send("\xc1 not msgpack").ok());  // the 16th: the default cut-off
+  SendRaw(*rogue, "\xc1 not msgpack");  // the 16th: the default cut-off
   // Its connection is closed, so the DEALER reconnects as a new peer, which
   // a hello then gets welcomed as. (Frames sent into the closing connection
   // are lost; hence the hello is repeated until a welcome, on a deadline.)
   bool welcomed = false;
   const auto until = std::chrono::steady_clock::now() + kWait;
   while (!welcomed && std::chrono::steady_clock::now() < until) {
-    Send(*rogue, Hello{"reformed", "h", 1, {}});
+    Send(*rogue, Hello{"reformed", "h", 1, {}, ""});
     Result<std::optional<std::string>> frame = rogue->Receive(milliseconds(200));
     ASSERT_TRUE(frame.ok());
     if (!frame.value()) continue;

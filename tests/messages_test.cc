@@ -34,9 +34,21 @@ TEST(Messages, HelloRoundTrips) {
                         "host-a",
                         4,
                         {{"7.2.0", kSha, "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"},
-                         {"10.0.2", kSha, "qemu-img version 10.0.2"}}});
+                         {"10.0.2", kSha, "qemu-img version 10.0.2"}},
+                        "5f3a9c01d2e4b687"});
 }
-TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000}); }
+TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000, 3}); }
+TEST(Messages, HelloFirstRoundTrips) { ExpectRoundTrip(HelloFirst{}); }
+TEST(Messages, InfraFailureKeepsItsKind) {
+  CellResult r;
+  r.key = "map-human/5.2.0/vhdx-empty";
+  r.outcome = Outcome::kInfraFailure;
+  r.failure = "output-limit: more than 67108864 bytes on one stream";
+  r.failure_kind = FailureKind::kOutputLimit;
+  ExpectRoundTrip(r);
+  EXPECT_STREQ(FailureKindName(FailureKind::kOutputLimit), "output-limit");
+  EXPECT_STREQ(FailureKindName(FailureKind::kWorkerLost), "worker-lost");
+}
 TEST(Messages, RefusedRoundTrips) { ExpectRoundTrip(Refused{"protocol version 2"}); }
 TEST(Messages, CreditRoundTrips) { ExpectRoundTrip(Credit{8}); }
 TEST(Messages, AssignmentRoundTrips) {
@@ -80,26 +92,26 @@ std::string ErrorOf(std::string_view frame) {
 }
 
 TEST(Messages, RefusesAnotherProtocolVersionNamingBoth) {
-  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<int>{1})),
-            "protocol version 2 is not supported (this side speaks 1)");
+  EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<int>{1})),
+            "protocol version 1 is not supported (this side speaks 2)");
 }
 
 TEST(Messages, RefusesUnknownKind) {
-  EXPECT_EQ(ErrorOf(Frame(1, 99, std::vector<int>{})), "unknown message kind 99");
+  EXPECT_EQ(ErrorOf(Frame(2, 99, std::vector<int>{})), "unknown message kind 99");
 }
 
 TEST(Messages, RefusesFieldOfWrongTypeNamingIt) {
-  EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<std::string>{"many"})),
+  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<std::string>{"many"})),
             "credit: field \"cells\": wrong type or out of range");
 }
 
 TEST(Messages, RefusesMissingFieldNamingIt) {
-  EXPECT_EQ(ErrorOf(Frame(1, 2, std::vector<std::string>{"sweep"})),
+  EXPECT_EQ(ErrorOf(Frame(2, 2, std::vector<std::string>{"sweep"})),
             "welcome: field \"heartbeat_ms\" is missing");
 }
 
 TEST(Messages, RefusesOutOfRangeNumbers) {
-  EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<std::uint64_t>{1ull << 40})),
+  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<std::uint64_t>{1ull << 40})),
             "credit: field \"cells\": wrong type or out of range");
 }
 
@@ -108,9 +120,9 @@ TEST(Messages, RefusesUnknownOutcome) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> p(buffer);
   p.pack_array(3);
-  p.pack(1);
+  p.pack(2);
   p.pack(6);
-  p.pack_array(11);
+  p.pack_array(12);
   p.pack(std::string("k"));
   p.pack(1);
   p.pack(1);
@@ -119,13 +131,24 @@ TEST(Messages, RefusesUnknownOutcome) {
   for (int i = 0; i < 2; ++i) p.pack(std::string());
   for (int i = 0; i < 2; ++i) p.pack(0);
   p.pack(std::string());
+  p.pack(0);
   EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
             "result: field \"outcome\": unknown value 9");
 }
 
+TEST(Messages, RefusesUnknownFailureKind) {
+  CellResult r;
+  r.key = "k";
+  r.outcome = Outcome::kInfraFailure;
+  std::string frame = Encode(r);
+  ASSERT_EQ(static_cast<unsigned char>(frame.back()), 0u);  // failure_kind, a positive fixint
+  frame.back() = 42;
+  EXPECT_EQ(ErrorOf(frame), "result: field \"failure_kind\": unknown value 42");
+}
+
 TEST(Messages, RefusesNonMsgpackAndTruncatedFrames) {
   EXPECT_EQ(ErrorOf("\xc1"), "frame is not msgpack: parse error");
-  const std::string frame = Encode(Hello{"w", "h", 1, {}});
+  const std::string frame = Encode(Hello{"w", "h", 1, {}, ""});
   EXPECT_EQ(ErrorOf(frame.substr(0, frame.size() - 2)).rfind("frame is not msgpack", 0), 0u);
   EXPECT_EQ(ErrorOf(frame + "x"), "frame has 1 bytes after the message");
 }

@@ -20,6 +20,19 @@ namespace {
 constexpr auto kReplyWait = std::chrono::seconds(20);
 constexpr int kRandomFrames = 40;
 
+// Sends once a connection is up: frames are queued only on one. Whatever
+// arrives meanwhile is read and ignored.
+bool SendOn(DealerSocket& socket, const std::string& frame) {
+  const auto deadline = std::chrono::steady_clock::now() + kReplyWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    Result<bool> sent = socket.Send(frame);
+    if (!sent.ok()) return false;
+    if (sent.value()) return true;
+    if (!socket.Receive(std::chrono::milliseconds(10)).ok()) return false;
+  }
+  return false;
+}
+
 int Main(const std::string& endpoint, const std::string& keys_file, std::size_t max_frame) {
   Context context;
   auto connect = [&]() { return std::move(DealerSocket::Connect(context, endpoint)).value(); };
@@ -30,12 +43,12 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
   for (int i = 0; i < kRandomFrames; ++i) {
     std::string frame(1 + random() % 4096, '\0');
     for (char& c : frame) c = static_cast<char>(random());
-    if (!noise->Send(frame).ok()) return 1;
+    if (!SendOn(*noise, frame)) return 1;
   }
 
   // Forged results, after a hello that earns a welcome and no work.
   auto forger = connect();
-  if (!forger->Send(Encode(Hello{"rogue", "rogue-host", 1, {}})).ok()) return 1;
+  if (!SendOn(*forger, Encode(Hello{"rogue", "rogue-host", 1, {}, ""}))) return 1;
   Result<std::optional<std::string>> reply = forger->Receive(kReplyWait);
   if (!reply.ok() || !reply.value()) {
     std::fprintf(stderr, "rogue_peer: no answer to hello\n");
@@ -51,7 +64,7 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
     r.lease_id = 1 + forged % 4;  // lease ids are small integers: guess them
     r.outcome = Outcome::kExited;
     r.stdout_text = "forged\n";
-    if (!forger->Send(Encode(r)).ok()) return 1;
+    if (!SendOn(*forger, Encode(r))) return 1;
     ++forged;
   }
 
@@ -59,17 +72,17 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
   // a string that claims 4 GiB.
   auto shapes = connect();
   const std::string malformed[] = {
-      std::string("\x93\x01\x63\x90", 4),          // [1, 99, []]
-      std::string("\x93\x01\x06\xa3" "abc", 7),    // [1, CellResult, "abc"]
-      std::string("\x93\x01\x06\xdb\xff\xff\xff\xff" "x", 9),  // str32 of 4 GiB - 1
+      std::string("\x93\x02\x63\x90", 4),          // [2, 99, []]
+      std::string("\x93\x02\x06\xa3" "abc", 7),    // [2, CellResult, "abc"]
+      std::string("\x93\x02\x06\xdb\xff\xff\xff\xff" "x", 9),  // str32 of 4 GiB - 1
   };
   for (const std::string& m : malformed) {
-    if (!shapes->Send(m).ok()) return 1;
+    if (!SendOn(*shapes, m)) return 1;
   }
 
   // One byte over the limit: ZeroMQ drops the connection before reading it.
   auto big = connect();
-  if (!big->Send(std::string(max_frame + 1, 'x')).ok()) return 1;
+  if (!SendOn(*big, std::string(max_frame + 1, 'x'))) return 1;
 
   std::printf("rogue_peer: sent %d random frames, %d forged results, %zu malformed, 1 oversized\n",
               kRandomFrames, forged, std::size(malformed));

@@ -7,14 +7,20 @@
 namespace imgsweep {
 namespace {
 
-CellResult InfraFailure(const CellSpec& cell, std::string failure) {
+CellResult InfraFailure(const CellSpec& cell, FailureKind kind, std::string failure) {
   CellResult result;
   result.key = cell.key;
   result.attempt = cell.attempt;
   result.outcome = Outcome::kInfraFailure;
-  result.failure = std::move(failure);
+  result.failure_kind = kind;
+  result.failure = std::string(FailureKindName(kind)) + ": " + failure;
   return result;
 }
+
+// What a shell or loader exits with when the program cannot run (POSIX:
+// found but not executable, not found). qemu-img itself never uses them.
+constexpr int kCannotExecute = 126;
+constexpr int kCommandNotFound = 127;
 
 std::int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -39,12 +45,16 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
 }
 
 CellRunner::CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
-                       std::chrono::milliseconds grace)
-    : root_(std::move(testdata_root)), root_text_(root_.string()), grace_(grace) {
+                       std::chrono::milliseconds grace, std::size_t output_limit)
+    : root_(std::move(testdata_root)),
+      root_text_(root_.string()),
+      grace_(grace),
+      output_limit_(output_limit) {
   for (InstalledVersion& v : versions) versions_.emplace(v.info.name, std::move(v));
 }
 
-bool CellRunner::ImageMatches(const CellSpec& cell, std::string* failure) {
+bool CellRunner::ImageMatches(const CellSpec& cell, FailureKind* kind, std::string* failure) {
+  *kind = FailureKind::kImageMismatch;
   std::string digest;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -55,6 +65,7 @@ bool CellRunner::ImageMatches(const CellSpec& cell, std::string* failure) {
     // A link inside the testdata that leads out of it is refused like "..".
     Result<std::filesystem::path> real = ResolveInsideRoot(root_, cell.image_path);
     if (!real.ok()) {
+      if (real.status().code() == StatusCode::kInvalidInput) *kind = FailureKind::kPathRefused;
       *failure = "image " + real.status().message();
       return false;
     }
@@ -78,24 +89,29 @@ bool CellRunner::ImageMatches(const CellSpec& cell, std::string* failure) {
 CellResult CellRunner::Run(const CellSpec& cell) {
   auto version = versions_.find(cell.version);
   if (version == versions_.end()) {
-    return InfraFailure(cell, "version " + cell.version + " is not on this worker");
+    return InfraFailure(cell, FailureKind::kBinaryMissing,
+                        "version " + cell.version + " is not on this worker");
   }
   if (!StaysInsideRoot(cell.image_path)) {
-    return InfraFailure(cell, "image path \"" + cell.image_path + "\" leaves the testdata root");
+    return InfraFailure(cell, FailureKind::kPathRefused,
+                        "image path \"" + cell.image_path + "\" leaves the testdata root");
   }
   std::string failure;
-  if (!ImageMatches(cell, &failure)) return InfraFailure(cell, std::move(failure));
+  FailureKind kind = FailureKind::kNone;
+  if (!ImageMatches(cell, &kind, &failure)) return InfraFailure(cell, kind, std::move(failure));
 
   RunRequest request;
   request.program = version->second.program;
   request.cwd = root_;
   request.timeout = std::chrono::milliseconds(cell.timeout_ms);
   request.grace = grace_;
+  request.output_limit = output_limit_;
   const std::string token = std::string(kTestdataRootToken) + "/";
   for (const std::string& arg : cell.args) {
     if (arg.rfind(token, 0) == 0) {
       if (!StaysInsideRoot(arg.substr(token.size()))) {
-        return InfraFailure(cell, "argument \"" + arg + "\" leaves the testdata root");
+        return InfraFailure(cell, FailureKind::kPathRefused,
+                            "argument \"" + arg + "\" leaves the testdata root");
       }
       request.args.push_back(root_text_ + "/" + arg.substr(token.size()));
     } else {
@@ -107,11 +123,20 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   result.attempt = cell.attempt;
   result.started_unix_ms = UnixMillis();
   Result<RunOutput> run = RunCaptured(request);
-  if (!run.ok()) return InfraFailure(cell, run.status().message());
+  if (!run.ok()) return InfraFailure(cell, FailureKind::kSpawnError, run.status().message());
   RunOutput& out = run.value();
   if (out.output_limit_hit) {
-    return InfraFailure(cell, "output-limit: more than " + std::to_string(request.output_limit) +
-                                  " bytes on one stream");
+    return InfraFailure(cell, FailureKind::kOutputLimit,
+                        "more than " + std::to_string(request.output_limit) +
+                            " bytes on one stream; the process was killed");
+  }
+  if (out.ending == RunOutput::Ending::kExited &&
+      (out.exit_code == kCannotExecute || out.exit_code == kCommandNotFound) &&
+      out.stdout_text.empty()) {
+    const std::string err = out.stderr_text.substr(0, out.stderr_text.find('\n'));
+    return InfraFailure(cell, FailureKind::kBinaryUnrunnable,
+                        version->second.program.string() + " exited " +
+                            std::to_string(out.exit_code) + (err.empty() ? "" : ": " + err));
   }
   switch (out.ending) {
     case RunOutput::Ending::kExited:

@@ -32,25 +32,33 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
 
 class CellRunner final : public CellExecutor {
  public:
+  // The bytes kept per stream of one cell; beyond it the process is killed
+  // and the attempt is an output-limit failure.
+  static constexpr std::size_t kDefaultOutputLimit = 64u << 20;
+
   // REQUIRES: `testdata_root` is canonical (no symlinks, absolute).
   CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
-             std::chrono::milliseconds grace);
+             std::chrono::milliseconds grace, std::size_t output_limit = kDefaultOutputLimit);
 
-  // Refuses (kInfraFailure) a version it does not hold, an image path that
-  // leaves the root, and an image whose bytes differ from the cell's sha256;
-  // each image's digest is computed once per process. The process runs with
+  // Refuses (kInfraFailure, with its FailureKind) a version it does not
+  // hold, an image path that leaves the root, and an image whose bytes
+  // differ from the cell's sha256; each image's digest is computed once per
+  // process. A process that cannot start, prints more than the limit, or
+  // exits 126/127 with nothing on stdout (its loader or interpreter failed)
+  // is an infrastructure failure too. The process runs with
   // the testdata root as its working directory (qemu resolves a qcow2
   // external data file against it).
   CellResult Run(const CellSpec& cell) override;
 
  private:
   // The image's digest, cached; an error message when it cannot be read.
-  bool ImageMatches(const CellSpec& cell, std::string* failure);
+  bool ImageMatches(const CellSpec& cell, FailureKind* kind, std::string* failure);
 
   const std::filesystem::path root_;
   const std::string root_text_;
   std::map<std::string, InstalledVersion, std::less<>> versions_;
   const std::chrono::milliseconds grace_;
+  const std::size_t output_limit_;
 
   std::mutex mu_;
   std::map<std::string, std::string> digests_;  // guarded by mu_; path -> sha256

@@ -4,10 +4,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "protocol/transport.h"
@@ -24,6 +27,9 @@ constexpr unsigned kPrefetchPerSlot = 1;
 // How often a worker that has not been welcomed says it is still waiting.
 constexpr auto kWaitingNoteInterval = std::chrono::seconds(10);
 
+// A hello that found no connection to go on is tried again this soon.
+constexpr auto kHelloRetry = std::chrono::milliseconds(50);
+
 }  // namespace
 
 // The queue between the socket thread and the slot threads.
@@ -32,6 +38,7 @@ struct Worker::State {
   std::condition_variable work_ready;
   std::deque<std::pair<CellSpec, std::uint64_t>> queue;  // guarded by mu; cell, lease
   std::vector<CellResult> done;                          // guarded by mu
+  std::size_t running = 0;                               // guarded by mu
   bool stopping = false;                                 // guarded by mu
   int wake_fd = -1;                                      // eventfd: a slot thread finished a cell
   std::vector<std::thread> slots;
@@ -52,17 +59,31 @@ Worker::~Worker() {
   if (state_->wake_fd >= 0) ::close(state_->wake_fd);
 }
 
+namespace {
+
+// A random session id: tells this process's hellos from those of another
+// worker process with the same name.
+std::string NewSession() {
+  std::random_device random;
+  std::uint64_t bits = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(bits));
+  return text;
+}
+
+}  // namespace
+
 Status Worker::Run() {
   if (state_->wake_fd < 0) return Status::FromErrno("worker: eventfd", errno);
   Context context;
-  Result<std::unique_ptr<DealerSocket>> connected =
-      DealerSocket::Connect(context, options_.connect, options_.security);
+  auto connect = [&]() {
+    return DealerSocket::Connect(context, options_.connect, options_.security, options_.backoff);
+  };
+  Result<std::unique_ptr<DealerSocket>> connected = connect();
   if (!connected.ok()) return connected.status();
-  DealerSocket& socket = *connected.value();
-
-  Status sent =
-      socket.Send(Encode(Hello{options_.name, options_.host, options_.slots, options_.versions}));
-  if (!sent.ok()) return sent;
+  std::unique_ptr<DealerSocket> socket = std::move(connected).value();
+  const std::string hello = Encode(Hello{options_.name, options_.host, options_.slots,
+                                         options_.versions, NewSession()});
   spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
                options_.slots, options_.versions.size(), options_.connect);
 
@@ -77,11 +98,13 @@ Status Worker::Run() {
           if (s.stopping) return;
           work = std::move(s.queue.front());
           s.queue.pop_front();
+          ++s.running;
         }
         CellResult result = executor_->Run(work.first);
         result.lease_id = work.second;
         {
           std::lock_guard<std::mutex> lock(s.mu);
+          --s.running;
           s.done.push_back(std::move(result));
         }
         const std::uint64_t one = 1;
@@ -90,19 +113,79 @@ Status Worker::Run() {
     });
   }
 
+  const unsigned capacity = options_.slots * (1 + kPrefetchPerSlot);
+  std::chrono::milliseconds heartbeat = options_.heartbeat;
+  unsigned liveness = std::max(1u, options_.liveness);
   bool welcomed = false;
+  bool ever_welcomed = false;
+  bool hello_due = false;  // on the next connection, or now when told hello-first
   std::map<std::string, std::string> unacked;  // key -> encoded result
   Clock::time_point last_sent = Clock::now();
+  Clock::time_point last_heard = Clock::now();
+  Clock::time_point alone_since = Clock::now();  // without a welcome since
   Clock::time_point next_waiting_note = Clock::now() + kWaitingNoteInterval;
+  // Sends if a connection is up; a frame that cannot go now is not lost:
+  // results stay in `unacked` and go again after the next welcome.
+  auto send = [&](const std::string& frame) -> Status {
+    Result<bool> sent = socket->Send(frame);
+    if (!sent.ok()) return sent.status();
+    if (sent.value()) last_sent = Clock::now();
+    return Status::Ok();
+  };
   for (;;) {
-    if (!welcomed && Clock::now() >= next_waiting_note) {
-      spdlog::warn("worker {}: still no answer from the coordinator at {}", options_.name,
-                   options_.connect);
-      next_waiting_note = Clock::now() + kWaitingNoteInterval;
+    const Clock::time_point now = Clock::now();
+    if (socket->TakeConnections() > 0) {
+      hello_due = true;  // a new connection: the peer may not know this worker
+      if (welcomed) {
+        spdlog::warn("worker {}: the connection to {} was made again; saying hello again",
+                     options_.name, options_.connect);
+      }
+      welcomed = false;
     }
-    Result<std::optional<std::string>> frame = socket.Receive(options_.heartbeat, state_->wake_fd);
+    if (hello_due) {
+      Result<bool> sent = socket->Send(hello);
+      if (!sent.ok()) return sent.status();
+      if (sent.value()) {
+        hello_due = false;
+        last_sent = now;
+      }
+    }
+    if (!welcomed) {
+      if (now - alone_since >= options_.give_up_after) {
+        return Status::IoError("no coordinator answered at " + options_.connect + " for " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                  options_.give_up_after)
+                                                  .count()) +
+                               " s; giving up");
+      }
+      if (now >= next_waiting_note) {
+        spdlog::warn("worker {}: still no answer from the coordinator at {}", options_.name,
+                     options_.connect);
+        next_waiting_note = now + kWaitingNoteInterval;
+      }
+    }
+    // Silence: the coordinator is gone or the path to it is. A new socket
+    // makes a new connection (ZeroMQ's own may wait on a dead tcp one).
+    if (now - last_heard >= heartbeat * liveness) {
+      if (welcomed) {
+        spdlog::warn("worker {}: no word from the coordinator for {} ms; connecting again, "
+                     "{} results kept until acknowledged",
+                     options_.name, (heartbeat * liveness).count(), unacked.size());
+        welcomed = false;
+        alone_since = now;
+      }
+      socket.reset();
+      Result<std::unique_ptr<DealerSocket>> again = connect();
+      if (!again.ok()) return again.status();
+      socket = std::move(again).value();
+      hello_due = false;  // said on the connection's handshake
+      last_heard = now;
+    }
+    const auto wait = hello_due ? kHelloRetry : heartbeat;
+    Result<std::optional<std::string>> frame = socket->Receive(wait, state_->wake_fd);
     if (!frame.ok()) return frame.status();
     if (frame.value()) {
+      last_heard = Clock::now();
       Result<Message> message = Decode(*frame.value());
       if (!message.ok()) {
         spdlog::warn("worker {}: dropped a frame from the coordinator: {}", options_.name,
@@ -117,11 +200,39 @@ Status Worker::Run() {
         spdlog::info("worker {}: the coordinator says: {}", options_.name, shutdown->reason);
         return Status::Ok();
       }
-      if (std::holds_alternative<Welcome>(m) && !welcomed) {
-        welcomed = true;
-        spdlog::info("worker {}: joined sweep {}", options_.name, std::get<Welcome>(m).sweep_id);
-        Status st = socket.Send(Encode(Credit{options_.slots * (1 + kPrefetchPerSlot)}));
-        if (!st.ok()) return st;
+      if (std::holds_alternative<HelloFirst>(m)) {
+        if (welcomed) {
+          spdlog::warn("worker {}: the coordinator no longer knows this worker; saying hello "
+                       "again", options_.name);
+          alone_since = Clock::now();
+        }
+        welcomed = false;
+        hello_due = true;
+      } else if (auto* welcome = std::get_if<Welcome>(&m)) {
+        if (!welcomed) {
+          welcomed = true;
+          if (welcome->heartbeat_ms > 0) heartbeat = std::chrono::milliseconds(welcome->heartbeat_ms);
+          if (welcome->liveness > 0) liveness = welcome->liveness;
+          std::size_t held = 0;
+          {
+            std::lock_guard<std::mutex> lock(state_->mu);
+            held = state_->queue.size() + state_->running + state_->done.size();
+          }
+          spdlog::info("worker {}: {} sweep {}{}", options_.name,
+                       ever_welcomed ? "joined again" : "joined", welcome->sweep_id,
+                       unacked.empty() ? std::string()
+                                       : "; re-sending " + std::to_string(unacked.size()) +
+                                             " unacknowledged results");
+          ever_welcomed = true;
+          for (const auto& [key, encoded] : unacked) {
+            Status st = send(encoded);
+            if (!st.ok()) return st;
+          }
+          if (held < capacity) {
+            Status st = send(Encode(Credit{static_cast<std::uint32_t>(capacity - held)}));
+            if (!st.ok()) return st;
+          }
+        }
       } else if (auto* assignment = std::get_if<Assignment>(&m)) {
         {
           std::lock_guard<std::mutex> lock(state_->mu);
@@ -144,19 +255,19 @@ Status Worker::Run() {
     }
     for (const CellResult& result : done) {
       std::string encoded = Encode(result);
-      Status st = socket.Send(encoded);
-      if (!st.ok()) return st;
+      if (welcomed) {
+        Status st = send(encoded);
+        if (!st.ok()) return st;
+      }
       unacked[result.key] = std::move(encoded);
     }
-    if (!done.empty()) {
-      Status st = socket.Send(Encode(Credit{static_cast<std::uint32_t>(done.size())}));
+    if (welcomed && !done.empty()) {
+      Status st = send(Encode(Credit{static_cast<std::uint32_t>(done.size())}));
       if (!st.ok()) return st;
-      last_sent = Clock::now();
     }
-    if (Clock::now() - last_sent >= options_.heartbeat) {
-      Status st = socket.Send(Encode(Heartbeat{}));
+    if (welcomed && Clock::now() - last_sent >= heartbeat) {
+      Status st = send(Encode(Heartbeat{}));
       if (!st.ok()) return st;
-      last_sent = Clock::now();
     }
   }
 }

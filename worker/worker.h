@@ -3,8 +3,13 @@
 // keeping it until the coordinator acknowledges that it is stored.
 //
 // Message flow (docs/protocol.md): hello -> welcome | refused; credit;
-// then assignments in, results and credit out, acks in; heartbeats while
-// idle; shutdown ends it.
+// then assignments in, results and credit out, acks in; heartbeats both
+// ways; shutdown ends it. Whenever a connection is made again (the
+// coordinator restarted, the network came back) or the coordinator says
+// hello-first, the worker says hello again and re-sends every result not
+// yet acknowledged; when the coordinator is silent for `liveness`
+// heartbeats it drops the connection and makes a new one. Cells already
+// queued keep running throughout.
 #ifndef IMGSWEEP_WORKER_WORKER_H_
 #define IMGSWEEP_WORKER_WORKER_H_
 
@@ -22,13 +27,22 @@ namespace imgsweep {
 
 inline constexpr auto kDefaultHeartbeat = std::chrono::milliseconds(1000);
 
+inline constexpr unsigned kDefaultLiveness = 3;
+inline constexpr auto kDefaultGiveUp = std::chrono::minutes(10);
+
 struct WorkerOptions {
   std::string connect;  // tcp://HOST:PORT
   std::string name;
   std::string host;
   unsigned slots = 1;
   std::vector<VersionInfo> versions;
+  // Until the welcome says the coordinator's; then its own.
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
+  unsigned liveness = kDefaultLiveness;
+  // Without a coordinator for this long (never welcomed, or silent since),
+  // Run gives up.
+  std::chrono::milliseconds give_up_after = kDefaultGiveUp;
+  ReconnectBackoff backoff;
   ClientSecurity security;  // CURVE keys, when the coordinator asks for them
 };
 
@@ -41,7 +55,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Until the coordinator says the sweep is over (OK) or refuses this
-  // worker (kInvalidInput with its reason), or the transport fails.
+  // worker (kInvalidInput with its reason), the transport fails, or no
+  // coordinator answered for `give_up_after` (kIoError).
   Status Run();
 
  private:

@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
   CellResult infra = result;
   infra.outcome = Outcome::kInfraFailure;
   infra.failure = "image images/qcow2/basic.qcow2: this host's copy differs";
+  infra.failure_kind = FailureKind::kImageMismatch;
   const std::pair<const char*, Message> seeds[] = {
-      {"hello", Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}}},
-      {"welcome", Welcome{"sweep", 1000}},
+      {"hello",
+       Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}, "5f3a9c01d2e4b687"}},
+      {"welcome", Welcome{"sweep", 1000, 3}},
       {"refused", Refused{"say hello first"}},
       {"credit", Credit{4}},
       {"assignment", Assignment{7, 1'790'000'030'000, {spec}}},
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
       {"ack", Ack{{spec.key}}},
       {"heartbeat", Heartbeat{}},
       {"shutdown", Shutdown{"the sweep is complete"}},
+      {"hello-first", HelloFirst{}},
   };
   for (const auto& [name, message] : seeds) {
     std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary);
