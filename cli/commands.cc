@@ -13,6 +13,8 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
 #include "coordinator/tree_check.h"
+#include "protocol/sha256.h"
+#include "protocol/version_name.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
 #include "worker/subprocess.h"
@@ -56,6 +58,14 @@ void PrintSummary(const SweepSummary& s, double seconds) {
       std::printf("imgsweep:   %s: %zu frames rejected%s\n", p.peer.c_str(), p.frames,
                   p.cut_off ? ", cut off" : "");
     }
+  }
+  if (s.workers_lost + s.late_results + s.infra_attempts > 0) {
+    std::printf("imgsweep: faults: %zu workers lost, %zu infrastructure failures retried or "
+                "failed, %zu results stored from an earlier lease\n",
+                s.workers_lost, s.infra_attempts, s.late_results);
+  }
+  for (const std::string& conflict : s.digest_conflicts) {
+    std::printf("imgsweep: binary conflict: %s\n", conflict.c_str());
   }
 }
 
@@ -168,21 +178,37 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
 
 }  // namespace
 
-int RunCommand(const RunFlags& flags) {
-  if (flags.workers == 0) return Fail(Status::InvalidInput("--workers must be at least 1"));
-  Result<std::vector<std::string>> versions = ListVersions(flags.binaries);
-  if (!versions.ok()) return Fail(versions.status());
-  SweepInputs inputs = flags.inputs;
-  inputs.versions = versions.value();
-  Result<PreparedSweep> sweep = PrepareSweep(inputs);
-  if (!sweep.ok()) return Fail(sweep.status());
+namespace {
 
+// The coordinator's fault handling from the flags; kInvalidInput naming a
+// digest flag that is not VERSION=SHA256.
+Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
+  CoordinatorOptions options;
+  options.heartbeat = std::chrono::milliseconds(faults.heartbeat_ms);
+  options.liveness = faults.liveness;
+  options.max_attempts = faults.max_attempts;
+  for (const std::string& pin : faults.binary_digests) {
+    const std::size_t eq = pin.find('=');
+    const std::string version = pin.substr(0, eq);
+    const std::string digest = eq == std::string::npos ? "" : pin.substr(eq + 1);
+    if (eq == std::string::npos || !IsVersionName(version) || !IsSha256Hex(digest)) {
+      return Status::InvalidInput("--binary-digest " + pin +
+                                  ": expected VERSION=SHA256 (64 lowercase hex digits)");
+    }
+    options.binary_digests[version] = digest;
+  }
+  return options;
+}
+
+// Runs the sweep's open cells with worker processes of this host over a
+// private ipc socket, then writes the tree. The exit code.
+int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
+               const fs::path& out, const MaterializeOptions& tree) {
   // Local workers come and go with this process: when all of them have
   // exited before the sweep is done, nothing more can happen.
   std::vector<std::unique_ptr<BackgroundProcess>> workers;
   Result<std::unique_ptr<PrivateFolder>> socket_dir = PrivateFolder::Make();
   if (!socket_dir.ok()) return Fail(socket_dir.status());
-  CoordinatorOptions options;
   options.listen = "ipc://" + (socket_dir.value()->path() / "coordinator").string();
   options.keep_going = [&workers]() -> Status {
     for (auto& w : workers) {
@@ -192,45 +218,85 @@ int RunCommand(const RunFlags& flags) {
     return Status::IoError("every local worker exited before the sweep was done (see above)");
   };
   Result<std::unique_ptr<Coordinator>> coordinator =
-      Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
+      Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
 
-  const unsigned slots = flags.slots > 0 ? flags.slots : std::max(1u, Cores() / flags.workers);
+  const unsigned slots = local.slots > 0 ? local.slots : std::max(1u, Cores() / local.workers);
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);  // ps then names the binary
   if (ec) return Fail(Status::FromErrno("cannot find this program's path", ec.value()));
   // A finished store needs no worker: the sweep ends at once.
-  const unsigned to_start = coordinator.value()->open_cells() > 0 ? flags.workers : 0;
+  const unsigned to_start = coordinator.value()->open_cells() > 0 ? local.workers : 0;
   for (unsigned i = 1; i <= to_start; ++i) {
     std::vector<std::string> args = {"worker",
                                      "--connect",
                                      coordinator.value()->endpoint(),
                                      "--binaries",
-                                     flags.binaries.string(),
+                                     local.binaries.string(),
                                      "--testdata",
-                                     flags.inputs.testdata.string(),
+                                     local.testdata.string(),
                                      "--slots",
                                      std::to_string(slots),
+                                     "--output-limit-mib",
+                                     std::to_string(local.output_limit_mib),
                                      "--name",
                                      "local-" + std::to_string(i)};
-    if (flags.quiet) args.insert(args.begin(), "--quiet");
+    if (local.quiet) args.insert(args.begin(), "--quiet");
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
     if (!worker.ok()) return Fail(worker.status());
     workers.push_back(std::move(worker).value());
   }
-  const int code =
-      SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.tree);
+  const int code = SweepAndMaterialize(*coordinator.value(), *sweep.store, out, tree);
   for (auto& w : workers) {
     if (!w->WaitFor(kWorkerExitWait).ok()) w->Stop(kKillGrace);
   }
   return code;
 }
 
+// Serves the sweep's open cells to workers that connect, then writes the
+// tree. `options` has the security already. The exit code.
+int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOptions options) {
+  options.listen = flags.listen;
+  if (flags.max_frame_mib > 0) options.max_frame_bytes = std::size_t{flags.max_frame_mib} << 20;
+  Result<std::unique_ptr<Coordinator>> coordinator =
+      Coordinator::Create(options, sweep.plan, sweep.store.get());
+  if (!coordinator.ok()) return Fail(coordinator.status());
+  // Scripts that start workers read the file or this line (the port may have
+  // been "*"); the file comes first, so whoever saw the line finds it.
+  if (!flags.endpoint_file.empty()) {
+    bool written = false;
+    Status st =
+        WriteFileAtomically(flags.endpoint_file, coordinator.value()->endpoint() + "\n", &written);
+    if (!st.ok()) return Fail(st);
+  }
+  std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
+  std::fflush(stdout);
+  return SweepAndMaterialize(*coordinator.value(), *sweep.store, flags.out, flags.tree);
+}
+
+}  // namespace
+
+int RunCommand(const RunFlags& flags) {
+  if (flags.local.workers == 0) return Fail(Status::InvalidInput("--workers must be at least 1"));
+  Result<CoordinatorOptions> options = OptionsOf(flags.faults);
+  if (!options.ok()) return Fail(options.status());
+  Result<std::vector<std::string>> versions = ListVersions(flags.local.binaries);
+  if (!versions.ok()) return Fail(versions.status());
+  SweepInputs inputs = flags.inputs;
+  inputs.versions = versions.value();
+  Result<PreparedSweep> sweep = PrepareSweep(inputs);
+  if (!sweep.ok()) return Fail(sweep.status());
+  LocalWorkers local = flags.local;
+  local.testdata = flags.inputs.testdata;
+  return RunLocally(sweep.value(), local, options.value(), flags.out, flags.tree);
+}
+
 int CoordinatorCommand(const CoordinatorFlags& flags) {
   // Flags first: a refused start creates no store.
-  CoordinatorOptions options;
-  options.listen = flags.listen;
-  Status st = ServerSecurityOf(flags, &options.security);
+  Result<CoordinatorOptions> options = OptionsOf(flags.faults);
+  if (!options.ok()) return Fail(options.status());
+  options.value().listen = flags.listen;
+  Status st = ServerSecurityOf(flags, &options.value().security);
   if (!st.ok()) return Fail(st);
   SweepInputs inputs = flags.inputs;
   if (!flags.binaries.empty()) {
@@ -240,20 +306,49 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
   }
   Result<PreparedSweep> sweep = PrepareSweep(inputs);
   if (!sweep.ok()) return Fail(sweep.status());
-  if (flags.max_frame_mib > 0) options.max_frame_bytes = std::size_t{flags.max_frame_mib} << 20;
-  Result<std::unique_ptr<Coordinator>> coordinator =
-      Coordinator::Create(options, sweep.value().plan, sweep.value().store.get());
-  if (!coordinator.ok()) return Fail(coordinator.status());
-  // Scripts that start workers read the file or this line (the port may have
-  // been "*"); the file comes first, so whoever saw the line finds it.
-  if (!flags.endpoint_file.empty()) {
-    bool written = false;
-    st = WriteFileAtomically(flags.endpoint_file, coordinator.value()->endpoint() + "\n", &written);
+  return Serve(sweep.value(), flags, options.value());
+}
+
+int RerunCommand(const RerunFlags& flags) {
+  const bool serve = !flags.serve.listen.empty();
+  if (!serve && (flags.local.binaries.empty() || flags.local.testdata.empty())) {
+    return Fail(Status::InvalidInput(
+        "rerun: give --binaries and --testdata (local workers) or --listen (remote workers)"));
+  }
+  if (!serve && flags.local.workers == 0) {
+    return Fail(Status::InvalidInput("--workers must be at least 1"));
+  }
+  Result<CoordinatorOptions> options = OptionsOf(flags.serve.faults);
+  if (!options.ok()) return Fail(options.status());
+  if (serve) {
+    options.value().listen = flags.serve.listen;
+    Status st = ServerSecurityOf(flags.serve, &options.value().security);
     if (!st.ok()) return Fail(st);
   }
-  std::printf("imgsweep: listening on %s\n", coordinator.value()->endpoint().c_str());
+  Result<std::unique_ptr<Store>> store = Store::Open(flags.db, Store::Mode::kMustExist);
+  if (!store.ok()) return Fail(store.status());
+  Result<Plan> plan = LoadPlan(*store.value());
+  if (!plan.ok()) return Fail(plan.status());
+  Result<std::size_t> reopened = ReopenCells(*store.value(), plan.value(), flags.selection);
+  if (!reopened.ok()) return Fail(reopened.status());
+  std::printf("imgsweep: %zu cells put back in the queue\n", reopened.value());
   std::fflush(stdout);
-  return SweepAndMaterialize(*coordinator.value(), *sweep.value().store, flags.out, flags.tree);
+  PreparedSweep sweep{std::move(plan).value(), std::move(store).value()};
+  if (serve) {
+    CoordinatorFlags served = flags.serve;
+    served.out = flags.out;
+    return Serve(sweep, served, options.value());
+  }
+  return RunLocally(sweep, flags.local, options.value(), flags.out, flags.serve.tree);
+}
+
+int StatusCommand(const fs::path& db, bool every_cell) {
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
+  if (!store.ok()) return Fail(store.status());
+  Result<SweepState> state = ReadSweepState(*store.value());
+  if (!state.ok()) return Fail(state.status());
+  std::fputs(FormatSweepState(state.value(), every_cell).c_str(), stdout);
+  return kExitOk;
 }
 
 int WorkerCommand(const WorkerFlags& flags) {
@@ -282,8 +377,9 @@ int WorkerCommand(const WorkerFlags& flags) {
     options.security.curve = keys.value();
     options.security.server_key = server.value();
   }
-  Worker worker(options,
-                std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace));
+  options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
+  Worker worker(options, std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace,
+                                                      std::size_t{flags.output_limit_mib} << 20));
   Status st = worker.Run();
   return st.ok() ? kExitOk : Fail(st);
 }

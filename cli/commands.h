@@ -13,6 +13,7 @@
 #include "coordinator/materializer.h"
 #include "coordinator/plan.h"
 #include "coordinator/profile_report.h"
+#include "coordinator/sweep_state.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 
@@ -43,14 +44,30 @@ struct PreparedSweep {
 };
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs);
 
-struct RunFlags {
-  SweepInputs inputs;
+// How the coordinator meets faults (see coordinator.h).
+struct FaultFlags {
+  unsigned heartbeat_ms = 1000;
+  unsigned liveness = 3;
+  unsigned max_attempts = 3;
+  std::vector<std::string> binary_digests;  // "VERSION=SHA256", the right bytes
+};
+
+// `run`'s (and `rerun`'s) worker processes on this host.
+struct LocalWorkers {
   std::filesystem::path binaries;
-  std::filesystem::path out;
+  std::filesystem::path testdata;
   unsigned workers = 2;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
-  MaterializeOptions tree;
+  unsigned output_limit_mib = 64;
   bool quiet = false;  // passed on to the local workers
+};
+
+struct RunFlags {
+  SweepInputs inputs;  // inputs.testdata: the local workers' too
+  LocalWorkers local;
+  std::filesystem::path out;
+  MaterializeOptions tree;
+  FaultFlags faults;
 };
 int RunCommand(const RunFlags& flags);
 
@@ -65,8 +82,25 @@ struct CoordinatorFlags {
   std::filesystem::path allow_workers;  // folder of worker *.pub files
   bool insecure = false;                // plain text on a non-loopback address
   unsigned max_frame_mib = 0;           // 0: the protocol's limit
+  FaultFlags faults;
 };
 int CoordinatorCommand(const CoordinatorFlags& flags);
+
+// Puts chosen cells of a stored sweep back in the queue, runs them (and any
+// others without an outcome) with local workers or, given `serve.listen`,
+// workers on other hosts, then rewrites the tree and its profiles.
+struct RerunFlags {
+  std::filesystem::path db;
+  std::filesystem::path out;
+  RerunSelection selection;
+  LocalWorkers local;      // when serve.listen is empty
+  CoordinatorFlags serve;  // listen, endpoint file, keys, tree, faults
+};
+int RerunCommand(const RerunFlags& flags);
+
+// Prints the stored sweep's cells by state and outcome, per shard, and the
+// failed ones with why.
+int StatusCommand(const std::filesystem::path& db, bool every_cell);
 
 struct WorkerFlags {
   std::string connect;
@@ -76,6 +110,8 @@ struct WorkerFlags {
   std::string name;
   std::filesystem::path curve_secret;     // with coordinator_key: CURVE
   std::filesystem::path coordinator_key;  // the coordinator's .pub file
+  unsigned output_limit_mib = 64;         // per stream of a cell
+  unsigned give_up_after_s = 600;         // without a coordinator
 };
 int WorkerCommand(const WorkerFlags& flags);
 

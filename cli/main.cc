@@ -1,4 +1,4 @@
-// imgsweep: one binary, seven subcommands. Flags are parsed here and nothing
+// imgsweep: one binary, nine subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,7 +18,7 @@ constexpr const char* kExitCodes =
     "violations); 2 bad input (flags, manifest, binaries tree, store of another sweep, a store "
     "without every outcome and no --allow-partial).";
 
-std::vector<std::string> SplitVersions(const std::string& list) {
+std::vector<std::string> SplitList(const std::string& list) {
   std::vector<std::string> versions;
   std::size_t start = 0;
   while (start <= list.size()) {
@@ -32,6 +32,57 @@ std::vector<std::string> SplitVersions(const std::string& list) {
 void AddTimeout(CLI::App* app, double* seconds) {
   app->add_option("--timeout", *seconds, "Per-cell deadline in seconds (default 30, at most a day)")
       ->check(CLI::Range(0.001, 86400.0));
+}
+
+void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
+  app->add_option("--heartbeat-ms", faults->heartbeat_ms,
+                  "Heartbeat interval both ways, in ms (default 1000)")
+      ->check(CLI::Range(10, 600'000));
+  app->add_option("--liveness", faults->liveness,
+                  "Heartbeats missed in a row before a worker is lost (default 3)")
+      ->check(CLI::Range(1, 1000));
+  app->add_option("--max-attempts", faults->max_attempts,
+                  "Attempts a cell gets when they fail for infrastructure reasons (default 3)")
+      ->check(CLI::Range(1, 100));
+  app->add_option("--binary-digest", faults->binary_digests,
+                  "VERSION=SHA256: the right bytes of a version's qemu-img when workers differ "
+                  "(repeatable)");
+}
+
+void AddOutputLimit(CLI::App* app, unsigned* mib) {
+  app->add_option("--output-limit-mib", *mib,
+                  "Bytes a cell may print per stream, in MiB (default 64); beyond it the "
+                  "process is killed and the attempt fails with output-limit")
+      ->check(CLI::Range(1, 4096));
+}
+
+void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
+  app->add_option("--workers", local->workers, "Local worker processes (default 2)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--slots", local->slots, "Cells at once per worker (default cores / workers)")
+      ->check(CLI::Range(1, 4096));
+  AddOutputLimit(app, &local->output_limit_mib);
+}
+
+void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options);
+
+// What a coordinator serving remote workers takes beyond its sweep.
+void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
+  app->add_option("--endpoint-file", coord->endpoint_file,
+                  "Write the bound endpoint here once listening");
+  AddTreeFlags(app, &coord->tree);
+  AddFaultFlags(app, &coord->faults);
+  app->add_option("--curve-secret", coord->curve_secret,
+                  "This coordinator's key file (NAME.key of `imgsweep keys generate`): "
+                  "workers must use CURVE");
+  app->add_option("--allow-workers", coord->allow_workers,
+                  "Folder of the workers' public keys (*.pub) admitted with CURVE");
+  app->add_flag("--insecure", coord->insecure,
+                "Listen on a non-loopback address without CURVE (trusted networks only)");
+  app->add_option("--max-frame-mib", coord->max_frame_mib,
+                  "Largest frame a peer may send, in MiB (default 512); a peer that sends "
+                  "more is disconnected")
+      ->check(CLI::Range(1, 512));
 }
 
 void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options) {
@@ -60,7 +111,7 @@ int main(int argc, char** argv) {
       "Coordinator plus N local worker processes over a private ZeroMQ socket: the map sweep, "
       "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
       "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
-  run_cmd->add_option("--binaries", run.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
+  run_cmd->add_option("--binaries", run.local.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
       ->required();
   run_cmd
       ->add_option("--testdata", run.inputs.testdata,
@@ -70,12 +121,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--out", run.out, "Where the expected-outputs tree is written")->required();
   run.inputs.db = "imgsweep.db";
   run_cmd->add_option("--db", run.inputs.db, "RocksDB store (default ./imgsweep.db)");
-  run_cmd->add_option("--workers", run.workers, "Local worker processes (default 2)")
-      ->check(CLI::Range(1, 256));
-  run_cmd->add_option("--slots", run.slots, "Cells at once per worker (default cores / workers)")
-      ->check(CLI::Range(1, 4096));
+  AddLocalWorkerFlags(run_cmd, &run.local);
   AddTimeout(run_cmd, &run_timeout);
   AddTreeFlags(run_cmd, &run.tree);
+  AddFaultFlags(run_cmd, &run.faults);
 
   imgsweep::CoordinatorFlags coord;
   double coord_timeout = 30;
@@ -99,21 +148,8 @@ int main(int argc, char** argv) {
   CLI::Option* ver_opt =
       coord_cmd->add_option("--versions", versions, "Sweep these versions (comma-separated)");
   bin_opt->excludes(ver_opt);
-  coord_cmd->add_option("--endpoint-file", coord.endpoint_file,
-                        "Write the bound endpoint here once listening");
   AddTimeout(coord_cmd, &coord_timeout);
-  AddTreeFlags(coord_cmd, &coord.tree);
-  coord_cmd->add_option("--curve-secret", coord.curve_secret,
-                        "This coordinator's key file (NAME.key of `imgsweep keys generate`): "
-                        "workers must use CURVE");
-  coord_cmd->add_option("--allow-workers", coord.allow_workers,
-                        "Folder of the workers' public keys (*.pub) admitted with CURVE");
-  coord_cmd->add_flag("--insecure", coord.insecure,
-                      "Listen on a non-loopback address without CURVE (trusted networks only)");
-  coord_cmd->add_option("--max-frame-mib", coord.max_frame_mib,
-                        "Largest frame a peer may send, in MiB (default 512); a peer that sends "
-                        "more is disconnected")
-      ->check(CLI::Range(1, 512));
+  AddServeFlags(coord_cmd, &coord);
 
   imgsweep::WorkerFlags worker;
   CLI::App* worker_cmd =
@@ -133,6 +169,44 @@ int main(int argc, char** argv) {
                          "This worker's key file (NAME.key): talk CURVE to the coordinator");
   worker_cmd->add_option("--coordinator-key", worker.coordinator_key,
                          "The coordinator's public key file (NAME.pub)");
+  AddOutputLimit(worker_cmd, &worker.output_limit_mib);
+  worker_cmd->add_option("--give-up-after", worker.give_up_after_s,
+                         "Seconds without a coordinator (not yet there, or gone) before the "
+                         "worker exits 1 (default 600); until then it reconnects by itself")
+      ->check(CLI::Range(1, 7 * 86400));
+
+  imgsweep::RerunFlags rerun;
+  std::string rerun_shards, rerun_images;
+  CLI::App* rerun_cmd = app.add_subcommand(
+      "rerun",
+      "Runs chosen cells of a stored sweep again, keeping everything else, then rewrites the "
+      "tree and its profiles. With --binaries and --testdata the workers are local processes "
+      "(as in run); with --listen they are remote (as in coordinator).\nExample: imgsweep "
+      "rerun --db imgsweep.db --out expected-outputs --failed --binaries "
+      "~/.cache/imgsweep/qemu-img-binaries --testdata testdata");
+  rerun_cmd->add_option("--db", rerun.db, "RocksDB store of the sweep")->required();
+  rerun_cmd->add_option("--out", rerun.out, "Where the tree is written")->required();
+  rerun_cmd->add_flag("--failed", rerun.selection.failed,
+                      "Cells that failed on every attempt or timed out");
+  rerun_cmd->add_option("--shard", rerun_shards, "Every cell of these versions (comma-separated)");
+  rerun_cmd->add_option("--image", rerun_images, "Every cell of these image ids (comma-separated)");
+  rerun_cmd->add_option("--binaries", rerun.local.binaries, "Local workers: binaries tree");
+  rerun_cmd->add_option("--testdata", rerun.local.testdata, "Local workers: testdata root");
+  AddLocalWorkerFlags(rerun_cmd, &rerun.local);
+  rerun_cmd->add_option("--listen", rerun.serve.listen,
+                        "Remote workers: ZeroMQ endpoint to serve them on");
+  AddServeFlags(rerun_cmd, &rerun.serve);
+
+  std::filesystem::path status_db;
+  bool status_cells = false;
+  CLI::App* status_cmd = app.add_subcommand(
+      "status",
+      "Says what a store holds: cells by state and outcome per shard (version), the failed "
+      "ones with every attempt's reason, the timed-out ones.\nExample: imgsweep status --db "
+      "imgsweep.db");
+  status_cmd->add_option("--db", status_db, "RocksDB store")->required();
+  status_cmd->add_flag("--cells", status_cells,
+                       "Also one line per cell: KEY STATE OUTCOME attempts=N [failure kinds]");
 
   std::filesystem::path mat_db, mat_out;
   imgsweep::MaterializeOptions mat_tree;
@@ -191,7 +265,7 @@ int main(int argc, char** argv) {
   if (quiet) spdlog::set_level(spdlog::level::warn);
 
   if (*run_cmd) {
-    run.quiet = quiet;
+    run.local.quiet = quiet;
     run.inputs.timeout = std::chrono::milliseconds(static_cast<long>(run_timeout * 1000));
     return imgsweep::RunCommand(run);
   }
@@ -200,11 +274,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");
       return kExitBadInput;
     }
-    coord.inputs.versions = SplitVersions(versions);
+    coord.inputs.versions = SplitList(versions);
     coord.inputs.timeout = std::chrono::milliseconds(static_cast<long>(coord_timeout * 1000));
     return imgsweep::CoordinatorCommand(coord);
   }
   if (*worker_cmd) return imgsweep::WorkerCommand(worker);
+  if (*rerun_cmd) {
+    rerun.local.quiet = quiet;
+    rerun.selection.shards = SplitList(rerun_shards);
+    rerun.selection.images = SplitList(rerun_images);
+    return imgsweep::RerunCommand(rerun);
+  }
+  if (*status_cmd) return imgsweep::StatusCommand(status_db, status_cells);
   if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
   if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
   if (*keys_generate) return imgsweep::KeysGenerateCommand(keys_out);

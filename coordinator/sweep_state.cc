@@ -1,0 +1,226 @@
+#include "coordinator/sweep_state.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "coordinator/materializer.h"
+
+namespace imgsweep {
+namespace {
+
+// The number of cells named in a list before "and N more".
+constexpr std::size_t kListedCells = 50;
+
+void Count(const CellRecord* record, ShardCounts* counts) {
+  ++counts->cells;
+  if (record == nullptr) {
+    ++counts->pending;
+    return;
+  }
+  for (const Attempt& a : record->attempts) {
+    if (a.outcome == Outcome::kInfraFailure) ++counts->infra_attempts;
+  }
+  if (record->state == CellState::kPending || record->attempts.empty()) {
+    ++counts->pending;
+    return;
+  }
+  if (record->state == CellState::kFailed) {
+    ++counts->failed;
+    return;
+  }
+  const Attempt& last = record->attempts.back();
+  switch (last.outcome) {
+    case Outcome::kExited:
+      ++(last.exit_code == 0 ? counts->exited_zero : counts->exited_nonzero);
+      break;
+    case Outcome::kSignaled:
+      ++counts->signaled;
+      break;
+    case Outcome::kTimeout:
+      ++counts->timeout;
+      break;
+    case Outcome::kInfraFailure:
+      ++counts->failed;  // a done record ends with an outcome; this one is damaged
+      break;
+  }
+}
+
+bool TimedOut(const CellRecord& record) {
+  return record.state == CellState::kDone && !record.attempts.empty() &&
+         record.attempts.back().outcome == Outcome::kTimeout;
+}
+
+std::string Row(const ShardCounts& c, const std::string& name) {
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-12s %6zu %6zu %8zu %8zu %8zu %8zu %7zu %8zu\n",
+                name.c_str(), c.cells, c.exited_zero, c.exited_nonzero, c.signaled, c.timeout,
+                c.failed, c.pending, c.infra_attempts);
+  return line;
+}
+
+std::string AttemptText(const Attempt& a) {
+  std::string text = "#" + std::to_string(a.number) + " ";
+  switch (a.outcome) {
+    case Outcome::kExited:
+      text += "exited " + std::to_string(a.exit_code);
+      break;
+    case Outcome::kSignaled:
+      text += "signal " + std::to_string(a.signal);
+      break;
+    case Outcome::kTimeout:
+      text += "timeout";
+      break;
+    case Outcome::kInfraFailure:
+      text += a.failure.empty() ? std::string(FailureKindName(a.failure_kind)) : a.failure;
+      break;
+  }
+  if (!a.worker.empty()) text += " (" + a.worker + ")";
+  return text;
+}
+
+}  // namespace
+
+Result<SweepState> ReadSweepState(Store& store) {
+  Result<Plan> plan = LoadPlan(store);
+  if (!plan.ok()) return plan.status();
+  SweepState state{std::move(plan).value(), {}, {}, {}};
+  const Plan& p = state.plan;
+  std::vector<std::optional<CellRecord>> records(p.cell_count());
+  Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
+    Result<std::size_t> index = p.IndexOfKey(key);
+    if (index.ok()) records[index.value()] = record;
+    return true;
+  });
+  if (!st.ok()) return st;
+  state.total.version = "all";
+  for (const std::string& v : p.versions()) state.shards.push_back(ShardCounts{v});
+  state.cells.reserve(p.cell_count());
+  for (std::size_t i = 0; i < p.cell_count(); ++i) {
+    const CellRecord* record = records[i] ? &*records[i] : nullptr;
+    Count(record, &state.shards[p.Ref(i).version]);
+    Count(record, &state.total);
+    CellStatus cell{p.Key(p.Ref(i)), CellStateName(CellState::kPending), {}};
+    if (record != nullptr) {
+      cell.state = CellStateName(record->state);
+      cell.record = *record;
+    }
+    state.cells.push_back(std::move(cell));
+  }
+  return state;
+}
+
+std::string FormatSweepState(const SweepState& state, bool every_cell) {
+  std::string out = "imgsweep: " + std::to_string(state.total.cells) + " cells (" +
+                    std::to_string(state.plan.types().size()) + " output types x " +
+                    std::to_string(state.plan.versions().size()) + " versions x " +
+                    std::to_string(state.plan.images().size()) + " images)\n";
+  char header[256];
+  std::snprintf(header, sizeof header, "  %-12s %6s %6s %8s %8s %8s %8s %7s %8s\n", "shard",
+                "cells", "exit 0", "exit !0", "signaled", "timeout", "failed", "pending",
+                "infra");
+  out += header;
+  for (const ShardCounts& shard : state.shards) out += Row(shard, shard.version);
+  out += Row(state.total, "all");
+
+  std::size_t listed = 0;
+  std::string failed, timed_out;
+  std::size_t failed_count = 0, timeout_count = 0;
+  for (const CellStatus& cell : state.cells) {
+    if (cell.record.state == CellState::kFailed) {
+      ++failed_count;
+      if (listed++ >= kListedCells) continue;
+      failed += "  " + cell.key + ":";
+      for (std::size_t i = cell.record.round_start; i < cell.record.attempts.size(); ++i) {
+        failed += (i == cell.record.round_start ? " " : "; ") +
+                  AttemptText(cell.record.attempts[i]);
+      }
+      failed += "\n";
+    } else if (TimedOut(cell.record)) {
+      ++timeout_count;
+      if (listed++ >= kListedCells) continue;
+      timed_out += "  " + cell.key + ": " + AttemptText(cell.record.attempts.back()) + "\n";
+    }
+  }
+  if (failed_count > 0) {
+    out += "failed on every allowed attempt (" + std::to_string(failed_count) + "):\n" + failed;
+  }
+  if (timeout_count > 0) {
+    out += "timed out (" + std::to_string(timeout_count) + "):\n" + timed_out;
+  }
+  if (listed > kListedCells) {
+    out += "  ... and " + std::to_string(listed - kListedCells) + " more (--cells lists all)\n";
+  }
+  if (failed_count + timeout_count > 0) {
+    out += "`imgsweep rerun --failed` runs these " + std::to_string(failed_count + timeout_count) +
+           " cells again.\n";
+  }
+  if (every_cell) {
+    for (const CellStatus& cell : state.cells) {
+      out += cell.key + " " + cell.state;
+      const std::vector<Attempt>& attempts = cell.record.attempts;
+      if (!attempts.empty() && cell.record.state == CellState::kDone) {
+        out += std::string(" ") + OutcomeName(attempts.back().outcome);
+      }
+      out += " attempts=" + std::to_string(attempts.size());
+      std::string kinds;
+      for (const Attempt& a : attempts) {
+        if (a.outcome != Outcome::kInfraFailure) continue;
+        kinds += (kinds.empty() ? "" : ",") + std::string(FailureKindName(a.failure_kind));
+      }
+      if (!kinds.empty()) out += " " + kinds;
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelection& selection) {
+  if (!selection.failed && selection.shards.empty() && selection.images.empty()) {
+    return Status::InvalidInput("rerun: say which cells: --failed, --shard VERSION or --image ID");
+  }
+  const std::vector<std::string>& versions = plan.versions();
+  for (const std::string& v : selection.shards) {
+    if (std::find(versions.begin(), versions.end(), v) == versions.end()) {
+      std::string known;
+      for (const std::string& k : versions) known += (known.empty() ? "" : ", ") + k;
+      return Status::InvalidInput("rerun --shard " + v + ": not a version of this sweep (it has " +
+                                  known + ")");
+    }
+  }
+  for (const std::string& id : selection.images) {
+    const auto& images = plan.images();
+    if (std::none_of(images.begin(), images.end(),
+                     [&](const PlannedImage& image) { return image.id == id; })) {
+      return Status::InvalidInput("rerun --image " + id + ": not an image of this sweep");
+    }
+  }
+  std::vector<CellWrite> writes;
+  Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
+    Result<std::size_t> index = plan.IndexOfKey(key);
+    if (!index.ok() || record.state == CellState::kPending) return true;
+    const CellRef ref = plan.Ref(index.value());
+    const bool chosen =
+        (selection.failed && (record.state == CellState::kFailed || TimedOut(record))) ||
+        std::find(selection.shards.begin(), selection.shards.end(), versions[ref.version]) !=
+            selection.shards.end() ||
+        std::find(selection.images.begin(), selection.images.end(),
+                  plan.images()[ref.image].id) != selection.images.end();
+    if (!chosen) return true;
+    CellWrite write;
+    write.key = std::string(key);
+    write.record = record;
+    write.record.state = CellState::kPending;
+    write.record.round_start = static_cast<std::uint32_t>(record.attempts.size());
+    writes.push_back(std::move(write));
+    return true;
+  });
+  if (!st.ok()) return st;
+  if (!writes.empty()) {
+    st = store.Commit(writes);
+    if (!st.ok()) return st;
+  }
+  return writes.size();
+}
+
+}  // namespace imgsweep

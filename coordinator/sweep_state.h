@@ -1,0 +1,67 @@
+// What a store says about its sweep, for people (`imgsweep status`), and
+// putting chosen cells back in the queue (`imgsweep rerun`).
+// Thread-safety: free functions over a Store, which serialises them.
+#ifndef IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
+#define IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "coordinator/plan.h"
+#include "protocol/status.h"
+#include "storage/store.h"
+
+namespace imgsweep {
+
+// Cells of one version (a shard) by state and outcome.
+struct ShardCounts {
+  std::string version;
+  std::size_t cells = 0;
+  std::size_t pending = 0;  // no outcome yet, including never run
+  std::size_t exited_zero = 0;
+  std::size_t exited_nonzero = 0;
+  std::size_t signaled = 0;
+  std::size_t timeout = 0;
+  std::size_t failed = 0;
+  std::size_t infra_attempts = 0;  // retried or not, over every round
+};
+
+struct CellStatus {
+  std::string key;
+  const char* state = "";  // "pending", "done", "failed"
+  CellRecord record;       // empty when the cell never ran
+};
+
+struct SweepState {
+  Plan plan;
+  ShardCounts total;
+  std::vector<ShardCounts> shards;  // in plan order
+  std::vector<CellStatus> cells;    // every cell, in plan order
+};
+
+// kNotFound when the store holds no plan.
+Result<SweepState> ReadSweepState(Store& store);
+
+// Per shard and in total, then each failed cell with every attempt of its
+// last round and why, then each timed-out cell; with `every_cell`, one line
+// per cell after that: "KEY STATE OUTCOME attempts=N[ kinds]".
+std::string FormatSweepState(const SweepState& state, bool every_cell);
+
+// Which cells `imgsweep rerun` puts back in the queue; together, the union.
+struct RerunSelection {
+  bool failed = false;              // failed on every attempt, or timed out
+  std::vector<std::string> shards;  // every cell of these versions
+  std::vector<std::string> images;  // every cell of these image ids
+};
+
+// Makes the selected cells pending again in one durable write, keeping
+// every attempt they had: the next attempt is numbered after them, and the
+// attempt limit counts from it. The number of cells put back.
+// kInvalidInput naming a version or image id the plan does not have, or
+// when nothing is selected.
+Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelection& selection);
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
