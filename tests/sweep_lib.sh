@@ -7,6 +7,14 @@
 #   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
 #   safe_cells              prints "id path format" per safe-tier image of $testdata
 #   wrap=(CMD...)           runs the coordinator and workers under CMD (e.g. ip netns exec NS)
+#   counting_binaries DIR LOG  a binaries tree of wrappers around $binaries that log
+#                           "WORKER VERSION ARGS" per cell to LOG ($IMGSWEEP_TEST_WORKER
+#                           names the worker), source DIR/hooks.sh if it exists (with
+#                           $version and the args set: a test's fault), then sleep
+#                           $IMGSWEEP_TEST_DELAY if set; digests are the real binaries'
+#   keys_of_log LOG         the cell key of each logged execution, one per line
+#   child_of PID            the process that `timeout` (PID) runs
+#   wait_for_lines FILE N SECONDS  waits until FILE (a growing log) has N lines
 # Sourcing it makes the scratch folder $work, and at exit stops every process
 # it started and removes $work.
 # REQUIRES: $imgsweep and $testdata, before any helper runs.
@@ -62,6 +70,43 @@ wait_for_line() {
     if [[ "$line" == *"$2"* ]]; then said="$line"; break; fi
   done
   exec 4<&-
+}
+
+counting_binaries() {
+  local dir="$1" log="$2" v real
+  for v in $(ls "$binaries/x86_64"); do
+    real="$binaries/x86_64/$v"
+    mkdir -p "$dir/x86_64/$v/bin"
+    ln -s "$real/bin/qemu-img" "$dir/x86_64/$v/bin/qemu-img"
+    cat >"$dir/x86_64/$v/qemu-img" <<WRAPPER
+#!/bin/sh
+if [ "\$1" != --version ]; then
+  printf '%s %s %s\n' "\${IMGSWEEP_TEST_WORKER:--}" $v "\$*" >>"$log"
+  version=$v
+  if [ -f "$dir/hooks.sh" ]; then . "$dir/hooks.sh"; fi
+  if [ -n "\${IMGSWEEP_TEST_DELAY:-}" ]; then sleep "\$IMGSWEEP_TEST_DELAY"; fi
+fi
+exec "$real/qemu-img" "\$@"
+WRAPPER
+    chmod +x "$dir/x86_64/$v/qemu-img"
+  done
+}
+keys_of_log() {
+  local root
+  root="$(realpath "$testdata")/"
+  awk -v root="$root" 'NR == FNR { id[$2] = $1; next }
+    { type = ($4 == "--output=json") ? "map-json" : "map-human"
+      p = $NF; if (index(p, root) == 1) p = substr(p, length(root) + 1)
+      print type "/" $2 "/" id[p] }' <(safe_cells) "$1"
+}
+child_of() { pgrep -P "$1" | head -1; }
+wait_for_lines() {
+  local n=0 line
+  exec 4< <(exec timeout "$3" tail -n +1 -f "$1" 2>/dev/null)
+  pids+=("$!")
+  while [ "$n" -lt "$2" ] && read -r -u 4 line; do n=$((n + 1)); done
+  exec 4<&-
+  [ "$n" -ge "$2" ]
 }
 
 work="$(mktemp -d)"

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Faults during a sweep, with real processes, sockets, qemu-img and RocksDB.
+# Each case ends with a tree byte-identical to an undisturbed `run`, and a
+# store where every cell has exactly one outcome. The qemu-img binaries are
+# wrapped to log every execution, so the test counts them per cell.
+#   kill-worker       kill -9 one of 3 workers mid-sweep
+#   kill-coordinator  kill -9 the coordinator mid-sweep, restart it on the
+#                     same store: no cell stored before the kill runs again
+#   rerun-failed      a sweep where some cells fail (unrunnable binary) and
+#                     some time out; with the cause gone, `rerun --failed`
+#                     executes exactly those cells
+# Usage: fault_test.sh CASE IMGSWEEP BINARIES TESTDATA
+set -uo pipefail
+case_name="$1" imgsweep="$2" binaries="$3" testdata="$4"
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/check.sh
+. "$here/check.sh"
+# shellcheck source=tests/sweep_lib.sh
+. "$here/sweep_lib.sh"
+manifest="$testdata/manifest.json"
+cells=$(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 ))
+log="$work/executions.log"
+counting_binaries "$work/bins" "$log"
+: >"$log"
+faults=(--heartbeat-ms 200 --liveness 3)
+# meta.json records the timeout: every sweep here uses the same one.
+timeout_flag=(--timeout 3)
+
+# The undisturbed run every case must match.
+limit "$imgsweep" --quiet run --binaries "$binaries" --testdata "$testdata" \
+  --manifest "$manifest" --out "$work/ref" --db "$work/ref.db" "${timeout_flag[@]}" >/dev/null
+check "the undisturbed run wrote a tree" [ -d "$work/ref/map-json/profiles" ]
+
+# Every cell done, each with exactly one outcome; attempts before it were
+# infrastructure failures (counted by kind).
+one_outcome_each() {
+  limit "$imgsweep" status --db "$work/db" --cells >"$work/status" 2>&1
+  local cell_lines bad
+  cell_lines=$(grep -c '^map-' "$work/status")
+  bad=$(awk '/^map-/ { n = substr($4, 10); k = ($5 == "") ? 0 : split($5, a, ",")
+                      if ($2 != "done" || n - k != 1) print }' "$work/status" | head -5)
+  check "the store has every cell ($cell_lines of $cells)" [ "$cell_lines" -eq "$cells" ]
+  check "every cell is done with exactly one outcome (${bad:-all are})" [ -z "$bad" ]
+}
+same_tree() {
+  check "the tree is identical to an undisturbed run" diff -r "$work/ref" "$work/tree"
+}
+
+case "$case_name" in
+kill-worker)
+  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  for w in w1 w2 w3; do
+    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
+      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 1
+    declare "pid_$w=$!"
+  done
+  # w2 is running cells: kill it where it stands.
+  wait_for_line "$log" "w2 " 60
+  check "w2 ran a cell before the kill" [ -n "$said" ]
+  wait_for_lines "$log" 100 60
+  victim=$(child_of "$pid_w2")
+  check "found w2's process ($victim)" [ -n "$victim" ]
+  kill -9 "$victim"
+  wait "$coord_pid"; rc=$?
+  check "the coordinator finishes the sweep (rc $rc; $(tail -2 "$work/coord.err"))" [ "$rc" -eq 0 ]
+  check "it lost w2" grep -q "lost worker w2: silent for 600 ms" "$work/coord.err"
+  wait "$pid_w1"; rc1=$?
+  wait "$pid_w3"; rc3=$?
+  check "the other workers exit 0 ($rc1, $rc3)" [ "$rc1" -eq 0 ] && [ "$rc3" -eq 0 ]
+  summary=$(cat "$work/coord.out")
+  check "the summary counts the lost worker ($summary)" has "$summary" "faults: 1 workers lost"
+  same_tree
+  one_outcome_each
+  check "w2's cells went to others as worker-lost attempts" grep -q 'worker-lost' "$work/status"
+  ;;
+
+kill-coordinator)
+  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  first_endpoint=$endpoint
+  for w in w1 w2; do
+    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
+      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 1
+    declare "pid_$w=$!"
+  done
+  wait_for_lines "$log" 150 60
+  check "150 cells ran before the kill" [ "$(wc -l <"$log")" -ge 150 ]
+  kill -9 "$(child_of "$coord_pid")"
+  wait "$coord_pid"
+  cp "$work/coord.err" "$work/coord-1.err"
+  # What the store held when the coordinator died must never run again.
+  limit "$imgsweep" status --db "$work/db" --cells >"$work/status-at-kill"
+  awk '$2 == "done" { print $1 }' "$work/status-at-kill" | sort >"$work/stored-at-kill"
+  stored=$(wc -l <"$work/stored-at-kill")
+  check "cells were stored before the kill ($stored)" [ "$stored" -gt 0 ]
+  check "and some were not ($stored of $cells)" [ "$stored" -lt "$cells" ]
+  start_coordinator --listen "$first_endpoint" --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  check "the restart listens where the first did ($endpoint)" [ "$endpoint" = "$first_endpoint" ]
+  wait "$coord_pid"; rc=$?
+  check "the restarted coordinator finishes the sweep (rc $rc; $(tail -2 "$work/coord.err"))" \
+    [ "$rc" -eq 0 ]
+  wait "$pid_w1"; rc1=$?
+  wait "$pid_w2"; rc2=$?
+  check "the workers reconnected by themselves and exit 0 ($rc1, $rc2)" \
+    [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ]
+  check "a worker said hello again" grep -q "joined again" "$work/w1.err" "$work/w2.err"
+  keys_of_log "$log" | sort | uniq -c | awk '{ print $2, $1 }' >"$work/runs-per-cell"
+  twice=$(join "$work/stored-at-kill" "$work/runs-per-cell" | awk '$2 != 1' | head -5)
+  check "no cell stored before the kill ran twice (${twice:-none did})" [ -z "$twice" ]
+  check "every cell ran" [ "$(wc -l <"$work/runs-per-cell")" -eq "$cells" ]
+  same_tree
+  one_outcome_each
+  ;;
+
+rerun-failed)
+  # Two faults: 7.2.0's binary cannot run on raw-empty (an infrastructure
+  # failure, retried, then failed); 10.0.2 hangs on qcow2-data (a timeout).
+  cat >"$work/bins/hooks.sh" <<HOOKS
+if [ -e "$work/fault" ]; then
+  case "\$version \$*" in
+    "7.2.0 "*/raw/empty.raw) echo "loader: cannot open shared object" >&2; exit 127 ;;
+    "10.0.2 "*/qcow2/data.qcow2) exec sleep 600 ;;
+  esac
+fi
+HOOKS
+  touch "$work/fault"
+  run limit "$imgsweep" run --binaries "$work/bins" --testdata "$testdata" --manifest "$manifest" \
+    --out "$work/tree" --db "$work/db" "${timeout_flag[@]}"
+  check "a sweep with failed cells exits 1 ($rc)" [ "$rc" -eq 1 ]
+  check "and says so ($err)" has "$err" "2 cells failed on every attempt"
+  run limit "$imgsweep" status --db "$work/db"
+  status=$(cat "$work/out")
+  check "status lists the failed cells with every attempt's reason ($status)" \
+    has "$status" "map-human/7.2.0/raw-empty: #1 binary-unrunnable: "
+  check "three attempts each" has "$status" "#3 binary-unrunnable"
+  check "status lists the timed-out cells" has "$status" "map-json/10.0.2/qcow2-data: #1 timeout"
+  check "and what reruns them" has "$status" '`imgsweep rerun --failed` runs these 4 cells again.'
+  printf '%s\n' map-human/10.0.2/qcow2-data map-human/7.2.0/raw-empty \
+    map-json/10.0.2/qcow2-data map-json/7.2.0/raw-empty | sort >"$work/expected-reruns"
+  rm "$work/fault" "$log"
+  run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree" --failed \
+    --binaries "$work/bins" --testdata "$testdata"
+  check "rerun --failed exits 0 ($rc; $err)" [ "$rc" -eq 0 ]
+  check "it put 4 cells back" has "$(cat "$work/out")" "4 cells put back in the queue"
+  keys_of_log "$log" | sort >"$work/reruns"
+  check "it executed exactly the failed and timed-out cells, once each" \
+    diff "$work/expected-reruns" "$work/reruns"
+  same_tree
+  run limit "$imgsweep" status --db "$work/db" --cells
+  check "every attempt is kept: 3 failed ones and the outcome" \
+    grep -q "^map-human/7.2.0/raw-empty done exited attempts=4 binary-unrunnable,binary-unrunnable,binary-unrunnable$" "$work/out"
+  run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree" --shard 9.9.9 \
+    --binaries "$work/bins" --testdata "$testdata"
+  check "rerun of an unknown shard: exit 2 ($rc)" [ "$rc" -eq 2 ]
+  check "naming the versions ($err)" has "$err" "rerun --shard 9.9.9: not a version of this sweep (it has 5.2.0, "
+  : >"$log"
+  run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree" --image qcow2-data \
+    --binaries "$work/bins" --testdata "$testdata"
+  check "rerun --image exits 0 ($rc; $err)" [ "$rc" -eq 0 ]
+  check "and runs that image at every version and type" \
+    [ "$(keys_of_log "$log" | grep -c '/qcow2-data$')" -eq 10 ] && [ "$(wc -l <"$log")" -eq 10 ]
+  same_tree
+  ;;
+*)
+  echo "unknown case $case_name" >&2
+  exit 2
+  ;;
+esac
+finish "fault_test $case_name"
