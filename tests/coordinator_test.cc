@@ -8,6 +8,7 @@
 #include <future>
 #include <thread>
 
+#include "protocol/sha256.h"
 #include "protocol/transport.h"
 #include "tests/manifest_json.h"
 #include "tests/temp_dir.h"
@@ -254,6 +255,42 @@ TEST_F(CoordinatorTest, ARestartedCoordinatorTakesResultsOfTheLeasesBefore) {
   const CellRecord record = *store_->GetCell(a.cells[0].key).value();
   ASSERT_EQ(record.attempts.size(), 1u);
   EXPECT_EQ(record.state, CellState::kDone);
+}
+
+TEST_F(CoordinatorTest, AWorkerWithOtherBytesForAVersionGetsNoneOfItsCells) {
+  auto first = Join();  // the sweep now uses kSha for both versions
+  const std::string other(64, 'f');
+  auto second = Connect();
+  Send(*second, Hello{"w2", "h", 4, {{"7.2.0", other, "qemu-img version 7.2.0 (rebuilt)"},
+                                     {"10.0.2", kSha, "qemu-img version 10.0.2"}},
+                      "session-2"});
+  Expect<Welcome>(*second);
+  Send(*second, Credit{4});
+  const Assignment a = Expect<Assignment>(*second);
+  ASSERT_EQ(a.cells.size(), 2u);  // 10.0.2's two cells; none of 7.2.0's
+  for (const CellSpec& cell : a.cells) EXPECT_EQ(cell.version, "10.0.2");
+  EXPECT_EQ(store_->GetMeta("digest/7.2.0").value(), std::optional<std::string>(kSha));
+}
+
+TEST_F(CoordinatorTest, RefusesAPinnedDigestThatStoredCellsDidNotRun) {
+  Attempt ran;
+  ran.number = 1;
+  ran.binary_sha256 = kSha;
+  ran.stdout_sha256 = Sha256Hex("");
+  ran.stderr_sha256 = Sha256Hex("");
+  ASSERT_TRUE(store_->Commit({{"map-human/7.2.0/a", {CellState::kDone, {ran}, 0}, {{Sha256Hex(""), ""}}}})
+                  .ok());
+  CoordinatorOptions options;
+  options.listen = "tcp://127.0.0.1:*";
+  const std::string pinned(64, 'f');
+  options.binary_digests["7.2.0"] = pinned;
+  Result<std::unique_ptr<Coordinator>> refused = Coordinator::Create(options, plan_, store_.get());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "--binary-digest 7.2.0=" + pinned + ", but 1 stored cells of 7.2.0 ran a binary with "
+            "sha256 " + kSha + "; `imgsweep rerun --shard 7.2.0` runs them again with the new one");
+  options.binary_digests = {{"10.0.2", pinned}};  // nothing of 10.0.2 is stored: taken
+  EXPECT_TRUE(Coordinator::Create(options, plan_, store_.get()).ok());
 }
 
 TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
