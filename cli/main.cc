@@ -40,7 +40,7 @@ void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
       ->check(CLI::Range(10, 600'000));
   app->add_option("--liveness", faults->liveness,
                   "Heartbeats missed in a row before a worker is lost (default 3)")
-      ->check(CLI::Range(1, 1000));
+      ->check(CLI::Range(2, 1000));
   app->add_option("--max-attempts", faults->max_attempts,
                   "Attempts a cell gets when they fail for infrastructure reasons (default 3)")
       ->check(CLI::Range(1, 100));

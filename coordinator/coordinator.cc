@@ -219,9 +219,10 @@ class Coordinator::Impl {
   }
 
  private:
-  // Waits for the first frame up to a heartbeat, then takes what is queued.
+  // Waits for the first frame up to half a heartbeat (so heartbeats leave
+  // on time), then takes what is queued.
   Status ReceiveRound() {
-    std::chrono::milliseconds wait = options_.heartbeat;
+    std::chrono::milliseconds wait = options_.heartbeat / 2;
     while (acks_.size() < kMaxResultsPerCommit) {
       Result<std::optional<Envelope>> got = socket_->Receive(wait);
       if (!got.ok()) return got.status();
@@ -237,8 +238,11 @@ class Coordinator::Impl {
   // failure is only logged.
   void Tell(const std::string& peer, const Message& message) {
     Status st = socket_->Send(peer, Encode(message));
-    if (!st.ok())
+    if (!st.ok()) {
       spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
+    } else if (workers_.contains(peer)) {
+      last_told_[peer] = Clock::now();
+    }
   }
 
   // A peer as people can find it in the log.
