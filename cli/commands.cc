@@ -343,7 +343,8 @@ int RerunCommand(const RerunFlags& flags) {
 }
 
 int StatusCommand(const fs::path& db, bool every_cell) {
-  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
+  // Read-only, so it works beside a running coordinator.
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kReadOnly);
   if (!store.ok()) return Fail(store.status());
   Result<SweepState> state = ReadSweepState(*store.value());
   if (!state.ok()) return Fail(state.status());
@@ -413,7 +414,7 @@ int ValidateCommand(const fs::path& out) {
 }
 
 int ProfilesCommand(const fs::path& db, const ReportOptions& options) {
-  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kMustExist);
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kReadOnly);
   if (!store.ok()) return Fail(store.status());
   Result<std::string> report = ExplainProfiles(*store.value(), options);
   if (!report.ok()) return Fail(report.status());

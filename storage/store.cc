@@ -217,10 +217,17 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
                                   ": exists and is not an imgsweep store");
     }
   }
+  if (!exists && mode == Mode::kReadOnly) {
+    return Status::NotFound("store " + dir.string() + ": no such directory");
+  }
   rocksdb::Options options;
   options.create_if_missing = (mode == Mode::kCreateIfMissing);
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir.string(), &raw);
+  // Read-only takes no lock: it sees what the writer had written when it
+  // opened (its write-ahead log included), beside a running coordinator.
+  rocksdb::Status s = mode == Mode::kReadOnly
+                          ? rocksdb::DB::OpenForReadOnly(options, dir.string(), &raw)
+                          : rocksdb::DB::Open(options, dir.string(), &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::IoError("store " + dir.string() + ": in use by another process (" +
@@ -232,6 +239,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
   Result<std::optional<std::string>> layout = store->GetMeta(kLayoutKey.substr(kMetaPrefix.size()));
   if (!layout.ok()) return layout.status();
   if (!layout.value()) {
+    if (mode == Mode::kReadOnly) {
+      return Status::InvalidInput("store " + dir.string() + ": not an imgsweep store");
+    }
     Status st = store->PutMeta(kLayoutKey.substr(kMetaPrefix.size()), kLayout);
     if (!st.ok()) return st;
   } else if (*layout.value() != kLayout) {

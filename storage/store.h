@@ -3,7 +3,8 @@
 // docs/storage.md. Nothing outside this layer includes RocksDB.
 //
 // Thread-safety: a Store may be used from several threads at once (RocksDB
-// serialises writers); one process at a time may open a directory.
+// serialises writers); one process at a time may open a directory for
+// writing, and any number read-only beside it.
 #ifndef IMGSWEEP_STORAGE_STORE_H_
 #define IMGSWEEP_STORAGE_STORE_H_
 
@@ -73,11 +74,13 @@ struct CellWrite {
 
 class Store {
  public:
-  enum class Mode { kCreateIfMissing, kMustExist };
+  // kReadOnly: a snapshot as of the open, even while another process has
+  // the store open for writing; every write fails.
+  enum class Mode { kCreateIfMissing, kMustExist, kReadOnly };
 
   // kInvalidInput when `dir` exists but is not an imgsweep store, kNotFound
-  // when kMustExist and it is absent, kIoError when RocksDB refuses (for
-  // example another process has it open).
+  // when it must exist (kMustExist, kReadOnly) and is absent, kIoError when
+  // RocksDB refuses (for example another process has it open for writing).
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& dir, Mode mode);
 
   Store(const Store&) = delete;

@@ -62,6 +62,9 @@ kill-worker)
   victim=$(child_of "$pid_w2")
   check "found w2's process ($victim)" [ -n "$victim" ]
   kill -9 "$victim"
+  run limit "$imgsweep" status --db "$work/db"
+  check "status reads the store beside the running coordinator ($rc; $err)" \
+    has "$(cat "$work/out")" "imgsweep: $cells cells (2 output types x 5 versions x 44 images)"
   wait "$coord_pid"; rc=$?
   check "the coordinator finishes the sweep (rc $rc; $(tail -2 "$work/coord.err"))" [ "$rc" -eq 0 ]
   check "it lost w2" grep -q "lost worker w2: silent for 600 ms" "$work/coord.err"
@@ -161,6 +164,22 @@ HOOKS
   check "rerun --image exits 0 ($rc; $err)" [ "$rc" -eq 0 ]
   check "and runs that image at every version and type" \
     [ "$(keys_of_log "$log" | grep -c '/qcow2-data$')" -eq 10 ] && [ "$(wc -l <"$log")" -eq 10 ]
+  same_tree
+  # The same with remote workers: rerun serves a shard to a worker that connects.
+  : >"$log"
+  rm -r "$work/tree"
+  serve_cmd=rerun start_coordinator --db "$work/db" --out "$work/tree" --shard 7.2.0 \
+    --listen 'tcp://127.0.0.1:*' "${faults[@]}"
+  check "rerun --listen says what it put back and where it listens" \
+    grep -q "88 cells put back in the queue" "$work/coord.out"
+  IMGSWEEP_TEST_WORKER=w1 start_worker w1 --binaries "$work/bins" --testdata "$testdata"
+  pid_w1=$!
+  wait "$coord_pid"; rc=$?
+  check "rerun --listen exits 0 ($rc; $(tail -2 "$work/coord.err"))" [ "$rc" -eq 0 ]
+  wait "$pid_w1"; rc=$?
+  check "its worker exits 0 ($rc)" [ "$rc" -eq 0 ]
+  check "the remote worker ran exactly the shard's 88 cells" \
+    [ "$(keys_of_log "$log" | grep -c '/7.2.0/')" -eq 88 ] && [ "$(wc -l <"$log")" -eq 88 ]
   same_tree
   ;;
 *)

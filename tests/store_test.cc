@@ -118,5 +118,19 @@ TEST(Store, SecondOpenWhileInUseIsRefused) {
       << second.status().message();
 }
 
+TEST(Store, ReadOnlyOpensBesideAWriterAndSeesWhatItCommitted) {
+  TempDir dir;
+  std::unique_ptr<Store> writer = OpenOrDie(dir.path() / "db");
+  ASSERT_TRUE(writer->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "")}).ok());
+  Result<std::unique_ptr<Store>> reader = Store::Open(dir.path() / "db", Store::Mode::kReadOnly);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  Result<std::optional<CellRecord>> cell = reader.value()->GetCell("map-human/7.2.0/a");
+  ASSERT_TRUE(cell.ok() && cell.value());
+  EXPECT_EQ(cell.value()->state, CellState::kDone);
+  EXPECT_FALSE(reader.value()->PutMeta("plan", "{}").ok());  // it writes nothing
+  EXPECT_EQ(Store::Open(dir.path() / "none", Store::Mode::kReadOnly).status().code(),
+            StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace imgsweep

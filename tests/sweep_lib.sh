@@ -1,9 +1,10 @@
 # shellcheck shell=bash disable=SC2034,SC2154
 # Helpers for the sweep tests, sourced after check.sh:
 #   limit CMD...            runs CMD under a deadline, so no process outlives a test
-#   start_coordinator ARGS  starts `imgsweep coordinator ARGS` in the background,
-#                           reads its "listening on" line (with a deadline) into
-#                           $endpoint; its stderr goes to $work/coord.err
+#   start_coordinator ARGS  starts `imgsweep coordinator ARGS` (or $serve_cmd, e.g.
+#                           rerun) in the background, reads its "listening on" line
+#                           (with a deadline) into $endpoint; its stdout goes to
+#                           $work/coord.out, its stderr to $work/coord.err
 #   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
 #   safe_cells              prints "id path format" per safe-tier image of $testdata
 #   wrap=(CMD...)           runs the coordinator and workers under CMD (e.g. ip netns exec NS)
@@ -32,16 +33,20 @@ start_coordinator() {
   rm -f "$work/coord.fifo"
   mkfifo "$work/coord.fifo"
   # timeout itself, not a subshell running `limit`, so that $! is what to kill.
-  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" coordinator "$@" \
+  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" "${serve_cmd:-coordinator}" "$@" \
     >"$work/coord.fifo" 2>"$work/coord.err" &
   coord_pid=$!
   pids+=("$coord_pid")
   exec 3<"$work/coord.fifo"
   local line=""
-  read -r -t 60 -u 3 line || true
+  : >"$work/coord.out"
+  while read -r -t 60 -u 3 line; do
+    echo "$line" >>"$work/coord.out"
+    [[ "$line" == *"listening on "* ]] && break
+  done
   endpoint=${line##* }
   # Keep its stdout drained into a file from here on.
-  cat <&3 >"$work/coord.out" &
+  cat <&3 >>"$work/coord.out" &
   pids+=("$!")
   exec 3<&-
   [[ "$endpoint" == tcp://* ]]
