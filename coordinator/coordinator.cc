@@ -666,7 +666,8 @@ class Coordinator::Impl {
 
   // The worker is gone as far as the sweep is concerned: its cells go to
   // others. If it comes back it says hello again.
-  void LoseWorker(std::string peer, const std::string& why) {  // peer by value: erased here
+  // `peer` may be the key of the entry erased here: it is not used after.
+  void LoseWorker(const std::string& peer, const std::string& why) {
     auto worker = workers_.find(peer);
     if (worker == workers_.end()) return;
     const std::string name = worker->second.name;
@@ -680,9 +681,9 @@ class Coordinator::Impl {
     spdlog::warn("coordinator: lost worker {}: {}; its {} cells go back to the queue", name, why,
                  cells);
     for (std::uint64_t id : ids) FailLease(id, FailureKind::kWorkerLost, "worker " + name + " " + why);
-    workers_.erase(worker);
-    last_told_.erase(peer);
     ++workers_lost_;
+    last_told_.erase(peer);
+    workers_.erase(worker);  // last: it may own `peer`
   }
 
   void LoseSilentWorkers() {

@@ -7,7 +7,7 @@
 namespace imgsweep {
 namespace {
 
-CellResult InfraFailure(const CellSpec& cell, FailureKind kind, std::string failure) {
+CellResult InfraFailure(const CellSpec& cell, FailureKind kind, const std::string& failure) {
   CellResult result;
   result.key = cell.key;
   result.attempt = cell.attempt;
@@ -98,7 +98,7 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   }
   std::string failure;
   FailureKind kind = FailureKind::kNone;
-  if (!ImageMatches(cell, &kind, &failure)) return InfraFailure(cell, kind, std::move(failure));
+  if (!ImageMatches(cell, &kind, &failure)) return InfraFailure(cell, kind, failure);
 
   RunRequest request;
   request.program = version->second.program;
