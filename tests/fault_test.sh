@@ -113,6 +113,8 @@ kill-coordinator)
   twice=$(join "$work/stored-at-kill" "$work/runs-per-cell" | awk '$2 != 1' | head -5)
   check "no cell stored before the kill ran twice (${twice:-none did})" [ -z "$twice" ]
   check "every cell ran" [ "$(wc -l <"$work/runs-per-cell")" -eq "$cells" ]
+  echo "kill-coordinator: $stored of $cells cells stored at the kill; $(wc -l <"$log") executions;" \
+    "$(awk '$2 > 1' "$work/runs-per-cell" | wc -l) cells ran twice (in flight at the kill)"
   same_tree
   one_outcome_each
   ;;
