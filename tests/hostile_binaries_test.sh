@@ -46,7 +46,7 @@ cat >"$work/m.json" <<MANIFEST
 MANIFEST
 
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/tree" \
-  --db "$work/db" --binaries "$work/bins" --timeout 1 --allow-partial --provenance
+  --db "$work/db" --binaries "$work/bins" --timeout 5 --allow-partial --provenance
 start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 2
 pid_w1=$!
 wait "$coord_pid"; rc=$?
@@ -75,8 +75,8 @@ within() {  # META-FILE MS: its recorded duration is under MS
 }
 for v in 1.0.1 1.0.2; do
   check "$v: return_code null for a timeout" has "$(meta "raw/$v/raw-empty")" '"return_code": null'
-  # The 1 s timeout, the 0.5 s grace before SIGKILL, and room for a loaded machine.
-  check "$v: ended within timeout + grace" within "$work/tree/map-human/raw/$v/raw-empty.meta.json" 3500
+  # The 5 s timeout, the 0.5 s grace before SIGKILL, and room for a loaded machine.
+  check "$v: ended within timeout + grace" within "$work/tree/map-human/raw/$v/raw-empty.meta.json" 7500
 done
 check "1.0.3: its exit code" has "$(meta "raw/1.0.3/raw-empty")" '"return_code": 3'
 check "1.0.3: what it printed before exiting" [ "$(cat "$work/tree/map-human/raw/1.0.3/raw-empty.stdout.txt")" = early ]
