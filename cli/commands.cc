@@ -8,7 +8,11 @@
 #include <cstdlib>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/keys.h"
+#include "cli/metrics.h"
+#include "cli/progress.h"
 #include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
@@ -30,6 +34,11 @@ constexpr auto kVersionCheckTimeout = std::chrono::seconds(30);
 constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // How long local workers get to exit after the sweep says shutdown.
 constexpr auto kWorkerExitWait = std::chrono::seconds(10);
+// How often the progress line is redrawn on a terminal, or logged elsewhere.
+constexpr auto kLiveProgressInterval = std::chrono::milliseconds(200);
+constexpr auto kLoggedProgressInterval = std::chrono::milliseconds(10'000);
+// How long `status --connect` waits for the coordinator's answer.
+constexpr auto kLiveStatusWait = std::chrono::seconds(10);
 
 std::string HostName() {
   char name[256] = {};
@@ -180,6 +189,32 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
 
 namespace {
 
+// The observers a sweep's watchers asked for; they outlive the coordinator's Run.
+struct Watchers {
+  std::unique_ptr<ProgressPrinter> progress;
+  std::unique_ptr<MetricsServer> metrics;
+};
+
+// Progress lines unless --quiet (live on a terminal, else a log line every
+// 10 s), and metrics when asked. Prints where the metrics are.
+Status StartWatchers(const WatchFlags& watch, CoordinatorOptions* options, Watchers* out) {
+  if (!watch.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(watch.metrics);
+    if (!metrics.ok()) return metrics.status();
+    out->metrics = std::move(metrics).value();
+    options->observers.push_back(out->metrics.get());
+    std::printf("imgsweep: metrics at %s\n", out->metrics->url().c_str());
+    std::fflush(stdout);
+  }
+  if (!watch.quiet) {
+    const bool live = ::isatty(::fileno(stderr)) == 1 && watch.log_format == "text";
+    out->progress = std::make_unique<ProgressPrinter>(
+        stderr, live, live ? kLiveProgressInterval : kLoggedProgressInterval);
+    options->observers.push_back(out->progress.get());
+  }
+  return Status::Ok();
+}
+
 // The coordinator's fault handling from the flags; kInvalidInput naming a
 // digest flag that is not VERSION=SHA256.
 Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
@@ -203,7 +238,10 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
 // Runs the sweep's open cells with worker processes of this host over a
 // private ipc socket, then writes the tree. The exit code.
 int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
-               const fs::path& out, const MaterializeOptions& tree) {
+               const WatchFlags& watch, const fs::path& out, const MaterializeOptions& tree) {
+  Watchers watchers;
+  Status watching = StartWatchers(watch, &options, &watchers);
+  if (!watching.ok()) return Fail(watching);
   // Local workers come and go with this process: when all of them have
   // exited before the sweep is done, nothing more can happen.
   std::vector<std::unique_ptr<BackgroundProcess>> workers;
@@ -242,6 +280,7 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
                                      "--name",
                                      "local-" + std::to_string(i)};
     if (local.quiet) args.insert(args.begin(), "--quiet");
+    if (local.log_format != "text") args.insert(args.begin(), {"--log-format", local.log_format});
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
     if (!worker.ok()) return Fail(worker.status());
     workers.push_back(std::move(worker).value());
@@ -257,6 +296,9 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
 // tree. `options` has the security already. The exit code.
 int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOptions options) {
   options.listen = flags.listen;
+  Watchers watchers;
+  Status watching = StartWatchers(flags.watch, &options, &watchers);
+  if (!watching.ok()) return Fail(watching);
   if (flags.max_frame_mib > 0) options.max_frame_bytes = std::size_t{flags.max_frame_mib} << 20;
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
@@ -288,7 +330,7 @@ int RunCommand(const RunFlags& flags) {
   if (!sweep.ok()) return Fail(sweep.status());
   LocalWorkers local = flags.local;
   local.testdata = flags.inputs.testdata;
-  return RunLocally(sweep.value(), local, options.value(), flags.out, flags.tree);
+  return RunLocally(sweep.value(), local, options.value(), flags.watch, flags.out, flags.tree);
 }
 
 int CoordinatorCommand(const CoordinatorFlags& flags) {
@@ -339,7 +381,110 @@ int RerunCommand(const RerunFlags& flags) {
     served.out = flags.out;
     return Serve(sweep, served, options.value());
   }
-  return RunLocally(sweep, flags.local, options.value(), flags.out, flags.serve.tree);
+  return RunLocally(sweep, flags.local, options.value(), flags.serve.watch, flags.out,
+                    flags.serve.tree);
+}
+
+namespace {
+
+// The coordinator's live JSON as a table for people.
+std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoint) {
+  std::string out = "imgsweep: sweep " + j.at("sweep_id").get<std::string>() + " at " + endpoint +
+                    ": " + std::to_string(j.at("closed").get<std::size_t>()) + "/" +
+                    std::to_string(j.at("cells").get<std::size_t>()) + " cells closed, " +
+                    std::to_string(j.at("failed").get<std::size_t>()) + " failed, " +
+                    std::to_string(j.at("in_flight").get<std::size_t>()) + " in flight\n";
+  char line[512];
+  out += "workers (" + std::to_string(j.at("workers").size()) + "):\n";
+  std::snprintf(line, sizeof line, "  %-20s %-20s %5s %9s %6s %11s  %s\n", "name", "host", "slots",
+                "in flight", "done", "last heard", "versions");
+  out += line;
+  for (const nlohmann::json& w : j.at("workers")) {
+    std::string versions;
+    for (const nlohmann::json& v : w.at("versions")) {
+      versions += (versions.empty() ? "" : ",") + v.get<std::string>();
+    }
+    std::snprintf(line, sizeof line, "  %-20s %-20s %5u %9zu %6zu %8lld ms  %s\n",
+                  w.at("name").get<std::string>().c_str(), w.at("host").get<std::string>().c_str(),
+                  w.at("slots").get<unsigned>(), w.at("in_flight").get<std::size_t>(),
+                  w.at("done").get<std::size_t>(), w.at("last_heard_ms").get<long long>(),
+                  versions.c_str());
+    out += line;
+  }
+  out += "shards:\n";
+  std::snprintf(line, sizeof line, "  %-12s %6s %6s %8s %9s\n", "version", "done", "failed",
+                "pending", "in flight");
+  out += line;
+  for (const nlohmann::json& sh : j.at("shards")) {
+    std::snprintf(line, sizeof line, "  %-12s %6zu %6zu %8zu %9zu\n",
+                  sh.at("version").get<std::string>().c_str(), sh.at("done").get<std::size_t>(),
+                  sh.at("failed").get<std::size_t>(), sh.at("pending").get<std::size_t>(),
+                  sh.at("in_flight").get<std::size_t>());
+    out += line;
+  }
+  if (!j.at("versions_without_worker").empty()) {
+    std::string missing;
+    for (const nlohmann::json& v : j.at("versions_without_worker")) {
+      missing += (missing.empty() ? "" : ", ") + v.get<std::string>();
+    }
+    out += "versions no connected worker holds: " + missing + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+int LiveStatusCommand(const LiveStatusFlags& flags) {
+  ClientSecurity security;
+  if (flags.curve_secret.empty() != flags.coordinator_key.empty()) {
+    return Fail(Status::InvalidInput("--curve-secret and --coordinator-key go together"));
+  }
+  if (!flags.curve_secret.empty()) {
+    Result<CurveKeyPair> keys = LoadSecretKey(flags.curve_secret);
+    if (!keys.ok()) return Fail(keys.status());
+    Result<std::string> server = LoadPublicKey(flags.coordinator_key);
+    if (!server.ok()) return Fail(server.status());
+    security.curve = keys.value();
+    security.server_key = server.value();
+  }
+  Context context;
+  Result<std::unique_ptr<DealerSocket>> socket =
+      DealerSocket::Connect(context, flags.connect, security);
+  if (!socket.ok()) return Fail(socket.status());
+  const std::string request = Encode(StatusRequest{});
+  bool sent = false;
+  const Clock::time_point deadline = Clock::now() + kLiveStatusWait;
+  while (Clock::now() < deadline) {
+    if (!sent) {
+      Result<bool> s = socket.value()->Send(request);
+      if (!s.ok()) return Fail(s.status());
+      sent = s.value();
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    Result<std::optional<std::string>> frame =
+        socket.value()->Receive(sent ? left : std::chrono::milliseconds(20));
+    if (!frame.ok()) return Fail(frame.status());
+    if (!frame.value()) continue;
+    Result<Message> message = Decode(*frame.value());
+    if (!message.ok()) return Fail(Status::IoError("the coordinator's answer: " +
+                                                   message.status().message()));
+    auto* reply = std::get_if<StatusReply>(&message.value());
+    if (reply == nullptr) continue;  // a heartbeat or the like
+    if (flags.json) {
+      std::printf("%s\n", reply->json.c_str());
+      return kExitOk;
+    }
+    try {
+      std::fputs(FormatLiveStatus(nlohmann::json::parse(reply->json), flags.connect).c_str(),
+                 stdout);
+    } catch (const std::exception& e) {
+      return Fail(Status::IoError(std::string("the coordinator's status is not what it should "
+                                              "be: ") + e.what()));
+    }
+    return kExitOk;
+  }
+  return Fail(Status::IoError("no answer from a coordinator at " + flags.connect + " within " +
+                              std::to_string(kLiveStatusWait.count()) + " s"));
 }
 
 int StatusCommand(const fs::path& db, bool every_cell) {

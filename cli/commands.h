@@ -44,6 +44,13 @@ struct PreparedSweep {
 };
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs);
 
+// How a running sweep is watched.
+struct WatchFlags {
+  bool quiet = false;               // no progress lines
+  std::string log_format = "text";  // or "json"; passed on to local workers
+  std::string metrics;              // HOST:PORT to serve Prometheus metrics on; empty: none
+};
+
 // How the coordinator meets faults (see coordinator.h).
 struct FaultFlags {
   unsigned heartbeat_ms = 1000;
@@ -60,6 +67,7 @@ struct LocalWorkers {
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
   unsigned output_limit_mib = 64;
   bool quiet = false;  // passed on to the local workers
+  std::string log_format = "text";
 };
 
 struct RunFlags {
@@ -68,6 +76,7 @@ struct RunFlags {
   std::filesystem::path out;
   MaterializeOptions tree;
   FaultFlags faults;
+  WatchFlags watch;
 };
 int RunCommand(const RunFlags& flags);
 
@@ -83,6 +92,7 @@ struct CoordinatorFlags {
   bool insecure = false;                // plain text on a non-loopback address
   unsigned max_frame_mib = 0;           // 0: the protocol's limit
   FaultFlags faults;
+  WatchFlags watch;
 };
 int CoordinatorCommand(const CoordinatorFlags& flags);
 
@@ -101,6 +111,16 @@ int RerunCommand(const RerunFlags& flags);
 // Prints the stored sweep's cells by state and outcome, per shard, and the
 // failed ones with why.
 int StatusCommand(const std::filesystem::path& db, bool every_cell);
+
+// Asks a running coordinator how its sweep goes: per worker and per shard;
+// the coordinator's JSON as it is with `json`.
+struct LiveStatusFlags {
+  std::string connect;
+  bool json = false;
+  std::filesystem::path curve_secret;     // with coordinator_key: CURVE
+  std::filesystem::path coordinator_key;
+};
+int LiveStatusCommand(const LiveStatusFlags& flags);
 
 struct WorkerFlags {
   std::string connect;

@@ -1,6 +1,7 @@
 // imgsweep: one binary, nine subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,36 @@ void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
                   "(repeatable)");
 }
 
+void AddMetrics(CLI::App* app, imgsweep::WatchFlags* watch) {
+  app->add_option("--metrics", watch->metrics,
+                  "Serve Prometheus metrics on HOST:PORT (path /metrics; port 0 picks one, "
+                  "printed at start)");
+}
+
+// A log line's message as the inside of a JSON string.
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (const char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (u < 0x20) {
+        const char escaped[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        dest.append(escaped, escaped + sizeof escaped);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return spdlog::details::make_unique<JsonEscapedMessage>();
+  }
+};
+
 void AddOutputLimit(CLI::App* app, unsigned* mib) {
   app->add_option("--output-limit-mib", *mib,
                   "Bytes a cell may print per stream, in MiB (default 64); beyond it the "
@@ -72,6 +103,7 @@ void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
                   "Write the bound endpoint here once listening");
   AddTreeFlags(app, &coord->tree);
   AddFaultFlags(app, &coord->faults);
+  AddMetrics(app, &coord->watch);
   app->add_option("--curve-secret", coord->curve_secret,
                   "This coordinator's key file (NAME.key of `imgsweep keys generate`): "
                   "workers must use CURVE");
@@ -102,7 +134,11 @@ int main(int argc, char** argv) {
   app.footer(kExitCodes);
   app.require_subcommand(1);
   bool quiet = false;
-  app.add_flag("--quiet", quiet, "Log warnings and errors only");
+  app.add_flag("--quiet", quiet, "Log warnings and errors only; no progress lines");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (default) or json: one JSON object per log line, for log collectors")
+      ->check(CLI::IsMember({"text", "json"}));
 
   imgsweep::RunFlags run;
   double run_timeout = 30;
@@ -125,6 +161,7 @@ int main(int argc, char** argv) {
   AddTimeout(run_cmd, &run_timeout);
   AddTreeFlags(run_cmd, &run.tree);
   AddFaultFlags(run_cmd, &run.faults);
+  AddMetrics(run_cmd, &run.watch);
 
   imgsweep::CoordinatorFlags coord;
   double coord_timeout = 30;
@@ -199,14 +236,25 @@ int main(int argc, char** argv) {
 
   std::filesystem::path status_db;
   bool status_cells = false;
+  imgsweep::LiveStatusFlags live;
   CLI::App* status_cmd = app.add_subcommand(
       "status",
-      "Says what a store holds: cells by state and outcome per shard (version), the failed "
-      "ones with every attempt's reason, the timed-out ones.\nExample: imgsweep status --db "
-      "imgsweep.db");
-  status_cmd->add_option("--db", status_db, "RocksDB store")->required();
+      "With --db: what a store holds (it may be in use by a running sweep): cells by state and "
+      "outcome per shard (version), the failed ones with every attempt's reason, the timed-out "
+      "ones. With --connect: asks a running coordinator for its workers (slots, versions, in "
+      "flight, done, last heard) and shards.\nExamples: imgsweep status --db imgsweep.db\n"
+      "          imgsweep status --connect tcp://farm-1:5555 [--json]");
+  CLI::Option* status_db_opt = status_cmd->add_option("--db", status_db, "RocksDB store");
   status_cmd->add_flag("--cells", status_cells,
                        "Also one line per cell: KEY STATE OUTCOME attempts=N [failure kinds]");
+  CLI::Option* connect_opt =
+      status_cmd->add_option("--connect", live.connect, "A running coordinator's endpoint");
+  status_db_opt->excludes(connect_opt);
+  status_cmd->add_flag("--json", live.json, "With --connect: the coordinator's JSON as it is");
+  status_cmd->add_option("--curve-secret", live.curve_secret,
+                         "With --connect to a CURVE coordinator: a key file it allows");
+  status_cmd->add_option("--coordinator-key", live.coordinator_key,
+                         "With --connect: the coordinator's public key file");
 
   std::filesystem::path mat_db, mat_out;
   imgsweep::MaterializeOptions mat_tree;
@@ -261,11 +309,25 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("imgsweep"));
-  spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  if (log_format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%*"})");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  }
   if (quiet) spdlog::set_level(spdlog::level::warn);
+  const imgsweep::WatchFlags watch_defaults{quiet, log_format, ""};
+  auto watch = [&](imgsweep::WatchFlags* w) {
+    w->quiet = watch_defaults.quiet;
+    w->log_format = watch_defaults.log_format;
+  };
 
   if (*run_cmd) {
     run.local.quiet = quiet;
+    run.local.log_format = log_format;
+    watch(&run.watch);
     run.inputs.timeout = std::chrono::milliseconds(static_cast<long>(run_timeout * 1000));
     return imgsweep::RunCommand(run);
   }
@@ -275,17 +337,27 @@ int main(int argc, char** argv) {
       return kExitBadInput;
     }
     coord.inputs.versions = SplitList(versions);
+    watch(&coord.watch);
     coord.inputs.timeout = std::chrono::milliseconds(static_cast<long>(coord_timeout * 1000));
     return imgsweep::CoordinatorCommand(coord);
   }
   if (*worker_cmd) return imgsweep::WorkerCommand(worker);
   if (*rerun_cmd) {
     rerun.local.quiet = quiet;
+    rerun.local.log_format = log_format;
+    watch(&rerun.serve.watch);
     rerun.selection.shards = SplitList(rerun_shards);
     rerun.selection.images = SplitList(rerun_images);
     return imgsweep::RerunCommand(rerun);
   }
-  if (*status_cmd) return imgsweep::StatusCommand(status_db, status_cells);
+  if (*status_cmd) {
+    if (!live.connect.empty()) return imgsweep::LiveStatusCommand(live);
+    if (status_db.empty()) {
+      std::fprintf(stderr, "imgsweep: status needs --db DIR or --connect ENDPOINT\n");
+      return kExitBadInput;
+    }
+    return imgsweep::StatusCommand(status_db, status_cells);
+  }
   if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
   if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
   if (*keys_generate) return imgsweep::KeysGenerateCommand(keys_out);

@@ -8,6 +8,8 @@
 #include <set>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "protocol/messages.h"
 #include "protocol/sha256.h"
 #include "protocol/transport.h"
@@ -38,6 +40,7 @@ struct CellSlot {
   std::uint32_t attempts = 0;     // attempts stored so far
   std::uint32_t round_start = 0;  // attempts before this round (see CellRecord)
   std::uint64_t lease = 0;
+  bool failed = false;  // closed without an outcome
 };
 
 struct WorkerEntry {
@@ -125,7 +128,9 @@ class Coordinator::Impl {
       slot.round_start = record.round_start;
       if (record.state != CellState::kPending) {
         slot.state = CellSlot::State::kClosed;
+        slot.failed = record.state == CellState::kFailed;
         ++closed;
+        CountClosed(slot, record.attempts.empty() ? nullptr : &record.attempts.back());
       }
       if (record.state == CellState::kDone && !record.attempts.empty()) {
         const std::string& version = plan_.versions()[plan_.Ref(index.value()).version];
@@ -188,6 +193,7 @@ class Coordinator::Impl {
       if (!st.ok()) return st;
       Dispatch();
       SendHeartbeats();
+      Notify();
       if (Clock::now() >= next_missing_report) {
         ReportMissingVersions();
         next_missing_report = Clock::now() + options_.missing_report_interval;
@@ -196,6 +202,7 @@ class Coordinator::Impl {
     for (const auto& [peer, worker] : workers_) {
       Tell(peer, Shutdown{"the sweep is complete"});
     }
+    Notify();
     Result<SweepSummary> summary = Summarize(plan_, *store_);
     if (!summary.ok()) return summary;
     SweepSummary& s = summary.value();
@@ -305,6 +312,9 @@ class Coordinator::Impl {
       return Drop(envelope.peer, decoded.status().message());
     }
     Message& message = decoded.value();
+    if (std::holds_alternative<StatusRequest>(message)) {
+      return Tell(envelope.peer, StatusReply{LiveStatusJson()});
+    }
     if (auto* hello = std::get_if<Hello>(&message)) return HandleHello(envelope.peer, *hello);
     if (worker == workers_.end()) {
       // A worker the coordinator does not know (it restarted, or took the
@@ -514,6 +524,8 @@ class Coordinator::Impl {
       pending_[ref.version].push_front(index.value());
     } else {
       slot.state = CellSlot::State::kClosed;
+      slot.failed = write.record.state == CellState::kFailed;
+      CountClosed(slot, &write.record.attempts.back());
       --open_cells_;
       ++ran_now_;
       ++by_worker_[worker.name];
@@ -526,8 +538,10 @@ class Coordinator::Impl {
   // acknowledged only once the store has it.
   Status CommitAndAck() {
     if (!writes_.empty()) {
+      const Clock::time_point start = Clock::now();
       Status st = store_->Commit(writes_);
       if (!st.ok()) return st;
+      for (CoordinatorObserver* o : options_.observers) o->OnCommit(Clock::now() - start, writes_.size());
       writes_.clear();
     }
     std::map<std::string, Ack> by_peer;
@@ -586,7 +600,10 @@ class Coordinator::Impl {
         worker.credit -= static_cast<std::int64_t>(given);
         worker.last_version = *shard;
         leases_.emplace(lease_id, std::move(lease));
-        if (!socket_->Send(peer, Encode(assignment)).ok()) {
+        const Clock::time_point sending = Clock::now();
+        const bool sent = socket_->Send(peer, Encode(assignment)).ok();
+        for (CoordinatorObserver* o : options_.observers) o->OnDispatch(Clock::now() - sending, given);
+        if (!sent) {
           ReleaseLease(lease_id);
           worker.credit = 0;
           break;
@@ -651,6 +668,8 @@ class Coordinator::Impl {
       if (slot.attempts - slot.round_start >= options_.max_attempts) {
         write.record.state = CellState::kFailed;
         slot.state = CellSlot::State::kClosed;
+        slot.failed = true;
+        CountClosed(slot, nullptr);
         --open_cells_;
         spdlog::error("coordinator: {} failed on every allowed attempt ({} of {})", write.key,
                       slot.attempts - slot.round_start, options_.max_attempts);
@@ -729,6 +748,116 @@ class Coordinator::Impl {
     }
   }
 
+  // Keeps the outcome counts of closed cells for progress and metrics.
+  void CountClosed(const CellSlot& slot, const Attempt* last) {
+    if (slot.failed || last == nullptr) {
+      ++progress_.failed;
+      return;
+    }
+    switch (last->outcome) {
+      case Outcome::kExited:
+        ++(last->exit_code == 0 ? progress_.exited_zero : progress_.exited_nonzero);
+        break;
+      case Outcome::kSignaled:
+        ++progress_.signaled;
+        break;
+      case Outcome::kTimeout:
+        ++progress_.timeout;
+        break;
+      case Outcome::kInfraFailure:
+        ++progress_.failed;
+        break;
+    }
+  }
+
+  const Progress& Snapshot() {
+    progress_.cells = cells_.size();
+    progress_.closed = cells_.size() - open_cells_;
+    progress_.ran_now = ran_now_;
+    progress_.workers = workers_.size();
+    progress_.leased = 0;
+    for (const auto& [id, lease] : leases_) progress_.leased += lease.open.size();
+    progress_.rejected_frames = rejected_frames_;
+    progress_.workers_lost = workers_lost_;
+    progress_.elapsed = Clock::now() - started_;
+    return progress_;
+  }
+
+  void Notify() {
+    if (options_.observers.empty()) return;
+    const Progress& p = Snapshot();
+    for (CoordinatorObserver* o : options_.observers) o->OnProgress(p);
+  }
+
+  // The live state for `imgsweep status --connect` (docs/protocol.md).
+  std::string LiveStatusJson() {
+    const Clock::time_point now = Clock::now();
+    const Progress& p = Snapshot();
+    nlohmann::ordered_json j;
+    j["sweep_id"] = options_.sweep_id;
+    j["cells"] = p.cells;
+    j["closed"] = p.closed;
+    j["failed"] = p.failed;
+    j["in_flight"] = p.leased;
+    j["ran_now"] = p.ran_now;
+    j["elapsed_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(p.elapsed).count();
+    std::map<std::string, std::size_t> in_flight;  // by peer
+    for (const auto& [id, lease] : leases_) in_flight[lease.peer] += lease.open.size();
+    nlohmann::ordered_json workers = nlohmann::ordered_json::array();
+    std::set<std::string> held;
+    for (const auto& [peer, w] : workers_) {
+      nlohmann::ordered_json versions = nlohmann::ordered_json::array();
+      for (const auto& [name, info] : w.versions) {
+        versions.push_back(name);
+        held.insert(name);
+      }
+      auto done = by_worker_.find(w.name);
+      workers.push_back({{"name", w.name},
+                         {"host", w.host},
+                         {"slots", w.slots},
+                         {"versions", versions},
+                         {"in_flight", in_flight[peer]},
+                         {"done", done == by_worker_.end() ? 0 : done->second},
+                         {"last_heard_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               now - w.last_seen)
+                                               .count()}});
+    }
+    j["workers"] = workers;
+    struct Counts {
+      std::size_t done = 0, failed = 0, pending = 0, leased = 0;
+    };
+    std::vector<Counts> shards(plan_.versions().size());
+    for (std::size_t i = 0; i < cells_.size(); ++i) {
+      Counts& c = shards[plan_.Ref(i).version];
+      switch (cells_[i].state) {
+        case CellSlot::State::kPending:
+          ++c.pending;
+          break;
+        case CellSlot::State::kLeased:
+          ++c.leased;
+          break;
+        case CellSlot::State::kClosed:
+          ++(cells_[i].failed ? c.failed : c.done);
+          break;
+      }
+    }
+    nlohmann::ordered_json shard_list = nlohmann::ordered_json::array();
+    nlohmann::ordered_json missing = nlohmann::ordered_json::array();
+    for (std::size_t v = 0; v < shards.size(); ++v) {
+      const std::string& name = plan_.versions()[v];
+      const Counts& c = shards[v];
+      shard_list.push_back({{"version", name},
+                            {"done", c.done},
+                            {"failed", c.failed},
+                            {"pending", c.pending},
+                            {"in_flight", c.leased}});
+      if (c.pending + c.leased > 0 && !held.contains(name)) missing.push_back(name);
+    }
+    j["shards"] = shard_list;
+    j["versions_without_worker"] = missing;
+    return j.dump();
+  }
+
   void ReportMissingVersions() const {
     std::set<std::string> held;
     for (const auto& [peer, worker] : workers_) {
@@ -766,6 +895,8 @@ class Coordinator::Impl {
   std::vector<std::string> digest_conflicts_;
   std::size_t workers_lost_ = 0;
   std::size_t late_results_ = 0;
+  Progress progress_;  // outcome counts kept as cells close; the rest filled by Snapshot
+  const Clock::time_point started_ = Clock::now();
   std::size_t infra_attempts_ = 0;
   std::vector<CellWrite> writes_;
   std::vector<PendingAck> acks_;

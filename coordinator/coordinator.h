@@ -33,6 +33,35 @@
 
 namespace imgsweep {
 
+// What the coordinator has done so far, for progress lines and metrics.
+struct Progress {
+  std::size_t cells = 0;
+  std::size_t closed = 0;  // with an outcome, or failed
+  std::size_t exited_zero = 0;
+  std::size_t exited_nonzero = 0;
+  std::size_t signaled = 0;
+  std::size_t timeout = 0;
+  std::size_t failed = 0;
+  std::size_t ran_now = 0;  // closed by this run
+  std::size_t leased = 0;   // in flight on workers
+  std::size_t workers = 0;  // connected
+  std::size_t workers_lost = 0;
+  std::size_t rejected_frames = 0;
+  std::chrono::steady_clock::duration elapsed{};
+};
+
+// Told what happens, on the coordinator's thread; must return quickly.
+class CoordinatorObserver {
+ public:
+  virtual ~CoordinatorObserver() = default;
+  // After every round, and once more when the sweep is complete.
+  virtual void OnProgress(const Progress& progress) = 0;
+  // One durable write of `results` results.
+  virtual void OnCommit(std::chrono::steady_clock::duration took, std::size_t results) = 0;
+  // One assignment of `cells` cells built and handed to ZeroMQ.
+  virtual void OnDispatch(std::chrono::steady_clock::duration took, std::size_t cells) = 0;
+};
+
 struct CoordinatorOptions {
   std::string listen = "tcp://127.0.0.1:*";
   std::string sweep_id = "sweep";
@@ -58,6 +87,8 @@ struct CoordinatorOptions {
   // Frames a peer may get rejected before it is cut off: its later frames
   // are ignored unread and whatever it leased goes back to the queue.
   std::size_t max_rejected_frames = 16;
+  // Progress lines, metrics; not owned, outlive Run.
+  std::vector<CoordinatorObserver*> observers;
 };
 
 // Frames the coordinator refused from one peer.

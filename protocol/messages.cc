@@ -19,6 +19,8 @@ enum Kind : std::uint32_t {
   kHeartbeat = 8,
   kShutdown = 9,
   kHelloFirst = 10,
+  kStatusRequest = 11,
+  kStatusReply = 12,
 };
 
 // A message's kind is its alternative's position in Message plus one; these
@@ -30,7 +32,8 @@ static_assert(kIsKind<kHello, Hello> && kIsKind<kWelcome, Welcome> && kIsKind<kR
               kIsKind<kCredit, Credit> && kIsKind<kAssignment, Assignment> &&
               kIsKind<kResult, CellResult> && kIsKind<kAck, Ack> &&
               kIsKind<kHeartbeat, Heartbeat> && kIsKind<kShutdown, Shutdown> &&
-              kIsKind<kHelloFirst, HelloFirst> && std::variant_size_v<Message> == kHelloFirst);
+              kIsKind<kHelloFirst, HelloFirst> && kIsKind<kStatusRequest, StatusRequest> &&
+              kIsKind<kStatusReply, StatusReply> && std::variant_size_v<Message> == kStatusReply);
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
@@ -109,6 +112,11 @@ struct BodyPacker {
   }
   void Body(const Heartbeat&) { p.pack_array(0); }
   void Body(const HelloFirst&) { p.pack_array(0); }
+  void Body(const StatusRequest&) { p.pack_array(0); }
+  void Body(const StatusReply& m) {
+    p.pack_array(1);
+    p.pack(m.json);
+  }
   void Body(const Shutdown& m) {
     p.pack_array(1);
     p.pack(m.reason);
@@ -270,6 +278,14 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
     case kHelloFirst:
       FieldReader(body, "hello-first", error);
       return HelloFirst{};
+    case kStatusRequest:
+      FieldReader(body, "status-request", error);
+      return StatusRequest{};
+    case kStatusReply: {
+      StatusReply m;
+      FieldReader(body, "status-reply", error).Read("json", &m.json);
+      return m;
+    }
     case kShutdown: {
       Shutdown m;
       FieldReader(body, "shutdown", error).Read("reason", &m.reason);
@@ -332,7 +348,7 @@ const char* MessageName(const Message& message) {
   static constexpr const char* kNames[] = {"hello",  "welcome",    "refused",
                                            "credit", "assignment", "result",
                                            "ack",    "heartbeat",  "shutdown",
-                                           "hello-first"};
+                                           "hello-first", "status-request", "status-reply"};
   return kNames[message.index()];
 }
 

@@ -152,8 +152,20 @@ struct HelloFirst {
   bool operator==(const HelloFirst&) const = default;
 };
 
+// anyone -> coordinator: what is going on? Needs no hello, so `imgsweep
+// status --connect` can ask; with CURVE only allowed keys get this far.
+struct StatusRequest {
+  bool operator==(const StatusRequest&) const = default;
+};
+
+// coordinator -> asker: the live state as JSON (docs/protocol.md).
+struct StatusReply {
+  std::string json;
+  bool operator==(const StatusReply&) const = default;
+};
+
 using Message = std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack,
-                             Heartbeat, Shutdown, HelloFirst>;
+                             Heartbeat, Shutdown, HelloFirst, StatusRequest, StatusReply>;
 
 // The message's kind as a word for logs: "hello", "result", ...
 const char* MessageName(const Message& message);

@@ -300,6 +300,25 @@ TEST_F(CoordinatorTest, RefusesAPinnedDigestThatStoredCellsDidNotRun) {
   EXPECT_TRUE(Coordinator::Create(options, plan_, store_.get()).ok());
 }
 
+TEST_F(CoordinatorTest, AnswersAStatusRequestWithoutAHello) {
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  Expect<Assignment>(*worker);
+  auto asker = Connect();
+  Send(*asker, StatusRequest{});
+  const StatusReply reply = Expect<StatusReply>(*asker);
+  EXPECT_NE(reply.json.find(R"("cells":4,"closed":0,"failed":0,"in_flight":1)"), std::string::npos)
+      << reply.json;
+  EXPECT_NE(reply.json.find(R"({"name":"w1","host":"h","slots":1,"versions":["10.0.2","7.2.0"],)"
+                            R"("in_flight":1,"done":0,)"),
+            std::string::npos)
+      << reply.json;
+  EXPECT_NE(reply.json.find(R"({"version":"7.2.0","done":0,"failed":0,"pending":1,"in_flight":1})"),
+            std::string::npos)
+      << reply.json;
+  EXPECT_NE(reply.json.find(R"("versions_without_worker":[])"), std::string::npos) << reply.json;
+}
+
 TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
   auto socket = Join();
   Send(*socket, Credit{1});

@@ -39,6 +39,10 @@ TEST(Messages, HelloRoundTrips) {
 }
 TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000, 3}); }
 TEST(Messages, HelloFirstRoundTrips) { ExpectRoundTrip(HelloFirst{}); }
+TEST(Messages, StatusRoundTrips) {
+  ExpectRoundTrip(StatusRequest{});
+  ExpectRoundTrip(StatusReply{R"({"cells": 440})"});
+}
 TEST(Messages, InfraFailureKeepsItsKind) {
   CellResult r;
   r.key = "map-human/5.2.0/vhdx-empty";

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
       {"heartbeat", Heartbeat{}},
       {"shutdown", Shutdown{"the sweep is complete"}},
       {"hello-first", HelloFirst{}},
+      {"status-request", StatusRequest{}},
+      {"status-reply", StatusReply{R"({"cells": 440, "workers": []})"}},
   };
   for (const auto& [name, message] : seeds) {
     std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary);
