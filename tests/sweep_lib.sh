@@ -2,10 +2,12 @@
 # Helpers for the sweep tests, sourced after check.sh:
 #   limit CMD...            runs CMD under a deadline, so no process outlives a test
 #   start_coordinator ARGS  starts `imgsweep coordinator ARGS` (or $serve_cmd, e.g.
-#                           rerun) in the background, reads its "listening on" line
+#                           rerun; or $coordinator_program, e.g. an entrypoint script)
+#                           in the background, reads its "listening on" line
 #                           (with a deadline) into $endpoint; its stdout goes to
 #                           $work/coord.out, its stderr to $work/coord.err
 #   start_worker NAME ARGS  starts `imgsweep worker --connect $endpoint --name NAME ARGS`
+#                           (or $worker_program ARGS with IMGSWEEP_CONNECT and IMGSWEEP_NAME)
 #   safe_cells              prints "id path format" per safe-tier image of $testdata
 #   wrap=(CMD...)           runs the coordinator and workers under CMD (e.g. ip netns exec NS)
 #   counting_binaries DIR LOG  a binaries tree of wrappers around $binaries that log
@@ -33,7 +35,9 @@ start_coordinator() {
   rm -f "$work/coord.fifo"
   mkfifo "$work/coord.fifo"
   # timeout itself, not a subshell running `limit`, so that $! is what to kill.
-  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" "${serve_cmd:-coordinator}" "$@" \
+  local program=("$imgsweep" "${serve_cmd:-coordinator}")
+  [ -n "${coordinator_program:-}" ] && program=("$coordinator_program")
+  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "${program[@]}" "$@" \
     >"$work/coord.fifo" 2>"$work/coord.err" &
   coord_pid=$!
   pids+=("$coord_pid")
@@ -53,8 +57,13 @@ start_coordinator() {
 }
 start_worker() {
   local name="$1"; shift
-  "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" worker --connect "$endpoint" \
-    --name "$name" "$@" 2>"$work/$name.err" &
+  if [ -n "${worker_program:-}" ]; then  # it takes the endpoint and name from the environment
+    IMGSWEEP_CONNECT="$endpoint" IMGSWEEP_NAME="$name" \
+      "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$worker_program" "$@" 2>"$work/$name.err" &
+  else
+    "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$imgsweep" worker --connect "$endpoint" \
+      --name "$name" "$@" 2>"$work/$name.err" &
+  fi
   pids+=("$!")
 }
 # The manifest's entries, one per line (make-corpus writes each over two).

@@ -1,0 +1,24 @@
+#!/bin/sh
+# The worker container's entrypoint, also run as it is by CI and tests.
+#   IMGSWEEP_CONNECT    the coordinator, tcp://HOST:PORT (required)
+#   IMGSWEEP_BINARIES   qemu-img binaries tree (default /srv/qemu-img-binaries, a volume)
+#   IMGSWEEP_TESTDATA   testdata checkout (default /srv/testdata, a volume)
+#   IMGSWEEP_NAME       name in the fleet (default: the host name, unique per pod/container)
+#   IMGSWEEP_SLOTS      cells at once (default: cores)
+#   IMGSWEEP_KEY        this worker's key file (NAME.key, a mounted secret) and
+#   IMGSWEEP_COORDINATOR_KEY  the coordinator's .pub: CURVE
+#   IMGSWEEP_BIN        the imgsweep binary (default: imgsweep on PATH)
+# Arguments are passed on to `imgsweep worker`.
+set -eu
+: "${IMGSWEEP_CONNECT:?set IMGSWEEP_CONNECT to the coordinator, tcp://HOST:PORT}"
+bin=${IMGSWEEP_BIN:-imgsweep}
+set -- --connect "$IMGSWEEP_CONNECT" \
+  --binaries "${IMGSWEEP_BINARIES:-/srv/qemu-img-binaries}" \
+  --testdata "${IMGSWEEP_TESTDATA:-/srv/testdata}" \
+  --name "${IMGSWEEP_NAME:-$(hostname)}" "$@"
+if [ -n "${IMGSWEEP_SLOTS:-}" ]; then set -- --slots "$IMGSWEEP_SLOTS" "$@"; fi
+if [ -n "${IMGSWEEP_KEY:-}" ]; then
+  : "${IMGSWEEP_COORDINATOR_KEY:?IMGSWEEP_KEY needs IMGSWEEP_COORDINATOR_KEY (its .pub)}"
+  set -- --curve-secret "$IMGSWEEP_KEY" --coordinator-key "$IMGSWEEP_COORDINATOR_KEY" "$@"
+fi
+exec "$bin" worker "$@"
