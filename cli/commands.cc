@@ -16,6 +16,7 @@
 #include "coordinator/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/materializer.h"
+#include "coordinator/report.h"
 #include "coordinator/tree_check.h"
 #include "protocol/sha256.h"
 #include "protocol/version_name.h"
@@ -555,6 +556,18 @@ int ValidateCommand(const fs::path& out) {
     return kExitFailed;
   }
   std::fprintf(stderr, "imgsweep: %s is a valid tree\n", out.c_str());
+  return kExitOk;
+}
+
+int ReportCommand(const fs::path& db, const fs::path& out) {
+  Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kReadOnly);
+  if (!store.ok()) return Fail(store.status());
+  Result<std::string> page = RenderReport(*store.value());
+  if (!page.ok()) return Fail(page.status());
+  bool written = false;
+  Status st = WriteFileAtomically(out, page.value(), &written);
+  if (!st.ok()) return Fail(st);
+  std::printf("imgsweep: report at %s (%zu bytes)\n", out.c_str(), page.value().size());
   return kExitOk;
 }
 

@@ -144,6 +144,9 @@ int MaterializeCommand(const std::filesystem::path& db, const std::filesystem::p
 // Checks a tree on disk against the contract; 1 when it has violations.
 int ValidateCommand(const std::filesystem::path& out);
 
+// Writes the stored sweep as one self-contained HTML page.
+int ReportCommand(const std::filesystem::path& db, const std::filesystem::path& out);
+
 // Prints why the profiles split where they do.
 int ProfilesCommand(const std::filesystem::path& db, const ReportOptions& options);
 

@@ -1,4 +1,4 @@
-// imgsweep: one binary, nine subcommands. Flags are parsed here and nothing
+// imgsweep: one binary, ten subcommands. Flags are parsed here and nothing
 // else; each command lives in commands.cc.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/pattern_formatter.h>
@@ -287,6 +287,17 @@ int main(int argc, char** argv) {
       "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
   validate_cmd->add_option("--out", validate_out, "The tree")->required();
 
+  std::filesystem::path report_db, report_out;
+  CLI::App* report_cmd = app.add_subcommand(
+      "report",
+      "Writes one self-contained HTML page (no network) of a stored sweep: per output type a "
+      "matrix of images (by format) x versions (by profile), each cell coloured by which of "
+      "its image's outputs it printed, failed and timed-out cells marked; click a cell for its "
+      "output and the diff against the previous version.\nExample: imgsweep report --db "
+      "imgsweep.db --out report.html");
+  report_cmd->add_option("--db", report_db, "RocksDB store")->required();
+  report_cmd->add_option("--out", report_out, "The HTML file to write")->required();
+
   std::filesystem::path profiles_db;
   imgsweep::ReportOptions report;
   CLI::App* profiles_cmd = app.add_subcommand(
@@ -362,5 +373,6 @@ int main(int argc, char** argv) {
   if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
   if (*keys_generate) return imgsweep::KeysGenerateCommand(keys_out);
   if (*profiles_cmd) return imgsweep::ProfilesCommand(profiles_db, report);
+  if (*report_cmd) return imgsweep::ReportCommand(report_db, report_out);
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace imgsweep {
 
@@ -16,7 +17,7 @@ std::string ProgressLine(const Progress& p) {
   if (left == 0) {
     eta = "done";
   } else if (rate > 0) {
-    eta = "ETA " + std::to_string(static_cast<long>(static_cast<double>(left) / rate + 0.5)) + " s";
+    eta = "ETA " + std::to_string(std::lround(static_cast<double>(left) / rate)) + " s";
   }
   std::snprintf(line, sizeof line, "%zu/%zu cells (%d%%), %.0f cells/s, %s, %zu failed, %zu %s",
                 p.closed, p.cells, percent, rate, eta.c_str(), p.failed, p.workers,
