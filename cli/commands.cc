@@ -108,6 +108,24 @@ Status ServerSecurityOf(const CoordinatorFlags& flags, ServerSecurity* security)
   return Status::Ok();
 }
 
+// CURVE for a client of the coordinator (a worker, `status --connect`) when
+// both key flags are given; plain text when neither is.
+Result<ClientSecurity> ClientSecurityOf(const fs::path& curve_secret,
+                                        const fs::path& coordinator_key) {
+  ClientSecurity security;
+  if (curve_secret.empty() != coordinator_key.empty()) {
+    return Status::InvalidInput("--curve-secret and --coordinator-key go together");
+  }
+  if (curve_secret.empty()) return security;
+  Result<CurveKeyPair> keys = LoadSecretKey(curve_secret);
+  if (!keys.ok()) return keys.status();
+  Result<std::string> server = LoadPublicKey(coordinator_key);
+  if (!server.ok()) return server.status();
+  security.curve = keys.value();
+  security.server_key = server.value();
+  return security;
+}
+
 // Writes the tree and says what it holds. The exit code.
 int WriteTree(Store& store, const fs::path& out, const MaterializeOptions& options) {
   Result<MaterializeSummary> written = Materialize(store, out, options);
@@ -436,21 +454,11 @@ std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoin
 }  // namespace
 
 int LiveStatusCommand(const LiveStatusFlags& flags) {
-  ClientSecurity security;
-  if (flags.curve_secret.empty() != flags.coordinator_key.empty()) {
-    return Fail(Status::InvalidInput("--curve-secret and --coordinator-key go together"));
-  }
-  if (!flags.curve_secret.empty()) {
-    Result<CurveKeyPair> keys = LoadSecretKey(flags.curve_secret);
-    if (!keys.ok()) return Fail(keys.status());
-    Result<std::string> server = LoadPublicKey(flags.coordinator_key);
-    if (!server.ok()) return Fail(server.status());
-    security.curve = keys.value();
-    security.server_key = server.value();
-  }
+  Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
+  if (!security.ok()) return Fail(security.status());
   Context context;
   Result<std::unique_ptr<DealerSocket>> socket =
-      DealerSocket::Connect(context, flags.connect, security);
+      DealerSocket::Connect(context, flags.connect, security.value());
   if (!socket.ok()) return Fail(socket.status());
   const std::string request = Encode(StatusRequest{});
   bool sent = false;
@@ -513,17 +521,9 @@ int WorkerCommand(const WorkerFlags& flags) {
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
   options.slots = flags.slots > 0 ? flags.slots : Cores();
   for (const InstalledVersion& v : installed.value()) options.versions.push_back(v.info);
-  if (flags.curve_secret.empty() != flags.coordinator_key.empty()) {
-    return Fail(Status::InvalidInput("--curve-secret and --coordinator-key go together"));
-  }
-  if (!flags.curve_secret.empty()) {
-    Result<CurveKeyPair> keys = LoadSecretKey(flags.curve_secret);
-    if (!keys.ok()) return Fail(keys.status());
-    Result<std::string> server = LoadPublicKey(flags.coordinator_key);
-    if (!server.ok()) return Fail(server.status());
-    options.security.curve = keys.value();
-    options.security.server_key = server.value();
-  }
+  Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
+  if (!security.ok()) return Fail(security.status());
+  options.security = security.value();
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
   Worker worker(options, std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace,
                                                       std::size_t{flags.output_limit_mib} << 20));

@@ -130,7 +130,7 @@ class Coordinator::Impl {
         slot.state = CellSlot::State::kClosed;
         slot.failed = record.state == CellState::kFailed;
         ++closed;
-        CountClosed(slot, record.attempts.empty() ? nullptr : &record.attempts.back());
+        CountOutcome(record, &progress_);
       }
       if (record.state == CellState::kDone && !record.attempts.empty()) {
         const std::string& version = plan_.versions()[plan_.Ref(index.value()).version];
@@ -525,7 +525,7 @@ class Coordinator::Impl {
     } else {
       slot.state = CellSlot::State::kClosed;
       slot.failed = write.record.state == CellState::kFailed;
-      CountClosed(slot, &write.record.attempts.back());
+      CountOutcome(write.record, &progress_);
       --open_cells_;
       ++ran_now_;
       ++by_worker_[worker.name];
@@ -669,7 +669,7 @@ class Coordinator::Impl {
         write.record.state = CellState::kFailed;
         slot.state = CellSlot::State::kClosed;
         slot.failed = true;
-        CountClosed(slot, nullptr);
+        CountOutcome(write.record, &progress_);
         --open_cells_;
         spdlog::error("coordinator: {} failed on every allowed attempt ({} of {})", write.key,
                       slot.attempts - slot.round_start, options_.max_attempts);
@@ -745,28 +745,6 @@ class Coordinator::Impl {
       spdlog::warn("coordinator: lease {} expired; its {} cells go back to the queue", id,
                    leases_[id].open.size());
       FailLease(id, FailureKind::kLeaseExpired, "not returned before the lease's deadline");
-    }
-  }
-
-  // Keeps the outcome counts of closed cells for progress and metrics.
-  void CountClosed(const CellSlot& slot, const Attempt* last) {
-    if (slot.failed || last == nullptr) {
-      ++progress_.failed;
-      return;
-    }
-    switch (last->outcome) {
-      case Outcome::kExited:
-        ++(last->exit_code == 0 ? progress_.exited_zero : progress_.exited_nonzero);
-        break;
-      case Outcome::kSignaled:
-        ++progress_.signaled;
-        break;
-      case Outcome::kTimeout:
-        ++progress_.timeout;
-        break;
-      case Outcome::kInfraFailure:
-        ++progress_.failed;
-        break;
     }
   }
 
@@ -917,22 +895,7 @@ Result<SweepSummary> Summarize(const Plan& plan, Store& store) {
   summary.cells = plan.cell_count();
   Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
     if (!plan.IndexOfKey(key).ok()) return true;
-    if (record.state == CellState::kFailed) ++summary.failed;
-    if (record.state != CellState::kDone || record.attempts.empty()) return true;
-    const Attempt& last = record.attempts.back();
-    switch (last.outcome) {
-      case Outcome::kExited:
-        ++(last.exit_code == 0 ? summary.exited_zero : summary.exited_nonzero);
-        break;
-      case Outcome::kSignaled:
-        ++summary.signaled;
-        break;
-      case Outcome::kTimeout:
-        ++summary.timeout;
-        break;
-      case Outcome::kInfraFailure:
-        break;
-    }
+    CountOutcome(record, &summary);
     return true;
   });
   if (!st.ok()) return st;

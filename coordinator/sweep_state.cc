@@ -21,29 +21,7 @@ void Count(const CellRecord* record, ShardCounts* counts) {
   for (const Attempt& a : record->attempts) {
     if (a.outcome == Outcome::kInfraFailure) ++counts->infra_attempts;
   }
-  if (record->state == CellState::kPending || record->attempts.empty()) {
-    ++counts->pending;
-    return;
-  }
-  if (record->state == CellState::kFailed) {
-    ++counts->failed;
-    return;
-  }
-  const Attempt& last = record->attempts.back();
-  switch (last.outcome) {
-    case Outcome::kExited:
-      ++(last.exit_code == 0 ? counts->exited_zero : counts->exited_nonzero);
-      break;
-    case Outcome::kSignaled:
-      ++counts->signaled;
-      break;
-    case Outcome::kTimeout:
-      ++counts->timeout;
-      break;
-    case Outcome::kInfraFailure:
-      ++counts->failed;  // a done record ends with an outcome; this one is damaged
-      break;
-  }
+  if (!CountOutcome(*record, counts)) ++counts->pending;
 }
 
 bool TimedOut(const CellRecord& record) {

@@ -59,6 +59,34 @@ struct CellRecord {
   bool operator==(const CellRecord&) const = default;
 };
 
+// Adds a closed cell to `counts`, any struct with the fields exited_zero,
+// exited_nonzero, signaled, timeout and failed. False, counting nothing,
+// for a cell without an outcome yet.
+template <typename Counts>
+bool CountOutcome(const CellRecord& record, Counts* counts) {
+  if (record.state == CellState::kPending) return false;
+  if (record.state == CellState::kFailed || record.attempts.empty()) {
+    ++counts->failed;
+    return true;
+  }
+  const Attempt& last = record.attempts.back();
+  switch (last.outcome) {
+    case Outcome::kExited:
+      ++(last.exit_code == 0 ? counts->exited_zero : counts->exited_nonzero);
+      break;
+    case Outcome::kSignaled:
+      ++counts->signaled;
+      break;
+    case Outcome::kTimeout:
+      ++counts->timeout;
+      break;
+    case Outcome::kInfraFailure:  // a done record ends with an outcome; this one is damaged
+      ++counts->failed;
+      break;
+  }
+  return true;
+}
+
 // One stdout or stderr, under the digest its attempt records.
 struct Blob {
   std::string sha256;  // REQUIRES: Sha256Hex(bytes)

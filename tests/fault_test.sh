@@ -9,19 +9,18 @@
 #   rerun-failed      a sweep where some cells fail (unrunnable binary) and
 #                     some time out; with the cause gone, `rerun --failed`
 #                     executes exactly those cells
-# Usage: fault_test.sh CASE IMGSWEEP BINARIES TESTDATA
+# Usage: fault_test.sh IMGSWEEP BINARIES TESTDATA CASE
 set -uo pipefail
-case_name="$1" imgsweep="$2" binaries="$3" testdata="$4"
+imgsweep="$1" binaries="$2" testdata="$3" case_name="$4"
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=tests/check.sh
 . "$here/check.sh"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
 manifest="$testdata/manifest.json"
-cells=$(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 ))
+cells=$(cell_count)
 log="$work/executions.log"
 counting_binaries "$work/bins" "$log"
-: >"$log"
 faults=(--heartbeat-ms 200 --liveness 3)
 # meta.json records the timeout: every sweep here uses the same one.
 timeout_flag=(--timeout 3)

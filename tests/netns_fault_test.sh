@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
 manifest="$testdata/manifest.json"
-cells=$(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 ))
+cells=$(cell_count)
 
 c="imgsweep-c-$$" n1="imgsweep-w1-$$" n2="imgsweep-w2-$$"
 cleanup() { stop_all; for ns in "$c" "$n1" "$n2"; do ip netns del "$ns" 2>/dev/null; done; rm -rf "$work"; }
@@ -39,7 +39,6 @@ limit "$imgsweep" --quiet run --binaries "$binaries" --testdata "$testdata" \
 check "the undisturbed run wrote a tree" [ -d "$work/ref/map-json/profiles" ]
 log="$work/executions.log"
 counting_binaries "$work/bins" "$log"
-: >"$log"
 
 wrap=(ip netns exec "$c")
 start_coordinator --listen 'tcp://0.0.0.0:*' --insecure --manifest "$manifest" --out "$work/tree" \

@@ -13,10 +13,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
 manifest="$testdata/manifest.json"
-cells=$(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 ))
+cells=$(cell_count)
 log="$work/executions.log"
 counting_binaries "$work/bins" "$log"
-: >"$log"
 
 # A sweep slow enough to watch: every cell sleeps 30 ms.
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \

@@ -15,6 +15,8 @@
 #                           names the worker), source DIR/hooks.sh if it exists (with
 #                           $version and the args set: a test's fault), then sleep
 #                           $IMGSWEEP_TEST_DELAY if set; digests are the real binaries'
+#                           (LOG is made empty)
+#   cell_count              the test bed's cells: safe images x versions x 2
 #   keys_of_log LOG         the cell key of each logged execution, one per line
 #   child_of PID            the process that `timeout` (PID) runs
 #   wait_for_lines FILE N SECONDS  waits until FILE (a growing log) has N lines
@@ -88,6 +90,7 @@ wait_for_line() {
 
 counting_binaries() {
   local dir="$1" log="$2" v real
+  : >"$log"
   for v in $(ls "$binaries/x86_64"); do
     real="$binaries/x86_64/$v"
     mkdir -p "$dir/x86_64/$v/bin"
@@ -105,6 +108,8 @@ WRAPPER
     chmod +x "$dir/x86_64/$v/qemu-img"
   done
 }
+# The test bed's cells: safe images x versions x the 2 map output types.
+cell_count() { echo $(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 )); }
 keys_of_log() {
   local root
   root="$(realpath "$testdata")/"
