@@ -75,6 +75,11 @@ class PrometheusMetrics final : public MetricsServer {
                       .Add({}, kDispatchBuckets)) {
     exposer_->RegisterCollectable(registry_);
   }
+  // The exposer first: it stops and joins the threads that serve scrapes,
+  // which read the registry.
+  ~PrometheusMetrics() override { exposer_.reset(); }
+  PrometheusMetrics(const PrometheusMetrics&) = delete;
+  PrometheusMetrics& operator=(const PrometheusMetrics&) = delete;
 
   std::string url() const override {
     const std::vector<int> ports = exposer_->GetListeningPorts();

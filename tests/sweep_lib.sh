@@ -21,7 +21,7 @@
 #   child_of PID            the process that `timeout` (PID) runs
 #   wait_for_lines FILE N SECONDS  waits until FILE (a growing log) has N lines
 # Sourcing it makes the scratch folder $work, and at exit stops every process
-# it started and removes $work.
+# it started and removes $work (kept when KEEP_WORK is set, to look at after a failure).
 # REQUIRES: $imgsweep and $testdata, before any helper runs.
 pids=()
 wrap=()
@@ -129,4 +129,4 @@ wait_for_lines() {
 }
 
 work="$(mktemp -d)"
-trap 'stop_all; rm -rf "$work"' EXIT
+trap 'stop_all; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
