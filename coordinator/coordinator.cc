@@ -6,6 +6,7 @@
 #include <deque>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -491,9 +492,7 @@ class Coordinator::Impl {
       attempt.version_line = v->second.version_line;
       attempt.binary_sha256 = v->second.binary_sha256;
     }
-    CellWrite write;
-    write.key = result.key;
-    write.record = StoredRecord(index.value());
+    CellWrite& write = WriteFor(index.value());
     attempt.failure_kind = result.failure_kind;
     if (result.outcome == Outcome::kInfraFailure) {
       spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
@@ -508,8 +507,8 @@ class Coordinator::Impl {
       attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
       attempt.stdout_bytes = result.stdout_text.size();
       attempt.stderr_bytes = result.stderr_text.size();
-      write.blobs = {{attempt.stdout_sha256, result.stdout_text},
-                     {attempt.stderr_sha256, result.stderr_text}};
+      write.blobs.push_back({attempt.stdout_sha256, result.stdout_text});
+      write.blobs.push_back({attempt.stderr_sha256, result.stderr_text});
       write.record.state = CellState::kDone;
     }
     write.record.round_start = slot.round_start;
@@ -530,7 +529,6 @@ class Coordinator::Impl {
       ++ran_now_;
       ++by_worker_[worker.name];
     }
-    writes_.push_back(std::move(write));
     acks_.push_back(PendingAck{worker.peer, result.key});
   }
 
@@ -543,6 +541,7 @@ class Coordinator::Impl {
       if (!st.ok()) return st;
       for (CoordinatorObserver* o : options_.observers) o->OnCommit(Clock::now() - start, writes_.size());
       writes_.clear();
+      write_of_.clear();
     }
     std::map<std::string, Ack> by_peer;
     for (PendingAck& ack : acks_) by_peer[ack.peer].keys.push_back(std::move(ack.key));
@@ -625,17 +624,20 @@ class Coordinator::Impl {
     }
   }
 
-  // The cell's record as the next write must extend it: a write of this
-  // round not yet committed, else what the store holds.
-  CellRecord StoredRecord(std::size_t index) {
-    const std::string key = plan_.Key(plan_.Ref(index));
-    for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
-      if (it->key == key) return it->record;
+  // The write of this round for the cell, made on first use from what the
+  // store holds (read only when the cell has attempts): each cell is
+  // written once per commit, whatever happened to it in the round.
+  // The reference lasts until the next call.
+  CellWrite& WriteFor(std::size_t index) {
+    auto [it, inserted] = write_of_.emplace(index, writes_.size());
+    if (!inserted) return writes_[it->second];
+    CellWrite& write = writes_.emplace_back();
+    write.key = plan_.Key(plan_.Ref(index));
+    if (cells_[index].attempts > 0) {
+      Result<std::optional<CellRecord>> stored = store_->GetCell(write.key);
+      if (stored.ok() && stored.value()) write.record = *stored.value();
     }
-    if (cells_[index].attempts == 0) return CellRecord{};
-    Result<std::optional<CellRecord>> stored = store_->GetCell(key);
-    if (stored.ok() && stored.value()) return *stored.value();
-    return CellRecord{};
+    return write;
   }
 
   // Gives each open cell of a lease an infrastructure attempt (`kind`) on
@@ -648,9 +650,7 @@ class Coordinator::Impl {
     if (auto w = workers_.find(lease->second.peer); w != workers_.end()) worker = &w->second;
     for (std::size_t index : lease->second.open) {
       CellSlot& slot = cells_[index];
-      CellWrite write;
-      write.key = plan_.Key(plan_.Ref(index));
-      write.record = StoredRecord(index);
+      CellWrite& write = WriteFor(index);
       Attempt attempt;
       attempt.number = slot.attempts + 1;
       attempt.outcome = Outcome::kInfraFailure;
@@ -678,7 +678,6 @@ class Coordinator::Impl {
         slot.state = CellSlot::State::kPending;
         pending_[plan_.Ref(index).version].push_front(index);
       }
-      writes_.push_back(std::move(write));
     }
     leases_.erase(lease);
   }
@@ -876,7 +875,8 @@ class Coordinator::Impl {
   Progress progress_;  // outcome counts kept as cells close; the rest filled by Snapshot
   const Clock::time_point started_ = Clock::now();
   std::size_t infra_attempts_ = 0;
-  std::vector<CellWrite> writes_;
+  std::vector<CellWrite> writes_;                           // of this round, one per cell
+  std::unordered_map<std::size_t, std::size_t> write_of_;  // cell index -> its place in writes_
   std::vector<PendingAck> acks_;
   std::size_t ran_now_ = 0;
   std::map<std::string, PeerState> peers_;  // by peer identity
