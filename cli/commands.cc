@@ -408,7 +408,7 @@ namespace {
 
 // The coordinator's live JSON as a table for people.
 std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoint) {
-  std::string out = "imgsweep: sweep " + j.at("sweep_id").get<std::string>() + " at " + endpoint +
+  std::string out = "imgsweep: sweep \"" + j.at("sweep_id").get<std::string>() + "\" at " + endpoint +
                     ": " + std::to_string(j.at("closed").get<std::size_t>()) + "/" +
                     std::to_string(j.at("cells").get<std::size_t>()) + " cells closed, " +
                     std::to_string(j.at("failed").get<std::size_t>()) + " failed, " +
