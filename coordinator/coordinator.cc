@@ -118,6 +118,7 @@ class Coordinator::Impl {
       if (!digest.ok()) return digest.status();
       if (digest.value()) digests_[version] = *digest.value();
     }
+    const std::map<std::string, std::string> stored_digests = digests_;
 
     std::size_t closed = 0;
     std::map<std::string, std::map<std::string, std::size_t>> ran_with;  // version -> sha -> cells
@@ -161,7 +162,9 @@ class Coordinator::Impl {
         digests_[version] = digests.begin()->first;
       }
     }
-    for (const auto& [version, digest] : digests_) {
+    for (const auto& [version, digest] : digests_) {  // only what is new: each write is synced
+      auto was = stored_digests.find(version);
+      if (was != stored_digests.end() && was->second == digest) continue;
       st = store_->PutMeta("digest/" + version, digest);
       if (!st.ok()) return st;
     }
