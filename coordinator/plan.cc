@@ -13,15 +13,31 @@ using nlohmann::json;
 
 constexpr int kPlanFormat = 1;
 
-template <typename T>
-Result<std::size_t> Find(const std::vector<T>& items, std::string_view name, auto name_of) {
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (name_of(items[i]) == name) return i;
-  }
-  return Status::NotFound(std::string(name));
-}
-
 }  // namespace
+
+Status Plan::BuildIndex() {
+  struct Part {
+    const char* what;
+    NameIndex* index;
+    std::vector<std::string> names;
+  };
+  std::vector<Part> parts(3);
+  parts[0] = {"output type", &type_index_, {}};
+  for (const OutputType& t : types_) parts[0].names.push_back(t.name);
+  parts[1] = {"version", &version_index_, versions_};
+  parts[2] = {"image id", &image_index_, {}};
+  for (const PlannedImage& i : images_) parts[2].names.push_back(i.id);
+  for (Part& part : parts) {
+    part.index->clear();
+    for (std::size_t i = 0; i < part.names.size(); ++i) {
+      if (!part.index->emplace(part.names[i], i).second) {
+        return Status::InvalidInput("plan: " + std::string(part.what) + " \"" + part.names[i] +
+                                    "\" is listed twice");
+      }
+    }
+  }
+  return Status::Ok();
+}
 
 const std::vector<OutputType>& MapOutputTypes() {
   static const std::vector<OutputType> kTypes = {
@@ -55,6 +71,8 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
   }
   if (plan.images_.empty())
     return Status::InvalidInput("plan: the manifest has no safe-tier images");
+  Status st = plan.BuildIndex();
+  if (!st.ok()) return st;
   return plan;
 }
 
@@ -100,6 +118,8 @@ Result<Plan> Plan::FromJson(std::string_view text) {
       plan.images_.push_back(std::move(image));
     }
     plan.timeout_ = std::chrono::milliseconds(j.at("timeout_ms").get<std::int64_t>());
+    Status st = plan.BuildIndex();
+    if (!st.ok()) return Status::InvalidInput("stored " + st.message());
     return plan;
   } catch (const std::exception& e) {
     return Status::InvalidInput(std::string("stored plan is unreadable: ") + e.what());
@@ -129,16 +149,13 @@ Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
   if (second == std::string_view::npos) {
     return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not type/version/image");
   }
-  Result<std::size_t> type =
-      Find(types_, key.substr(0, first), [](const OutputType& t) { return t.name; });
-  Result<std::size_t> version = Find(versions_, key.substr(first + 1, second - first - 1),
-                                     [](const std::string& v) { return v; });
-  Result<std::size_t> image =
-      Find(images_, key.substr(second + 1), [](const PlannedImage& i) { return i.id; });
-  if (!type.ok() || !version.ok() || !image.ok()) {
+  auto type = type_index_.find(key.substr(0, first));
+  auto version = version_index_.find(key.substr(first + 1, second - first - 1));
+  auto image = image_index_.find(key.substr(second + 1));
+  if (type == type_index_.end() || version == version_index_.end() || image == image_index_.end()) {
     return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not in the plan");
   }
-  return Index(CellRef{type.value(), version.value(), image.value()});
+  return Index(CellRef{type->second, version->second, image->second});
 }
 
 std::vector<std::string> Plan::Args(const CellRef& ref) const {

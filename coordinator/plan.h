@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "protocol/manifest.h"
@@ -71,10 +73,25 @@ class Plan {
   bool operator==(const Plan& other) const { return ToJson() == other.ToJson(); }
 
  private:
+  // Name -> position, so a key is found in constant time (a result names
+  // its cell by key; a million-cell plan looks one up per result).
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>()(name);
+    }
+  };
+  using NameIndex = std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>>;
+  // kInvalidInput naming a name that repeats.
+  Status BuildIndex();
+
   std::vector<OutputType> types_;
   std::vector<std::string> versions_;
   std::vector<PlannedImage> images_;
   std::chrono::milliseconds timeout_ = kDefaultCellTimeout;
+  NameIndex type_index_;
+  NameIndex version_index_;
+  NameIndex image_index_;
 };
 
 }  // namespace imgsweep

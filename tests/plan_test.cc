@@ -64,6 +64,17 @@ TEST(Plan, StoredFormRoundTrips) {
   EXPECT_EQ(back.value(), plan);
   EXPECT_EQ(back.value().timeout(), std::chrono::seconds(5));
   EXPECT_FALSE(Plan::FromJson("{}").ok());
+  // Keys are found by name, so a stored plan that names an image twice is
+  // refused rather than half read.
+  std::string twice = plan.ToJson();
+  const std::string b = R"("id":"b")";
+  twice.replace(twice.find(b), b.size(), R"("id":"a")");
+  EXPECT_EQ(Plan::FromJson(twice).status().message(),
+            "stored plan: image id \"a\" is listed twice");
+  // Every key of the plan maps back to its own cell.
+  for (std::size_t i = 0; i < plan.cell_count(); ++i) {
+    EXPECT_EQ(plan.IndexOfKey(plan.Key(plan.Ref(i))).value(), i);
+  }
 }
 
 }  // namespace
