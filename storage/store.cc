@@ -5,13 +5,13 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
-#include <nlohmann/json.hpp>
+#include <limits>
+#include <msgpack.hpp>
 #include <set>
+#include <type_traits>
 
 namespace imgsweep {
 namespace {
-
-using nlohmann::json;
 
 // Written once when a store is created and checked on every open, so a store
 // of a later layout is refused instead of misread.
@@ -27,69 +27,156 @@ std::string Key(std::string_view prefix, std::string_view name) {
   return key;
 }
 
-json AttemptToJson(const Attempt& a) {
-  return json{{"n", a.number},
-              {"outcome", static_cast<int>(a.outcome)},
-              {"exit_code", a.exit_code},
-              {"signal", a.signal},
-              {"stdout", a.stdout_sha256},
-              {"stderr", a.stderr_sha256},
-              {"stdout_bytes", a.stdout_bytes},
-              {"stderr_bytes", a.stderr_bytes},
-              {"duration_us", a.duration_us},
-              {"started_unix_ms", a.started_unix_ms},
-              {"worker", a.worker},
-              {"host", a.host},
-              {"version_line", a.version_line},
-              {"binary_sha256", a.binary_sha256},
-              {"failure", a.failure},
-              {"kind", static_cast<int>(a.failure_kind)}};
+// Records are msgpack maps keyed by field name (docs/storage.md), written and
+// read with msgpack-c directly: a million-cell sweep encodes one per result
+// and decodes each on load, so no intermediate document is built. Unknown
+// fields are skipped, so later fields can be added without a new layout.
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackField(Packer& p, std::string_view name) {
+  p.pack_str(static_cast<std::uint32_t>(name.size()));
+  p.pack_str_body(name.data(), static_cast<std::uint32_t>(name.size()));
+}
+
+void PackText(Packer& p, std::string_view name, std::string_view value) {
+  PackField(p, name);
+  p.pack_str(static_cast<std::uint32_t>(value.size()));
+  p.pack_str_body(value.data(), static_cast<std::uint32_t>(value.size()));
+}
+
+template <typename T>
+void PackNumber(Packer& p, std::string_view name, T value) {
+  PackField(p, name);
+  p.pack(value);
 }
 
 std::string EncodeRecord(const CellRecord& record) {
-  json attempts = json::array();
-  for (const Attempt& a : record.attempts) attempts.push_back(AttemptToJson(a));
-  const json j{{"state", static_cast<int>(record.state)},
-               {"attempts", std::move(attempts)},
-               {"round_start", record.round_start}};
-  const std::vector<std::uint8_t> bytes = json::to_msgpack(j);
-  return std::string(bytes.begin(), bytes.end());
+  msgpack::sbuffer buffer(256 * (record.attempts.size() + 1));
+  Packer p(&buffer);
+  p.pack_map(3);
+  PackNumber(p, "state", static_cast<int>(record.state));
+  PackNumber(p, "round_start", record.round_start);
+  PackField(p, "attempts");
+  p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
+  for (const Attempt& a : record.attempts) {
+    p.pack_map(16);
+    PackNumber(p, "n", a.number);
+    PackNumber(p, "outcome", static_cast<int>(a.outcome));
+    PackNumber(p, "exit_code", a.exit_code);
+    PackNumber(p, "signal", a.signal);
+    PackText(p, "stdout", a.stdout_sha256);
+    PackText(p, "stderr", a.stderr_sha256);
+    PackNumber(p, "stdout_bytes", a.stdout_bytes);
+    PackNumber(p, "stderr_bytes", a.stderr_bytes);
+    PackNumber(p, "duration_us", a.duration_us);
+    PackNumber(p, "started_unix_ms", a.started_unix_ms);
+    PackText(p, "worker", a.worker);
+    PackText(p, "host", a.host);
+    PackText(p, "version_line", a.version_line);
+    PackText(p, "binary_sha256", a.binary_sha256);
+    PackText(p, "failure", a.failure);
+    PackNumber(p, "kind", static_cast<int>(a.failure_kind));
+  }
+  return std::string(buffer.data(), buffer.size());
 }
+
+// The fields of one msgpack map, by name; a missing or mistyped field throws
+// (DecodeRecord turns it into kInvalidInput naming the cell).
+class MapReader {
+ public:
+  explicit MapReader(const msgpack::object& o) {
+    if (o.type != msgpack::type::MAP) throw std::invalid_argument("not a map");
+    map_ = &o.via.map;
+  }
+  const msgpack::object* Find(std::string_view name) const {
+    for (std::uint32_t i = 0; i < map_->size; ++i) {
+      const msgpack::object& key = map_->ptr[i].key;
+      if (key.type == msgpack::type::STR && std::string_view(key.via.str.ptr, key.via.str.size) == name) {
+        return &map_->ptr[i].val;
+      }
+    }
+    return nullptr;
+  }
+  const msgpack::object& At(std::string_view name) const {
+    const msgpack::object* found = Find(name);
+    if (found == nullptr) throw std::invalid_argument("no field \"" + std::string(name) + "\"");
+    return *found;
+  }
+  template <typename T>
+  T Number(std::string_view name) const {
+    return Convert<T>(At(name), name);
+  }
+  template <typename T>
+  T NumberOr(std::string_view name, T fallback) const {
+    const msgpack::object* found = Find(name);
+    return found == nullptr ? fallback : Convert<T>(*found, name);
+  }
+  std::string Text(std::string_view name) const {
+    const msgpack::object& o = At(name);
+    if (o.type != msgpack::type::STR) {
+      throw std::invalid_argument("field \"" + std::string(name) + "\" is not text");
+    }
+    return std::string(o.via.str.ptr, o.via.str.size);
+  }
+
+ private:
+  template <typename T>
+  static T Convert(const msgpack::object& o, std::string_view name) {
+    if (o.type == msgpack::type::POSITIVE_INTEGER) {
+      if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
+        throw std::out_of_range(std::string(name));
+      }
+      return static_cast<T>(o.via.u64);
+    }
+    if (o.type == msgpack::type::NEGATIVE_INTEGER && std::is_signed_v<T>) {
+      if (o.via.i64 < static_cast<std::int64_t>(std::numeric_limits<T>::min())) {
+        throw std::out_of_range(std::string(name));
+      }
+      return static_cast<T>(o.via.i64);
+    }
+    throw std::invalid_argument("field \"" + std::string(name) + "\" is not a number in range");
+  }
+  const msgpack::object_map* map_ = nullptr;
+};
 
 Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
   try {
-    const json j = json::from_msgpack(bytes.begin(), bytes.end());
+    const msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
+    const MapReader r(handle.get());
     CellRecord record;
-    const int state = j.at("state").get<int>();
+    const int state = r.Number<int>("state");
     if (state < 0 || state > static_cast<int>(CellState::kFailed)) throw std::out_of_range("state");
     record.state = static_cast<CellState>(state);
-    record.round_start = j.value("round_start", 0u);
-    for (const json& ja : j.at("attempts")) {
-      Attempt a;
-      a.number = ja.at("n").get<std::uint32_t>();
-      const int outcome = ja.at("outcome").get<int>();
+    record.round_start = r.NumberOr<std::uint32_t>("round_start", 0);
+    const msgpack::object& attempts = r.At("attempts");
+    if (attempts.type != msgpack::type::ARRAY) throw std::invalid_argument("attempts: not a list");
+    record.attempts.reserve(attempts.via.array.size);
+    for (std::uint32_t i = 0; i < attempts.via.array.size; ++i) {
+      const MapReader ra(attempts.via.array.ptr[i]);
+      Attempt& a = record.attempts.emplace_back();
+      a.number = ra.Number<std::uint32_t>("n");
+      const int outcome = ra.Number<int>("outcome");
       if (outcome < 0 || outcome > static_cast<int>(Outcome::kInfraFailure)) {
         throw std::out_of_range("outcome");
       }
       a.outcome = static_cast<Outcome>(outcome);
-      a.exit_code = ja.at("exit_code").get<std::int32_t>();
-      a.signal = ja.at("signal").get<std::int32_t>();
-      a.stdout_sha256 = ja.at("stdout").get<std::string>();
-      a.stderr_sha256 = ja.at("stderr").get<std::string>();
-      a.stdout_bytes = ja.at("stdout_bytes").get<std::uint64_t>();
-      a.stderr_bytes = ja.at("stderr_bytes").get<std::uint64_t>();
-      a.duration_us = ja.at("duration_us").get<std::uint64_t>();
-      a.started_unix_ms = ja.at("started_unix_ms").get<std::int64_t>();
-      a.worker = ja.at("worker").get<std::string>();
-      a.host = ja.at("host").get<std::string>();
-      a.version_line = ja.at("version_line").get<std::string>();
-      a.binary_sha256 = ja.at("binary_sha256").get<std::string>();
-      a.failure = ja.at("failure").get<std::string>();
+      a.exit_code = ra.Number<std::int32_t>("exit_code");
+      a.signal = ra.Number<std::int32_t>("signal");
+      a.stdout_sha256 = ra.Text("stdout");
+      a.stderr_sha256 = ra.Text("stderr");
+      a.stdout_bytes = ra.Number<std::uint64_t>("stdout_bytes");
+      a.stderr_bytes = ra.Number<std::uint64_t>("stderr_bytes");
+      a.duration_us = ra.Number<std::uint64_t>("duration_us");
+      a.started_unix_ms = ra.Number<std::int64_t>("started_unix_ms");
+      a.worker = ra.Text("worker");
+      a.host = ra.Text("host");
+      a.version_line = ra.Text("version_line");
+      a.binary_sha256 = ra.Text("binary_sha256");
+      a.failure = ra.Text("failure");
       // Records of stores made before failure kinds were stored have none.
-      const int kind = ja.value("kind", 0);
+      const int kind = ra.NumberOr<int>("kind", 0);
       if (kind < 0 || kind > static_cast<int>(kLastFailureKind)) throw std::out_of_range("kind");
       a.failure_kind = static_cast<FailureKind>(kind);
-      record.attempts.push_back(std::move(a));
     }
     return record;
   } catch (const std::exception& e) {
