@@ -18,9 +18,16 @@ struct ContextDeleter {
 };
 using Context = std::unique_ptr<EVP_MD_CTX, ContextDeleter>;
 
+// Fetched once: EVP_sha256() looks the algorithm up again at every init,
+// which costs more than hashing a short output.
+const EVP_MD* Sha256() {
+  static const EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return kSha256;
+}
+
 Context NewContext() {
   Context context(EVP_MD_CTX_new());
-  if (context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+  if (context != nullptr && EVP_DigestInit_ex(context.get(), Sha256(), nullptr) != 1) {
     context.reset();
   }
   return context;
