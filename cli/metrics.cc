@@ -22,6 +22,11 @@ const prometheus::Histogram::BucketBoundaries kCommitBuckets = {0.0005, 0.001, 0
 const prometheus::Histogram::BucketBoundaries kDispatchBuckets = {
     0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01};
 
+// Seconds from an assignment leaving to its result stored: a cell's run
+// plus the round trip and the commit.
+const prometheus::Histogram::BucketBoundaries kStoredBuckets = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60};
+
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -72,7 +77,13 @@ class PrometheusMetrics final : public MetricsServer {
                       .Name("imgsweep_dispatch_seconds")
                       .Help("Building one assignment and handing it to ZeroMQ")
                       .Register(*registry_)
-                      .Add({}, kDispatchBuckets)) {
+                      .Add({}, kDispatchBuckets)),
+        stored_(BuildHistogram()
+                    .Name("imgsweep_cell_queued_to_stored_seconds")
+                    .Help("From a cell's assignment leaving the coordinator to its result "
+                          "stored durably")
+                    .Register(*registry_)
+                    .Add({}, kStoredBuckets)) {
     exposer_->RegisterCollectable(registry_);
   }
   // The exposer first: it stops and joins the threads that serve scrapes,
@@ -106,6 +117,9 @@ class PrometheusMetrics final : public MetricsServer {
   void OnDispatch(std::chrono::steady_clock::duration took, std::size_t) override {
     dispatch_.Observe(Seconds(took));
   }
+  void OnStored(const std::vector<std::chrono::steady_clock::duration>& waits) override {
+    for (std::chrono::steady_clock::duration wait : waits) stored_.Observe(Seconds(wait));
+  }
 
  private:
   // Counters only go up: add what is new since the last snapshot.
@@ -131,6 +145,7 @@ class PrometheusMetrics final : public MetricsServer {
   prometheus::Counter& ran_now_;
   prometheus::Histogram& commit_;
   prometheus::Histogram& dispatch_;
+  prometheus::Histogram& stored_;
   std::size_t seen_lost_ = 0;
   std::size_t seen_rejected_ = 0;
   std::size_t seen_ran_ = 0;

@@ -27,6 +27,7 @@ class ProgressPrinter final : public CoordinatorObserver {
   void OnProgress(const Progress& progress) override;
   void OnCommit(std::chrono::steady_clock::duration, std::size_t) override {}
   void OnDispatch(std::chrono::steady_clock::duration, std::size_t) override {}
+  void OnStored(const std::vector<std::chrono::steady_clock::duration>&) override {}
 
  private:
   std::FILE* out_;

@@ -1,11 +1,16 @@
 #include "coordinator/coordinator.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -60,6 +65,7 @@ struct Lease {
   std::string peer;
   std::set<std::size_t> open;  // cell indices without a stored result yet
   Clock::time_point deadline;
+  Clock::time_point sent;  // when the assignment left
 };
 
 // What the coordinator knows of any peer that sent a frame, worker or not.
@@ -84,6 +90,89 @@ struct PendingAck {
   std::string key;
 };
 
+// The writes of one round, and the acknowledgements that wait for them.
+struct Batch {
+  std::vector<CellWrite> writes;                          // one per cell
+  std::unordered_map<std::size_t, std::size_t> write_of;  // cell index -> its place in writes
+  std::vector<Clock::time_point> sent_of;  // by place in writes: its lease's assignment, if any
+  std::vector<PendingAck> acks;
+  // Cells given an infrastructure attempt: back in the queue once it is
+  // stored, so a cell is never handed out ahead of its own record.
+  std::vector<std::size_t> requeue;
+};
+
+// Runs one durable write at a time on its own thread, so the coordinator
+// goes on receiving results and handing out cells while RocksDB syncs.
+// wake_fd() becomes readable when a write finishes.
+class Committer {
+ public:
+  explicit Committer(Store* store)
+      : store_(store), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), thread_([this] { Loop(); }) {}
+  ~Committer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+  }
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  int wake_fd() const { return wake_fd_; }
+  bool busy() const { return busy_; }
+
+  // REQUIRES: !busy(); `writes` stays untouched until the write is finished.
+  void Start(const std::vector<CellWrite>* writes) {
+    busy_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writes_ = writes;
+      done_.reset();
+    }
+    changed_.notify_all();
+  }
+  // The finished write's Status, or nullopt while it runs (after `wait` at
+  // most). REQUIRES: busy().
+  std::optional<Status> Finish(std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, wait, [this] { return done_.has_value(); });
+    if (!done_) return std::nullopt;
+    std::uint64_t count;
+    (void)!::read(wake_fd_, &count, sizeof count);
+    busy_ = false;
+    return std::exchange(done_, std::nullopt);
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      changed_.wait(lock, [this] { return stopping_ || writes_ != nullptr; });
+      if (writes_ == nullptr) return;  // stopping, nothing left to write
+      const std::vector<CellWrite>* writes = std::exchange(writes_, nullptr);
+      lock.unlock();
+      Status st = store_->Commit(*writes);
+      lock.lock();
+      done_ = std::move(st);
+      changed_.notify_all();
+      const std::uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof one);
+    }
+  }
+
+  Store* const store_;
+  const int wake_fd_;
+  bool busy_ = false;  // used by the coordinator's thread only
+  std::mutex mu_;
+  std::condition_variable changed_;
+  const std::vector<CellWrite>* writes_ = nullptr;  // guarded by mu_: the write to start
+  std::optional<Status> done_;                      // guarded by mu_: the finished write's
+  bool stopping_ = false;                           // guarded by mu_
+  std::thread thread_;
+};
+
 }  // namespace
 
 class Coordinator::Impl {
@@ -96,7 +185,8 @@ class Coordinator::Impl {
         context_(std::move(context)),
         socket_(std::move(socket)),
         cells_(plan_.cell_count()),
-        pending_(plan_.versions().size()) {}
+        pending_(plan_.versions().size()),
+        committer_(store) {}
 
   const std::string& endpoint() const { return socket_->endpoint(); }
   std::size_t open_cells() const { return open_cells_; }
@@ -193,7 +283,7 @@ class Coordinator::Impl {
       }
       ExpireLeases();
       LoseSilentWorkers();
-      st = CommitAndAck();
+      st = CommitAndAck(/*wait=*/false);
       if (!st.ok()) return st;
       Dispatch();
       SendHeartbeats();
@@ -203,13 +293,21 @@ class Coordinator::Impl {
         next_missing_report = Clock::now() + options_.missing_report_interval;
       }
     }
+    Status st = CommitAndAck(/*wait=*/true);  // what is still in flight, then the rest
+    if (!st.ok()) return st;
     for (const auto& [peer, worker] : workers_) {
       Tell(peer, Shutdown{"the sweep is complete"});
     }
     Notify();
-    Result<SweepSummary> summary = Summarize(plan_, *store_);
-    if (!summary.ok()) return summary;
-    SweepSummary& s = summary.value();
+    // Counted as cells closed (on load and since), so a million-cell
+    // store is not read again.
+    SweepSummary s;
+    s.cells = cells_.size();
+    s.exited_zero = progress_.exited_zero;
+    s.exited_nonzero = progress_.exited_nonzero;
+    s.signaled = progress_.signaled;
+    s.timeout = progress_.timeout;
+    s.failed = progress_.failed;
     s.ran_now = ran_now_;
     s.by_worker = by_worker_;
     s.rejected_frames = rejected_frames_;
@@ -226,16 +324,25 @@ class Coordinator::Impl {
     if (overflow_.rejected > 0) {
       s.rejections.push_back({overflow_.label, overflow_.rejected, overflow_.cut_off});
     }
-    return summary;
+    return s;
   }
 
  private:
   // Waits for the first frame up to half a heartbeat (so heartbeats leave
-  // on time), then takes what is queued.
+  // on time), or until a durable write finishes, then takes what is queued.
+  // A full round waits only for the write.
   Status ReceiveRound() {
     std::chrono::milliseconds wait = options_.heartbeat / 2;
-    while (acks_.size() < kMaxResultsPerCommit) {
-      Result<std::optional<Envelope>> got = socket_->Receive(wait);
+    const int wake_fd = committer_.busy() ? committer_.wake_fd() : -1;
+    if (round_.acks.size() >= kMaxResultsPerCommit) {
+      if (committer_.busy()) {
+        std::optional<Status> done = committer_.Finish(wait);
+        if (done) return FinishCommit(*done);
+      }
+      return Status::Ok();
+    }
+    while (round_.acks.size() < kMaxResultsPerCommit) {
+      Result<std::optional<Envelope>> got = socket_->Receive(wait, wake_fd);
       if (!got.ok()) return got.status();
       if (!got.value()) break;
       Handle(*got.value());
@@ -442,7 +549,7 @@ class Coordinator::Impl {
     return incarnation < incarnation_ || counter <= last_lease_;
   }
 
-  void HandleResult(WorkerEntry& worker, const CellResult& result) {
+  void HandleResult(WorkerEntry& worker, CellResult& result) {
     Result<std::size_t> index = plan_.IndexOfKey(result.key);
     if (!index.ok()) return Drop(worker.peer, index.status().message());
     CellSlot& slot = cells_[index.value()];
@@ -454,7 +561,7 @@ class Coordinator::Impl {
         ++discarded_results_;
         spdlog::info("coordinator: discarded {}'s result for {}: another attempt is stored",
                      worker.name, result.key);
-        acks_.push_back(PendingAck{worker.peer, result.key});  // let it forget the copy
+        round_.acks.push_back(PendingAck{worker.peer, result.key});  // let it forget the copy
         return;
       }
       // A result from a lease that is no longer current (the worker was
@@ -466,7 +573,7 @@ class Coordinator::Impl {
         return Drop(worker.peer, "a result for " + result.key + " which it was not given");
       }
       if (result.outcome == Outcome::kInfraFailure) {
-        acks_.push_back(PendingAck{worker.peer, result.key});
+        round_.acks.push_back(PendingAck{worker.peer, result.key});
         return;
       }
       ++late_results_;
@@ -496,6 +603,7 @@ class Coordinator::Impl {
       attempt.binary_sha256 = v->second.binary_sha256;
     }
     CellWrite& write = WriteFor(index.value());
+    if (lease != leases_.end()) round_.sent_of[round_.write_of[index.value()]] = lease->second.sent;
     attempt.failure_kind = result.failure_kind;
     if (result.outcome == Outcome::kInfraFailure) {
       spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
@@ -510,8 +618,8 @@ class Coordinator::Impl {
       attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
       attempt.stdout_bytes = result.stdout_text.size();
       attempt.stderr_bytes = result.stderr_text.size();
-      write.blobs.push_back({attempt.stdout_sha256, result.stdout_text});
-      write.blobs.push_back({attempt.stderr_sha256, result.stderr_text});
+      write.blobs.push_back({attempt.stdout_sha256, std::move(result.stdout_text)});
+      write.blobs.push_back({attempt.stderr_sha256, std::move(result.stderr_text)});
       write.record.state = CellState::kDone;
     }
     write.record.round_start = slot.round_start;
@@ -523,7 +631,7 @@ class Coordinator::Impl {
     slot.attempts += 1;
     if (write.record.state == CellState::kPending) {
       slot.state = CellSlot::State::kPending;
-      pending_[ref.version].push_front(index.value());
+      round_.requeue.push_back(index.value());
     } else {
       slot.state = CellSlot::State::kClosed;
       slot.failed = write.record.state == CellState::kFailed;
@@ -532,25 +640,64 @@ class Coordinator::Impl {
       ++ran_now_;
       ++by_worker_[worker.name];
     }
-    acks_.push_back(PendingAck{worker.peer, result.key});
+    round_.acks.push_back(PendingAck{worker.peer, result.key});
   }
 
   // The durable write first, then the acknowledgements: a result is
-  // acknowledged only once the store has it.
-  Status CommitAndAck() {
-    if (!writes_.empty()) {
-      const Clock::time_point start = Clock::now();
-      Status st = store_->Commit(writes_);
+  // acknowledged only once the store has it. Writes run on the committer's
+  // thread, one at a time, while this thread goes on; `wait` waits for the
+  // one in flight and writes the rest of the round (the sweep's end).
+  Status CommitAndAck(bool wait) {
+    if (committer_.busy()) {
+      std::optional<Status> done = committer_.Finish(std::chrono::milliseconds(0));
+      while (wait && !done) done = committer_.Finish(options_.heartbeat);
+      if (!done) return Status::Ok();
+      Status st = FinishCommit(*done);
       if (!st.ok()) return st;
-      for (CoordinatorObserver* o : options_.observers) o->OnCommit(Clock::now() - start, writes_.size());
-      writes_.clear();
-      write_of_.clear();
     }
-    std::map<std::string, Ack> by_peer;
-    for (PendingAck& ack : acks_) by_peer[ack.peer].keys.push_back(std::move(ack.key));
-    acks_.clear();
-    for (const auto& [peer, ack] : by_peer) Tell(peer, ack);
+    if (!round_.writes.empty()) {
+      committing_ = std::move(round_);
+      round_ = Batch{};
+      commit_started_ = Clock::now();
+      committer_.Start(&committing_.writes);
+      if (wait) return CommitAndAck(true);
+    } else if (!round_.acks.empty()) {
+      SendAcks(round_.acks);  // results whose cells were stored before
+      round_.acks.clear();
+    }
     return Status::Ok();
+  }
+
+  // After the committer's write of `committing_`: tells the observers and
+  // acknowledges its results.
+  Status FinishCommit(const Status& written) {
+    if (!written.ok()) return written;
+    const Clock::time_point stored = Clock::now();
+    if (!options_.observers.empty()) {
+      std::vector<Clock::duration> waits;
+      waits.reserve(committing_.sent_of.size());
+      for (Clock::time_point sent : committing_.sent_of) {
+        if (sent != Clock::time_point{}) waits.push_back(stored - sent);
+      }
+      for (CoordinatorObserver* o : options_.observers) {
+        o->OnCommit(stored - commit_started_, committing_.writes.size());
+        o->OnStored(waits);
+      }
+    }
+    SendAcks(committing_.acks);
+    for (std::size_t index : committing_.requeue) {
+      if (cells_[index].state == CellSlot::State::kPending) {
+        pending_[plan_.Ref(index).version].push_front(index);
+      }
+    }
+    committing_ = Batch{};
+    return Status::Ok();
+  }
+
+  void SendAcks(std::vector<PendingAck>& acks) {
+    std::map<std::string, Ack> by_peer;
+    for (PendingAck& ack : acks) by_peer[ack.peer].keys.push_back(std::move(ack.key));
+    for (const auto& [peer, ack] : by_peer) Tell(peer, ack);
   }
 
   // The shard (version) to give `worker` next: the one it worked on last if
@@ -603,6 +750,7 @@ class Coordinator::Impl {
         worker.last_version = *shard;
         leases_.emplace(lease_id, std::move(lease));
         const Clock::time_point sending = Clock::now();
+        leases_.at(lease_id).sent = sending;
         const bool sent = socket_->Send(peer, Encode(assignment)).ok();
         for (CoordinatorObserver* o : options_.observers) o->OnDispatch(Clock::now() - sending, given);
         if (!sent) {
@@ -631,14 +779,21 @@ class Coordinator::Impl {
   // store holds (read only when the cell has attempts): each cell is
   // written once per commit, whatever happened to it in the round.
   // The reference lasts until the next call.
+  // A cell of the write still in flight starts from that write's record.
   CellWrite& WriteFor(std::size_t index) {
-    auto [it, inserted] = write_of_.emplace(index, writes_.size());
-    if (!inserted) return writes_[it->second];
-    CellWrite& write = writes_.emplace_back();
+    auto [it, inserted] = round_.write_of.emplace(index, round_.writes.size());
+    if (!inserted) return round_.writes[it->second];
+    CellWrite& write = round_.writes.emplace_back();
+    round_.sent_of.emplace_back();
     write.key = plan_.Key(plan_.Ref(index));
     if (cells_[index].attempts > 0) {
-      Result<std::optional<CellRecord>> stored = store_->GetCell(write.key);
-      if (stored.ok() && stored.value()) write.record = *stored.value();
+      if (auto in_flight = committing_.write_of.find(index);
+          in_flight != committing_.write_of.end()) {
+        write.record = committing_.writes[in_flight->second].record;
+      } else {
+        Result<std::optional<CellRecord>> stored = store_->GetCell(write.key);
+        if (stored.ok() && stored.value()) write.record = *stored.value();
+      }
     }
     return write;
   }
@@ -679,7 +834,7 @@ class Coordinator::Impl {
       } else {
         write.record.state = CellState::kPending;
         slot.state = CellSlot::State::kPending;
-        pending_[plan_.Ref(index).version].push_front(index);
+        round_.requeue.push_back(index);
       }
     }
     leases_.erase(lease);
@@ -878,9 +1033,9 @@ class Coordinator::Impl {
   Progress progress_;  // outcome counts kept as cells close; the rest filled by Snapshot
   const Clock::time_point started_ = Clock::now();
   std::size_t infra_attempts_ = 0;
-  std::vector<CellWrite> writes_;                           // of this round, one per cell
-  std::unordered_map<std::size_t, std::size_t> write_of_;  // cell index -> its place in writes_
-  std::vector<PendingAck> acks_;
+  Batch round_;       // what this round stores and acknowledges
+  Batch committing_;  // the write in flight on the committer (if busy)
+  Clock::time_point commit_started_;
   std::size_t ran_now_ = 0;
   std::map<std::string, PeerState> peers_;  // by peer identity
   const Envelope* handling_ = nullptr;       // the frame being handled, if any
@@ -891,19 +1046,9 @@ class Coordinator::Impl {
   std::size_t refused_connections_ = 0;
   std::size_t discarded_results_ = 0;
   std::map<std::string, std::size_t> by_worker_;
+  // Last, so it is destroyed first: its thread may still read committing_.
+  Committer committer_;
 };
-
-Result<SweepSummary> Summarize(const Plan& plan, Store& store) {
-  SweepSummary summary;
-  summary.cells = plan.cell_count();
-  Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
-    if (!plan.IndexOfKey(key).ok()) return true;
-    CountOutcome(record, &summary);
-    return true;
-  });
-  if (!st.ok()) return st;
-  return summary;
-}
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Coordinator::~Coordinator() = default;

@@ -60,6 +60,10 @@ class CoordinatorObserver {
   virtual void OnCommit(std::chrono::steady_clock::duration took, std::size_t results) = 0;
   // One assignment of `cells` cells built and handed to ZeroMQ.
   virtual void OnDispatch(std::chrono::steady_clock::duration took, std::size_t cells) = 0;
+  // After each durable write: for every result in it that came back on its
+  // lease, the time from its assignment leaving the coordinator (the cell
+  // queued on its worker) to the write that stored it.
+  virtual void OnStored(const std::vector<std::chrono::steady_clock::duration>& waits) = 0;
 };
 
 struct CoordinatorOptions {
@@ -120,9 +124,6 @@ struct SweepSummary {
   // "worker w2 has 7.2.0 as <sha>, the sweep uses <sha>"
   std::vector<std::string> digest_conflicts;
 };
-
-// Counts the outcomes the store holds for the plan's cells.
-Result<SweepSummary> Summarize(const Plan& plan, Store& store);
 
 class Coordinator {
  public:

@@ -208,16 +208,23 @@ Status RouterSocket::Send(std::string_view peer, std::string_view frame) {
   }
 }
 
-Result<std::optional<Envelope>> RouterSocket::Receive(std::chrono::milliseconds timeout) {
+Result<std::optional<Envelope>> RouterSocket::Receive(std::chrono::milliseconds timeout,
+                                                      int wake_fd) {
   try {
-    std::array<zmq::pollitem_t, 1> items{{{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}}};
-    if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(PollTimeout(timeout))) ==
-        0) {
-      return std::optional<Envelope>();
-    }
+    std::array<zmq::pollitem_t, 2> items{{{impl_->socket.handle(), 0, ZMQ_POLLIN, 0},
+                                          {nullptr, wake_fd, ZMQ_POLLIN, 0}}};
+    const std::size_t count = wake_fd >= 0 ? 2 : 1;
     Envelope envelope;
     zmq::message_t part;
-    if (!impl_->socket.recv(part, zmq::recv_flags::dontwait)) return std::optional<Envelope>();
+    // What is queued first: a poll per frame would cost a system call each
+    // when results stream in.
+    if (!impl_->socket.recv(part, zmq::recv_flags::dontwait)) {
+      if (timeout.count() == 0 ||
+          zmq::poll(items.data(), count, std::chrono::milliseconds(PollTimeout(timeout))) == 0) {
+        return std::optional<Envelope>();
+      }
+      if (!impl_->socket.recv(part, zmq::recv_flags::dontwait)) return std::optional<Envelope>();
+    }
     envelope.peer = ToString(part);
     while (part.more()) {
       if (!impl_->socket.recv(part, zmq::recv_flags::none)) break;

@@ -89,8 +89,9 @@ class RouterSocket {
   const std::string& endpoint() const { return endpoint_; }
   // kNotFound when the peer is no longer connected.
   Status Send(std::string_view peer, std::string_view frame);
-  // Waits up to `timeout` (zero: only what is queued); nullopt when nothing came.
-  Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` (zero: only what is queued), or until `wake_fd`
+  // (when not -1) is readable; nullopt when nothing came.
+  Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout, int wake_fd = -1);
   // The connections refused since the last call (CURVE keys not allowed).
   std::vector<Refusal> TakeRefusals();
   // Closes the tcp connection `from` arrived on; ZeroMQ then forgets that
