@@ -520,6 +520,7 @@ int WorkerCommand(const WorkerFlags& flags) {
   options.host = HostName();
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
   options.slots = flags.slots > 0 ? flags.slots : Cores();
+  options.prefetch = flags.prefetch;
   for (const InstalledVersion& v : installed.value()) options.versions.push_back(v.info);
   Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
   if (!security.ok()) return Fail(security.status());

@@ -127,6 +127,7 @@ struct WorkerFlags {
   std::filesystem::path binaries;
   std::filesystem::path testdata;
   unsigned slots = 0;  // 0: the number of cores
+  unsigned prefetch = 0;  // 0: one per slot
   std::string name;
   std::filesystem::path curve_secret;     // with coordinator_key: CURVE
   std::filesystem::path coordinator_key;  // the coordinator's .pub file

@@ -201,6 +201,10 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--testdata", worker.testdata, "Testdata root")->required();
   worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)")
       ->check(CLI::Range(1, 4096));
+  worker_cmd->add_option("--prefetch", worker.prefetch,
+                         "Cells held beyond the slots, so the next is here when a slot frees "
+                         "(default: one per slot; more for cells of a few ms over a slow link)")
+      ->check(CLI::Range(0, 16384));
   worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
   worker_cmd->add_option("--curve-secret", worker.curve_secret,
                          "This worker's key file (NAME.key): talk CURVE to the coordinator");

@@ -20,9 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How many cells a worker asks for beyond its slots, so a slot that frees
-// up finds the next cell already here instead of waiting a round trip.
-constexpr unsigned kPrefetchPerSlot = 1;
 
 // How often a worker that has not been welcomed says it is still waiting.
 constexpr auto kWaitingNoteInterval = std::chrono::seconds(10);
@@ -102,18 +99,25 @@ Status Worker::Run() {
         }
         CellResult result = executor_->Run(work.first);
         result.lease_id = work.second;
+        bool first = false;
         {
           std::lock_guard<std::mutex> lock(s.mu);
           --s.running;
+          first = s.done.empty();
           s.done.push_back(std::move(result));
         }
-        const std::uint64_t one = 1;
-        (void)!::write(s.wake_fd, &one, sizeof one);  // a full counter still wakes the reader
+        // The socket thread takes every finished cell at once after a wake:
+        // only the first of a batch needs to wake it.
+        if (first) {
+          const std::uint64_t one = 1;
+          (void)!::write(s.wake_fd, &one, sizeof one);  // a full counter still wakes the reader
+        }
       }
     });
   }
 
-  const unsigned capacity = options_.slots * (1 + kPrefetchPerSlot);
+  const unsigned capacity =
+      options_.slots + (options_.prefetch > 0 ? options_.prefetch : options_.slots * kPrefetchPerSlot);
   std::chrono::milliseconds heartbeat = options_.heartbeat;
   unsigned liveness = std::max(1u, options_.liveness);
   bool welcomed = false;
@@ -240,7 +244,9 @@ Status Worker::Run() {
             state_->queue.emplace_back(std::move(cell), assignment->lease_id);
           }
         }
-        state_->work_ready.notify_all();
+        // One slot per cell: waking every idle slot for a small batch only
+        // has them fight over the lock.
+        for (std::size_t i = 0; i < assignment->cells.size(); ++i) state_->work_ready.notify_one();
       } else if (auto* ack = std::get_if<Ack>(&m)) {
         for (const std::string& key : ack->keys) unacked.erase(key);
       }

@@ -28,6 +28,10 @@ namespace imgsweep {
 inline constexpr auto kDefaultHeartbeat = std::chrono::milliseconds(1000);
 
 inline constexpr unsigned kDefaultLiveness = 3;
+// How many cells a worker asks for beyond its slots, by default, so a slot
+// that frees up finds the next cell already here instead of waiting a
+// round trip.
+inline constexpr unsigned kPrefetchPerSlot = 1;
 inline constexpr auto kDefaultGiveUp = std::chrono::minutes(10);
 
 struct WorkerOptions {
@@ -35,6 +39,9 @@ struct WorkerOptions {
   std::string name;
   std::string host;
   unsigned slots = 1;
+  // Cells held beyond the slots; 0: kPrefetchPerSlot per slot. More hides
+  // the round trip for very short cells; fewer balances the end of a sweep.
+  unsigned prefetch = 0;
   std::vector<VersionInfo> versions;
   // Until the welcome says the coordinator's; then its own.
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
