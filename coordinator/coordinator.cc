@@ -203,54 +203,74 @@ class Coordinator::Impl {
     }
     Status st = store_->PutMeta("incarnation", std::to_string(incarnation_));
     if (!st.ok()) return st;
+    // The sweep's digest per version: a pin (for `run`, the local binary's)
+    // over the one stored by an earlier run. Stored cells of a version whose
+    // pin is new ran other bytes: they run again.
     for (const std::string& version : plan_.versions()) {
       Result<std::optional<std::string>> digest = store_->GetMeta("digest/" + version);
       if (!digest.ok()) return digest.status();
       if (digest.value()) digests_[version] = *digest.value();
     }
     const std::map<std::string, std::string> stored_digests = digests_;
-
-    std::size_t closed = 0;
-    std::map<std::string, std::map<std::string, std::size_t>> ran_with;  // version -> sha -> cells
-    st = store_->ForEachCell([&](std::string_view key, const CellRecord& record) {
-      Result<std::size_t> index = plan_.IndexOfKey(key);
-      if (!index.ok()) return true;  // a cell of no concern to this plan
-      CellSlot& slot = cells_[index.value()];
-      slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
-      slot.round_start = record.round_start;
-      if (record.state != CellState::kPending) {
-        slot.state = CellSlot::State::kClosed;
-        slot.failed = record.state == CellState::kFailed;
-        ++closed;
-        CountOutcome(record, &progress_);
-      }
-      if (record.state == CellState::kDone && !record.attempts.empty()) {
-        const std::string& version = plan_.versions()[plan_.Ref(index.value()).version];
-        ++ran_with[version][record.attempts.back().binary_sha256];
-      }
-      return true;
-    });
-    if (!st.ok()) return st;
     for (const auto& [version, digest] : options_.binary_digests) {
       if (std::find(plan_.versions().begin(), plan_.versions().end(), version) ==
           plan_.versions().end()) {
         return Status::InvalidInput("--binary-digest names " + version +
                                     ", which is not a version of this sweep");
       }
-      for (const auto& [other, cells] : ran_with[version]) {
-        if (other != digest && !other.empty()) {
-          return Status::InvalidInput(
-              "--binary-digest " + version + "=" + digest + ", but " + std::to_string(cells) +
-              " stored cells of " + version + " ran a binary with sha256 " + other +
-              "; `imgsweep rerun --shard " + version + "` runs them again with the new one");
-        }
+      auto was = digests_.find(version);
+      if (was != digests_.end() && was->second != digest) {
+        spdlog::info("coordinator: {} is now the binary with sha256 {} (was {}): its stored "
+                     "cells run again",
+                     version, digest, was->second);
       }
       digests_[version] = digest;
     }
-    for (const auto& [version, digests] : ran_with) {  // stores made before digests were kept
-      if (!digests_.contains(version) && !digests.begin()->first.empty()) {
-        digests_[version] = digests.begin()->first;
+
+    // Each stored outcome is reused only while its inputs are the same
+    // (Plan::CacheKey); infrastructure failures are never reused. Cells to
+    // run again are put back durably, so a tree is never written from an
+    // outcome whose inputs have changed.
+    std::size_t reused = 0;
+    std::vector<CellWrite> reopened;
+    st = store_->ForEachCell([&](std::string_view key, const CellRecord& record) {
+      Result<std::size_t> index = plan_.IndexOfKey(key);
+      if (!index.ok()) return true;  // a cell of no concern to this plan
+      const CellRef ref = plan_.Ref(index.value());
+      CellSlot& slot = cells_[index.value()];
+      slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
+      slot.round_start = record.round_start;
+      if (record.state == CellState::kPending) return true;
+      bool current = false;
+      if (record.state == CellState::kDone && !record.attempts.empty() && !options_.force) {
+        const std::string& ran = record.attempts.back().binary_sha256;
+        const std::string& version = plan_.versions()[ref.version];
+        // Stores from before digests were kept: the cells say which bytes ran.
+        auto digest = digests_.try_emplace(version, ran).first;
+        const std::string inputs =
+            record.inputs.empty() ? plan_.CacheKey(ref, ran) : record.inputs;
+        current = inputs == plan_.CacheKey(ref, digest->second);
       }
+      if (!current) {
+        slot.round_start = slot.attempts;
+        if (record.state == CellState::kDone) {
+          CellWrite& write = reopened.emplace_back();
+          write.key = std::string(key);
+          write.record = record;
+          write.record.state = CellState::kPending;
+          write.record.round_start = slot.round_start;
+        }
+        return true;
+      }
+      slot.state = CellSlot::State::kClosed;
+      ++reused;
+      CountOutcome(record, &progress_);
+      return true;
+    });
+    if (!st.ok()) return st;
+    if (!reopened.empty()) {
+      st = store_->Commit(reopened);
+      if (!st.ok()) return st;
     }
     for (const auto& [version, digest] : digests_) {  // only what is new: each write is synced
       auto was = stored_digests.find(version);
@@ -261,9 +281,15 @@ class Coordinator::Impl {
     for (std::size_t i = 0; i < cells_.size(); ++i) {
       if (cells_[i].state == CellSlot::State::kPending) pending_[plan_.Ref(i).version].push_back(i);
     }
-    open_cells_ = cells_.size() - closed;
-    spdlog::info("coordinator: {} cells planned, {} already stored, listening on {}", cells_.size(),
-                 closed, endpoint());
+    open_cells_ = cells_.size() - reused;
+    spdlog::info("coordinator: {} cells planned, {} already stored with the same inputs{}, "
+                 "listening on {}",
+                 cells_.size(), reused,
+                 reopened.empty() ? std::string()
+                                  : ", " + std::to_string(reopened.size()) +
+                                        " stored with other inputs run again" +
+                                        (options_.force ? " (--force)" : ""),
+                 endpoint());
     return Status::Ok();
   }
 
@@ -623,6 +649,9 @@ class Coordinator::Impl {
       write.record.state = CellState::kDone;
     }
     write.record.round_start = slot.round_start;
+    if (write.record.state == CellState::kDone) {
+      write.record.inputs = plan_.CacheKey(ref, attempt.binary_sha256);
+    }
     write.record.attempts.push_back(std::move(attempt));
     if (lease != leases_.end()) {
       lease->second.open.erase(index.value());

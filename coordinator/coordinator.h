@@ -76,6 +76,8 @@ struct CoordinatorOptions {
   // for the version gets none of its cells. Versions not named take the
   // digest stored by an earlier run, else the first worker's.
   std::map<std::string, std::string> binary_digests;
+  // Runs every cell again, whatever the store holds for its inputs.
+  bool force = false;
   // Infrastructure failures of one cell before it is failed for good.
   unsigned max_attempts = 3;
   // Cells per assignment at most; a worker's credit may cap it lower.
@@ -127,9 +129,11 @@ struct SweepSummary {
 
 class Coordinator {
  public:
-  // Binds the socket and loads which cells the store already holds.
-  // kInvalidInput when `binary_digests` names a digest other than the one
-  // stored cells of that version ran with (mixing bytes in one shard).
+  // Binds the socket and loads which cells the store already holds: a
+  // stored outcome counts only while its inputs (Plan::CacheKey, with the
+  // version's digest) are the same; other stored cells, and failed ones,
+  // are put back in the queue, durably. kInvalidInput when
+  // `binary_digests` names a version the plan does not have.
   // REQUIRES: `store` holds `plan` and outlives the coordinator.
   static Result<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options, Plan plan,
                                                      Store* store);

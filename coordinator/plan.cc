@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "protocol/sha256.h"
 #include "protocol/version_name.h"
 
 namespace imgsweep {
@@ -162,6 +163,24 @@ std::vector<std::string> Plan::Args(const CellRef& ref) const {
   std::vector<std::string> args = types_[ref.type].args;
   args.push_back("$TESTDATA_ROOT/" + images_[ref.image].path);
   return args;
+}
+
+std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256) const {
+  // Each part on its own line, arguments NUL-separated: names and digests
+  // hold neither, so no two different inputs read the same.
+  std::string text = "imgsweep-cell 1\nbinary ";
+  text += binary_sha256;
+  text += "\nimage ";
+  text += images_[ref.image].sha256;
+  text += "\ntype ";
+  text += types_[ref.type].name;
+  text += "\nargv";
+  for (const std::string& arg : Args(ref)) {
+    text += '\0';
+    text += arg;
+  }
+  text += "\ntimeout_ms " + std::to_string(timeout_.count()) + "\n";
+  return Sha256Hex(text);
 }
 
 CellSpec Plan::Spec(const CellRef& ref, std::uint32_t attempt) const {

@@ -53,9 +53,10 @@ void PackNumber(Packer& p, std::string_view name, T value) {
 std::string EncodeRecord(const CellRecord& record) {
   msgpack::sbuffer buffer(256 * (record.attempts.size() + 1));
   Packer p(&buffer);
-  p.pack_map(3);
+  p.pack_map(4);
   PackNumber(p, "state", static_cast<int>(record.state));
   PackNumber(p, "round_start", record.round_start);
+  PackText(p, "inputs", record.inputs);
   PackField(p, "attempts");
   p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
   for (const Attempt& a : record.attempts) {
@@ -148,6 +149,7 @@ Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
     if (state < 0 || state > static_cast<int>(CellState::kFailed)) throw std::out_of_range("state");
     record.state = static_cast<CellState>(state);
     record.round_start = r.NumberOr<std::uint32_t>("round_start", 0);
+    if (r.Find("inputs") != nullptr) record.inputs = r.Text("inputs");
     const msgpack::object& attempts = r.At("attempts");
     if (attempts.type != msgpack::type::ARRAY) throw std::invalid_argument("attempts: not a list");
     record.attempts.reserve(attempts.via.array.size);

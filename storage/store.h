@@ -56,6 +56,9 @@ struct CellRecord {
   // Attempts made before the last `rerun` picked this cell: the attempt
   // limit counts only those after.
   std::uint32_t round_start = 0;
+  // For a done cell: the cache key (Plan::CacheKey) of the inputs its
+  // outcome ran with; empty in records written before keys were kept.
+  std::string inputs = {};
   bool operator==(const CellRecord&) const = default;
 };
 

@@ -287,25 +287,68 @@ TEST_F(CoordinatorTest, AWorkerWithOtherBytesForAVersionGetsNoneOfItsCells) {
   EXPECT_EQ(store_->GetMeta("digest/7.2.0").value(), std::optional<std::string>(kSha));
 }
 
-TEST_F(CoordinatorTest, RefusesAPinnedDigestThatStoredCellsDidNotRun) {
-  Attempt ran;
-  ran.number = 1;
-  ran.binary_sha256 = kSha;
-  ran.stdout_sha256 = Sha256Hex("");
-  ran.stderr_sha256 = Sha256Hex("");
-  ASSERT_TRUE(store_->Commit({{"map-human/7.2.0/a", {CellState::kDone, {ran}, 0}, {{Sha256Hex(""), ""}}}})
+// A stored outcome is reused while its inputs (binary, image, output type,
+// argv, timeout) are the same; anything else runs again, put back durably.
+TEST_F(CoordinatorTest, ReusesAStoredOutcomeOnlyWhileItsInputsAreTheSame) {
+  auto done = [](const std::string& key, const std::string& inputs) {
+    Attempt ran;
+    ran.number = 1;
+    ran.binary_sha256 = kSha;
+    ran.stdout_sha256 = Sha256Hex("");
+    ran.stderr_sha256 = Sha256Hex("");
+    return CellWrite{key, {CellState::kDone, {ran}, 0, inputs}, {{Sha256Hex(""), ""}}};
+  };
+  const Plan slower = Plan::Make(ManifestOf(ImageJson("a", "images/a.raw", "raw", "safe", kSha)),
+                                 {"7.2.0", "10.0.2"}, milliseconds(60'000))
+                          .value();
+  Attempt lost;
+  lost.number = 1;
+  lost.outcome = Outcome::kInfraFailure;
+  lost.failure_kind = FailureKind::kWorkerLost;
+  ASSERT_TRUE(store_
+                  ->Commit({done("map-human/7.2.0/a", plan_.CacheKey(CellRef{0, 0, 0}, kSha)),
+                            done("map-json/7.2.0/a", ""),  // a record from before keys were kept
+                            done("map-human/10.0.2/a", slower.CacheKey(CellRef{0, 1, 0}, kSha)),
+                            {"map-json/10.0.2/a", {CellState::kFailed, {lost}, 0, ""}, {}}})
                   .ok());
   CoordinatorOptions options;
   options.listen = "tcp://127.0.0.1:*";
-  const std::string pinned(64, 'f');
-  options.binary_digests["7.2.0"] = pinned;
-  Result<std::unique_ptr<Coordinator>> refused = Coordinator::Create(options, plan_, store_.get());
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().message(),
-            "--binary-digest 7.2.0=" + pinned + ", but 1 stored cells of 7.2.0 ran a binary with "
-            "sha256 " + kSha + "; `imgsweep rerun --shard 7.2.0` runs them again with the new one");
-  options.binary_digests = {{"10.0.2", pinned}};  // nothing of 10.0.2 is stored: taken
-  EXPECT_TRUE(Coordinator::Create(options, plan_, store_.get()).ok());
+  std::unique_ptr<Coordinator> same = std::move(Coordinator::Create(options, plan_, store_.get())).value();
+  // 7.2.0's two outcomes are reused; 10.0.2's ran with another timeout, and
+  // a failed cell (infrastructure) is never reused.
+  EXPECT_EQ(same->open_cells(), 2u);
+  const CellRecord changed = *store_->GetCell("map-human/10.0.2/a").value();
+  EXPECT_EQ(changed.state, CellState::kPending);
+  EXPECT_EQ(changed.round_start, 1u);  // the attempt limit starts again
+  ASSERT_EQ(changed.attempts.size(), 1u);  // and the attempt is kept
+  EXPECT_EQ(store_->GetCell("map-human/7.2.0/a").value()->state, CellState::kDone);
+
+  // Other bytes for 7.2.0 (a pin, or `run`'s local binary) run its cells again.
+  options.binary_digests["7.2.0"] = std::string(64, 'f');
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 4u);
+  EXPECT_EQ(store_->GetMeta("digest/7.2.0").value(), options.binary_digests["7.2.0"]);
+  options.binary_digests = {{"9.9.9", kSha}};
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).status().message(),
+            "--binary-digest names 9.9.9, which is not a version of this sweep");
+}
+
+TEST_F(CoordinatorTest, ForceRunsEveryStoredCellAgain) {
+  Attempt ran;
+  ran.number = 1;
+  ran.binary_sha256 = kSha;
+  ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
+  const std::string key = "map-human/7.2.0/a";
+  ASSERT_TRUE(store_
+                  ->Commit({{key,
+                             {CellState::kDone, {ran}, 0, plan_.CacheKey(CellRef{0, 0, 0}, kSha)},
+                             {{Sha256Hex(""), ""}}}})
+                  .ok());
+  CoordinatorOptions options;
+  options.listen = "tcp://127.0.0.1:*";
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 3u);
+  options.force = true;
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 4u);
+  EXPECT_EQ(store_->GetCell(key).value()->state, CellState::kPending);
 }
 
 TEST_F(CoordinatorTest, AnswersAStatusRequestWithoutAHello) {
