@@ -241,6 +241,7 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
   options.heartbeat = std::chrono::milliseconds(faults.heartbeat_ms);
   options.liveness = faults.liveness;
   options.max_attempts = faults.max_attempts;
+  options.force = faults.force;
   for (const std::string& pin : faults.binary_digests) {
     const std::size_t eq = pin.find('=');
     const std::string version = pin.substr(0, eq);
@@ -347,6 +348,14 @@ int RunCommand(const RunFlags& flags) {
   inputs.versions = versions.value();
   Result<PreparedSweep> sweep = PrepareSweep(inputs);
   if (!sweep.ok()) return Fail(sweep.status());
+  // The local binaries are the sweep's: their digests decide which stored
+  // outcomes are still current, before any worker (or qemu-img) starts.
+  Result<std::map<std::string, std::string>> digests =
+      LocalDigests(*sweep.value().store, flags.local.binaries, versions.value());
+  if (!digests.ok()) return Fail(digests.status());
+  for (const auto& [version, digest] : digests.value()) {
+    options.value().binary_digests.try_emplace(version, digest);  // a --binary-digest wins
+  }
   LocalWorkers local = flags.local;
   local.testdata = flags.inputs.testdata;
   return RunLocally(sweep.value(), local, options.value(), flags.watch, flags.out, flags.tree);

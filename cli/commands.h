@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,13 +37,22 @@ struct SweepInputs {
 
 // Loads and checks the manifest (and that every safe-tier image is under the
 // testdata root, when given), makes the plan, opens the store and records
-// the plan in it. A store that holds another sweep's plan is refused, so
-// nothing stored is lost.
+// the plan in it (AdoptPlan: a changed sweep keeps every stored record, and
+// reuses the outcomes whose inputs are unchanged).
 struct PreparedSweep {
   Plan plan;
   std::unique_ptr<Store> store;
 };
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs);
+
+// The sha256 of each version's binary under `binaries` (DigestedBinary),
+// as its workers compute it. Like a build tool, a file whose device, inode,
+// size, modification and change times are those recorded in `store` when
+// it was last hashed is not read again; one file behind several versions
+// (links) is read once.
+Result<std::map<std::string, std::string>> LocalDigests(Store& store,
+                                                        const std::filesystem::path& binaries,
+                                                        const std::vector<std::string>& versions);
 
 // How a running sweep is watched.
 struct WatchFlags {
@@ -57,6 +67,7 @@ struct FaultFlags {
   unsigned liveness = 3;
   unsigned max_attempts = 3;
   std::vector<std::string> binary_digests;  // "VERSION=SHA256", the right bytes
+  bool force = false;                       // run every cell, stored or not
 };
 
 // `run`'s (and `rerun`'s) worker processes on this host.

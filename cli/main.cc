@@ -48,6 +48,9 @@ void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
   app->add_option("--binary-digest", faults->binary_digests,
                   "VERSION=SHA256: the right bytes of a version's qemu-img when workers differ "
                   "(repeatable)");
+  app->add_flag("--force", faults->force,
+                "Run every cell again. Without it a stored outcome is reused while its inputs "
+                "(binary and image sha256, output type, argv, timeout) are unchanged");
 }
 
 void AddMetrics(CLI::App* app, imgsweep::WatchFlags* watch) {

@@ -1,9 +1,17 @@
 // What `run` and `coordinator` share: inputs checked and a store that holds
 // the plan, before any socket or process exists.
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/commands.h"
+#include "coordinator/sweep_state.h"
 #include "protocol/manifest.h"
+#include "protocol/sha256.h"
+#include "worker/binaries.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
@@ -45,18 +53,67 @@ Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
 
   Result<std::unique_ptr<Store>> store = Store::Open(inputs.db, Store::Mode::kCreateIfMissing);
   if (!store.ok()) return store.status();
-  Result<std::optional<std::string>> stored = store.value()->GetMeta("plan");
-  if (!stored.ok()) return stored.status();
-  const std::string wanted = plan.value().ToJson();
-  if (!stored.value()) {
-    Status st = store.value()->PutMeta("plan", wanted);
-    if (!st.ok()) return st;
-  } else if (*stored.value() != wanted) {
-    return Status::InvalidInput("store " + inputs.db.string() +
-                                " holds another sweep (other versions, images or timeout); "
-                                "give another --db or remove it");
+  // Another plan on the store is a changed sweep: what is still current is
+  // reused, the rest runs again.
+  Result<std::string> changes = AdoptPlan(*store.value(), plan.value());
+  if (!changes.ok()) return changes.status();
+  if (!changes.value().empty()) {
+    spdlog::info("store {}: the sweep changed: {}; outcomes whose inputs are the same are reused",
+                 inputs.db.string(), changes.value());
   }
   return PreparedSweep{std::move(plan).value(), std::move(store).value()};
+}
+
+namespace {
+
+// What identifies a file's bytes without reading them: "dev ino size
+// mtime_ns ctime_ns". A rewrite in place changes ctime even when it keeps
+// the size and sets the mtime back.
+Result<std::string> FileIdentity(const fs::path& file) {
+  struct stat st{};
+  if (::stat(file.c_str(), &st) != 0) return Status::FromErrno("stat " + file.string(), errno);
+  auto ns = [](const timespec& t) {
+    return std::to_string(static_cast<long long>(t.tv_sec) * 1'000'000'000LL + t.tv_nsec);
+  };
+  return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+         std::to_string(st.st_size) + " " + ns(st.st_mtim) + " " + ns(st.st_ctim);
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> LocalDigests(Store& store, const fs::path& binaries,
+                                                        const std::vector<std::string>& versions) {
+  std::map<std::string, std::string> digests;
+  std::map<std::string, std::string> by_identity;  // within this call: links to one file
+  for (const std::string& version : versions) {
+    const fs::path file = DigestedBinary(binaries, version);
+    Result<std::string> identity = FileIdentity(file);
+    if (!identity.ok()) return identity.status();
+    const std::string meta = "binary-stat/" + version;
+    Result<std::optional<std::string>> known = store.GetMeta(meta);
+    if (!known.ok()) return known.status();
+    // "IDENTITY SHA256": the digest stands while the identity does.
+    const std::string& id = identity.value();
+    if (known.value() && known.value()->size() == id.size() + 65 &&
+        known.value()->compare(0, id.size(), id) == 0 && (*known.value())[id.size()] == ' ') {
+      digests[version] = known.value()->substr(id.size() + 1);
+      continue;
+    }
+    auto seen = by_identity.find(id);
+    std::string digest;
+    if (seen != by_identity.end()) {
+      digest = seen->second;
+    } else {
+      Result<std::string> hashed = Sha256File(file);
+      if (!hashed.ok()) return hashed.status();
+      digest = hashed.value();
+      by_identity.emplace(id, digest);
+    }
+    Status st = store.PutMeta(meta, id + " " + digest);
+    if (!st.ok()) return st;
+    digests[version] = digest;
+  }
+  return digests;
 }
 
 }  // namespace imgsweep

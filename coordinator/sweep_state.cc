@@ -153,6 +153,86 @@ std::string FormatSweepState(const SweepState& state, bool every_cell) {
   return out;
 }
 
+namespace {
+
+// "2 versions added: a, b" when `names` is not empty.
+void Describe(const std::vector<std::string>& names, const char* what, const char* how,
+              std::string* out) {
+  if (names.empty()) return;
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+  *out += (out->empty() ? "" : "; ") + std::to_string(names.size()) + " " + what +
+          (names.size() == 1 ? " " : "s ") + how + ": " + list;
+}
+
+std::string PlanChanges(const Plan& before, const Plan& after) {
+  auto missing_from = [](const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    std::vector<std::string> out;
+    for (const std::string& x : a) {
+      if (std::find(b.begin(), b.end(), x) == b.end()) out.push_back(x);
+    }
+    return out;
+  };
+  std::string changes;
+  Describe(missing_from(after.versions(), before.versions()), "version", "added", &changes);
+  Describe(missing_from(before.versions(), after.versions()), "version", "dropped", &changes);
+  std::vector<std::string> old_ids, new_ids, changed;
+  for (const PlannedImage& i : before.images()) old_ids.push_back(i.id);
+  for (const PlannedImage& i : after.images()) {
+    new_ids.push_back(i.id);
+    for (const PlannedImage& o : before.images()) {
+      if (o.id == i.id && !(o == i)) changed.push_back(i.id);
+    }
+  }
+  Describe(missing_from(new_ids, old_ids), "image", "added", &changes);
+  Describe(missing_from(old_ids, new_ids), "image", "dropped", &changes);
+  Describe(changed, "image", "changed", &changes);
+  if (before.timeout() != after.timeout()) {
+    changes += (changes.empty() ? "" : "; ") + std::string("timeout ") +
+               std::to_string(before.timeout().count()) + " ms -> " +
+               std::to_string(after.timeout().count()) + " ms";
+  }
+  if (changes.empty()) changes = "the output types or image order changed";
+  return changes;
+}
+
+}  // namespace
+
+Result<std::string> AdoptPlan(Store& store, const Plan& plan) {
+  Result<std::optional<std::string>> stored = store.GetMeta("plan");
+  if (!stored.ok()) return stored.status();
+  const std::string wanted = plan.ToJson();
+  if (stored.value() && *stored.value() == wanted) return std::string();
+  std::string changes;
+  if (stored.value()) {
+    Result<Plan> before = Plan::FromJson(*stored.value());
+    if (!before.ok()) return before.status();
+    changes = PlanChanges(before.value(), plan);
+    std::vector<CellWrite> keyed;
+    Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
+      Result<std::size_t> index = before.value().IndexOfKey(key);
+      if (!index.ok() || record.state != CellState::kDone || !record.inputs.empty() ||
+          record.attempts.empty()) {
+        return true;
+      }
+      CellWrite& write = keyed.emplace_back();
+      write.key = std::string(key);
+      write.record = record;
+      write.record.inputs = before.value().CacheKey(before.value().Ref(index.value()),
+                                                    record.attempts.back().binary_sha256);
+      return true;
+    });
+    if (!st.ok()) return st;
+    if (!keyed.empty()) {
+      st = store.Commit(keyed);
+      if (!st.ok()) return st;
+    }
+  }
+  Status st = store.PutMeta("plan", wanted);
+  if (!st.ok()) return st;
+  return changes;
+}
+
 Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelection& selection) {
   if (!selection.failed && selection.shards.empty() && selection.images.empty()) {
     return Status::InvalidInput("rerun: say which cells: --failed, --shard VERSION or --image ID");

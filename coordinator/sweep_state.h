@@ -62,6 +62,16 @@ struct RerunSelection {
 // when nothing is selected.
 Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelection& selection);
 
+// Makes `plan` the store's sweep. A store without a plan gets it; one
+// with another plan (versions added or dropped, images added, dropped or
+// changed, another timeout) keeps every cell record: outcomes whose inputs
+// are unchanged are reused by the next run (Plan::CacheKey), the rest run
+// again. Done records written before keys were kept get theirs from the
+// plan they ran under first, in the same durable write. The change in
+// words ("2 versions added: 9.0.0, 9.1.0; 1 image changed: raw-empty"),
+// empty when the plan is the stored one.
+Result<std::string> AdoptPlan(Store& store, const Plan& plan);
+
 }  // namespace imgsweep
 
 #endif  // IMGSWEEP_COORDINATOR_SWEEP_STATE_H_

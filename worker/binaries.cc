@@ -33,6 +33,12 @@ Result<std::vector<std::string>> ListVersions(const fs::path& dir) {
   return versions;
 }
 
+fs::path DigestedBinary(const fs::path& dir, const std::string& version) {
+  const fs::path real = dir / "x86_64" / version / "bin" / "qemu-img";
+  std::error_code ec;
+  return fs::exists(real, ec) ? real : dir / "x86_64" / version / "qemu-img";
+}
+
 Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
                                                        std::chrono::milliseconds timeout) {
   Result<std::vector<std::string>> names = ListVersions(dir);
@@ -42,9 +48,7 @@ Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
     InstalledVersion v;
     v.info.name = name;
     v.program = dir / "x86_64" / name / "qemu-img";
-    const fs::path real = dir / "x86_64" / name / "bin" / "qemu-img";
-    std::error_code ec;
-    Result<std::string> digest = Sha256File(fs::exists(real, ec) ? real : v.program);
+    Result<std::string> digest = Sha256File(DigestedBinary(dir, name));
     if (!digest.ok()) return digest.status();
     v.info.binary_sha256 = digest.value();
 

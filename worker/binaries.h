@@ -24,6 +24,10 @@ struct InstalledVersion {
 // a version name or holds no executable qemu-img, or when there is none.
 Result<std::vector<std::string>> ListVersions(const std::filesystem::path& dir);
 
+// The file whose sha256 is the version's binary digest: bin/qemu-img when
+// the version directory holds a wrapper and its build, else qemu-img.
+std::filesystem::path DigestedBinary(const std::filesystem::path& dir, const std::string& version);
+
 // ListVersions, then for each: the binary's sha256 (bin/qemu-img when the
 // directory holds a wrapper and its build) and the first line of
 // `qemu-img --version`, run with `timeout`. kInvalidInput naming the version
