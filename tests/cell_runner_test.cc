@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "protocol/sha256.h"
 #include "tests/temp_dir.h"
 #include "worker/binaries.h"
@@ -68,6 +71,29 @@ TEST_F(CellRunnerTest, DiscoversVersionsWithTheirVersionLineAndDigest) {
   EXPECT_EQ(v.value()[1].info.name, "10.0.2");
   EXPECT_EQ(v.value()[0].info.version_line, "qemu-img version 7.2.0 (fake)");
   EXPECT_EQ(v.value()[0].info.binary_sha256, Sha256Hex(kFakeQemuImg));
+}
+
+// A version directory that is a link to another is the same build: it is
+// hashed and asked for its version once (the fake counts its --version runs).
+TEST_F(CellRunnerTest, AsksOneBuildBehindSeveralVersionNamesOnce) {
+  const std::string counting = std::string("#!/bin/sh\necho run >>\"") +
+                               (dir_.path() / "asked").string() + "\"\n" +
+                               (kFakeQemuImg + std::string_view(kFakeQemuImg).find('\n') + 1);
+  AddVersion(dir_, "7.2.0", counting);
+  std::filesystem::create_directory_symlink(dir_.path() / "bin/x86_64/7.2.0",
+                                            dir_.path() / "bin/x86_64/7.2.1");
+  AddVersion(dir_, "10.0.2", counting);
+  Result<std::vector<InstalledVersion>> v =
+      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_EQ(v.value().size(), 3u);
+  EXPECT_EQ(v.value()[1].info.name, "7.2.1");
+  EXPECT_EQ(v.value()[1].info.version_line, v.value()[0].info.version_line);
+  EXPECT_EQ(v.value()[1].info.binary_sha256, v.value()[0].info.binary_sha256);
+  EXPECT_EQ(v.value()[1].program, dir_.path() / "bin/x86_64/7.2.1/qemu-img");
+  // 7.2.0 (and its link) once, 10.0.2 once.
+  std::ifstream asked(dir_.path() / "asked");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(asked), {}), "run\nrun\n");
 }
 
 TEST_F(CellRunnerTest, RefusesABinariesTreeWithAStrayEntry) {

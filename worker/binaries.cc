@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <map>
+
 #include "protocol/sha256.h"
 #include "protocol/version_name.h"
 #include "worker/subprocess.h"
@@ -43,15 +45,35 @@ Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
                                                        std::chrono::milliseconds timeout) {
   Result<std::vector<std::string>> names = ListVersions(dir);
   if (!names.ok()) return names.status();
+  // One file behind several version names (links) is hashed and asked for
+  // its version once: the answer cannot differ.
+  std::map<fs::path, std::string> digest_of;        // canonical binary -> sha256
+  std::map<fs::path, std::string> version_line_of;  // canonical program -> --version line
   std::vector<InstalledVersion> installed;
   for (const std::string& name : names.value()) {
     InstalledVersion v;
     v.info.name = name;
     v.program = dir / "x86_64" / name / "qemu-img";
-    Result<std::string> digest = Sha256File(DigestedBinary(dir, name));
-    if (!digest.ok()) return digest.status();
-    v.info.binary_sha256 = digest.value();
+    std::error_code ec;
+    const fs::path binary = DigestedBinary(dir, name);
+    const fs::path real_binary = fs::canonical(binary, ec);
+    auto known_digest = ec ? digest_of.end() : digest_of.find(real_binary);
+    if (known_digest != digest_of.end()) {
+      v.info.binary_sha256 = known_digest->second;
+    } else {
+      Result<std::string> digest = Sha256File(binary);
+      if (!digest.ok()) return digest.status();
+      v.info.binary_sha256 = digest.value();
+      if (!ec) digest_of.emplace(real_binary, digest.value());
+    }
 
+    const fs::path real_program = fs::canonical(v.program, ec);
+    auto known_line = ec ? version_line_of.end() : version_line_of.find(real_program);
+    if (known_line != version_line_of.end()) {
+      v.info.version_line = known_line->second;
+      installed.push_back(std::move(v));
+      continue;
+    }
     RunRequest request;
     request.program = v.program;
     request.args = {"--version"};
@@ -69,6 +91,7 @@ Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
                                   "): " + err);
     }
     v.info.version_line = out.stdout_text.substr(0, out.stdout_text.find('\n'));
+    if (!ec) version_line_of.emplace(real_program, v.info.version_line);
     installed.push_back(std::move(v));
   }
   return installed;

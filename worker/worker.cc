@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,18 @@ std::string NewSession() {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(bits));
   return text;
+}
+
+// Where this worker's time went: its own threads, and the cells it ran.
+void LogCpu(const std::string& name) {
+  auto seconds = [](int who) {
+    rusage usage{};
+    ::getrusage(who, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  };
+  spdlog::info("worker {}: cpu {:.2f} s of its own, {:.2f} s in the cells it ran", name,
+               seconds(RUSAGE_SELF), seconds(RUSAGE_CHILDREN));
 }
 
 }  // namespace
@@ -202,6 +215,7 @@ Status Worker::Run() {
       }
       if (auto* shutdown = std::get_if<Shutdown>(&m)) {
         spdlog::info("worker {}: the coordinator says: {}", options_.name, shutdown->reason);
+        LogCpu(options_.name);
         return Status::Ok();
       }
       if (std::holds_alternative<HelloFirst>(m)) {
