@@ -2,8 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "coordinator/atomic_file.h"
@@ -17,6 +21,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMissingNamed = 5;
+// Threads that write the tree's files at most.
+constexpr std::size_t kMaxWriters = 8;
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {
@@ -155,6 +161,47 @@ Status Write(const fs::path& out, const fs::path& relative, std::string_view con
   if (!st.ok()) return st;
   ++(written ? summary->files_written : summary->files_unchanged);
   return Status::Ok();
+}
+
+// Writes `files`: their folders first, then the files on a few threads.
+// Creating a file is mostly the filesystem's work (an inode, a directory
+// entry), and at the end of a sweep the cores are otherwise idle.
+Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, TreeFolders* folders,
+                MaterializeSummary* summary) {
+  for (const PlannedFile& f : files) {
+    Status st = folders->Make(f.relative.parent_path());
+    if (!st.ok()) return st;
+    if (!IsSafeName(f.relative.filename().string())) {
+      return Status::InvalidInput("refusing to write " + f.relative.string() + ": not a safe name");
+    }
+  }
+  const std::size_t threads =
+      std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxWriters);
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> written{0};
+  std::atomic<std::size_t> unchanged{0};
+  std::mutex mu;
+  Status failed;  // guarded by mu: the first failure
+  auto work = [&] {
+    for (std::size_t i = next++; i < files.size(); i = next++) {
+      bool changed = false;
+      Status st = WriteFileAtomically(out / files[i].relative, files[i].content, &changed);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failed.ok()) failed = st;
+        next = files.size();  // the others stop at their next file
+        return;
+      }
+      ++(changed ? written : unchanged);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  summary->files_written += written;
+  summary->files_unchanged += unchanged;
+  return failed;
 }
 
 // Removes, inside `profiles` only, the profile folders not in `keep` and the
@@ -340,10 +387,8 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
   fs::create_directories(out, ec);
   if (ec) return Status::FromErrno("cannot create " + out.string(), ec.value());
   TreeFolders folders(out);
-  for (const PlannedFile& f : files) {
-    Status st = Write(out, f.relative, f.content, &folders, &summary);
-    if (!st.ok()) return st;
-  }
+  Status wrote = WriteAll(out, files, &folders, &summary);
+  if (!wrote.ok()) return wrote;
   std::set<std::string> images;
   for (const PlannedImage& image : plan.images()) images.insert(image.id);
   for (TypeFiles& t : by_type) {
