@@ -309,8 +309,16 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
   if (!exists && mode == Mode::kReadOnly) {
     return Status::NotFound("store " + dir.string() + ": no such directory");
   }
+  if (!exists && mode == Mode::kCreateIfMissing && dir.has_parent_path()) {
+    // `--db results/today/db` in a fresh checkout: RocksDB makes only the last folder.
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) return Status::FromErrno("store " + dir.string() + ": cannot create its folder", ec.value());
+  }
   rocksdb::Options options;
   options.create_if_missing = (mode == Mode::kCreateIfMissing);
+  // RocksDB keeps every info log by default, one more per open: a store
+  // that `status` reads every minute would grow without bound.
+  options.keep_log_file_num = 2;
   rocksdb::DB* raw = nullptr;
   // Read-only takes no lock: it sees what the writer had written when it
   // opened (its write-ahead log included), beside a running coordinator.

@@ -98,6 +98,14 @@ TEST(Store, RefusesAFolderThatIsNotAStore) {
   EXPECT_EQ(ReadFile(dir.path() / "notes/readme.txt"), "mine");
 }
 
+TEST(Store, CreatesTheFoldersAboveANewStore) {
+  TempDir dir;
+  Result<std::unique_ptr<Store>> store =
+      Store::Open(dir.path() / "results" / "today" / "db", Store::Mode::kCreateIfMissing);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "results" / "today" / "db" / "CURRENT"));
+}
+
 TEST(Store, MustExistRefusesAMissingStore) {
   TempDir dir;
   Result<std::unique_ptr<Store>> store = Store::Open(dir.path() / "db", Store::Mode::kMustExist);
