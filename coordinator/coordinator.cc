@@ -327,6 +327,8 @@ class Coordinator::Impl {
     }
     Status st = CommitAndAck(/*wait=*/true);  // what is still in flight, then the rest
     if (!st.ok()) return st;
+    st = store_->Flush();
+    if (!st.ok()) return st;
     for (const auto& [peer, worker] : workers_) {
       Tell(peer, Shutdown{"the sweep is complete"});
     }

@@ -245,6 +245,10 @@ class RocksStore final : public Store {
     return Convert(it->status(), "read");
   }
 
+  Status Flush() override {
+    return Convert(db_->Flush(rocksdb::FlushOptions()), "flush");
+  }
+
   Result<std::string> GetBlob(std::string_view sha256) override {
     Result<std::optional<std::string>> bytes = Get(Key(kBlobPrefix, sha256));
     if (!bytes.ok()) return bytes.status();

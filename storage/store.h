@@ -134,6 +134,10 @@ class Store {
   // kNotFound when no blob has this digest.
   virtual Result<std::string> GetBlob(std::string_view sha256) = 0;
 
+  // Moves what was written into the store's compressed tables and empties
+  // its write-ahead log: a finished sweep's store takes its least room.
+  virtual Status Flush() = 0;
+
  protected:
   Store() = default;
 };
