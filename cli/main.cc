@@ -16,7 +16,7 @@ using imgsweep::kExitOk;
 constexpr const char* kExitCodes =
     "\nExit codes: 0 done (every cell has an outcome, the tree is written); 1 the sweep or the "
     "machine failed (cells failed on every attempt, a store or I/O error, validate found "
-    "violations); 2 bad input (flags, manifest, binaries tree, store of another sweep, a store "
+    "violations); 2 bad input (flags, manifest, binaries tree, a store "
     "without every outcome and no --allow-partial).";
 
 std::vector<std::string> SplitList(const std::string& list) {
