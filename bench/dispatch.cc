@@ -154,7 +154,8 @@ class Timings final : public CoordinatorObserver {
   }
   double PercentileMs(double p) {
     if (waits_.empty()) return 0;
-    const std::size_t at = std::min(waits_.size() - 1, static_cast<std::size_t>(p * waits_.size()));
+    const std::size_t at = std::min(
+        waits_.size() - 1, static_cast<std::size_t>(p * static_cast<double>(waits_.size())));
     std::nth_element(waits_.begin(), waits_.begin() + static_cast<std::ptrdiff_t>(at), waits_.end());
     return std::chrono::duration<double, std::milli>(waits_[at]).count();
   }

@@ -60,6 +60,7 @@ bool Start(const std::vector<std::string>& words, Running* r) {
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   std::vector<char*> argv;
+  argv.reserve(words.size() + 1);
   for (const std::string& w : words) argv.push_back(const_cast<char*>(w.c_str()));
   argv.push_back(nullptr);
   const int rc = posix_spawn(&r->pid, argv[0], &actions, nullptr, argv.data(), environ);
