@@ -3,6 +3,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <limits>
@@ -323,6 +324,13 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
   // RocksDB keeps every info log by default, one more per open: a store
   // that `status` reads every minute would grow without bound.
   options.keep_log_file_num = 2;
+  // Records repeat field names, digests and version lines from cell to
+  // cell: zstd over 16 KiB blocks stores them in about half of what snappy
+  // over 4 KiB does. Tables already written keep their compression.
+  options.compression = rocksdb::kZSTD;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = std::size_t{16} << 10;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   // Read-only takes no lock: it sees what the writer had written when it
   // opened (its write-ahead log included), beside a running coordinator.
