@@ -13,6 +13,16 @@
 // that glibc's POSIX 2008 headers no longer announce; Linux has vfork.
 #define BOOST_POSIX_HAS_VFORK 1
 
+// With vfork the child reports a failed exec by writing into our memory.
+// ThreadSanitizer runs vfork as fork, where that write would be lost (a
+// missing program would look like an exit 1): there cells start with fork
+// and Boost.Process's error pipe.
+#if defined(__SANITIZE_THREAD__)
+#define IMGSWEEP_SPAWN_WITH_VFORK 0
+#else
+#define IMGSWEEP_SPAWN_WITH_VFORK 1
+#endif
+
 #include <array>
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
@@ -248,10 +258,16 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
     // vfork: a fork would copy this process's page tables and make every
     // page it writes afterwards fault once, about a millisecond of a
     // cell's few; the child only sets up its pipes and folder and execs.
+#if IMGSWEEP_SPAWN_WITH_VFORK
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in<bp::null, bp::std_out> out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
                       bp::posix::use_vfork);
+#else
+    child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
+                      bp::std_in<bp::null, bp::std_out> out_pipe.value(),
+                      bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
+#endif
   } catch (const std::exception& e) {
     group.detach();
     return Status::IoError("cannot start " + request.program.string() + ": " + e.what());
