@@ -47,6 +47,8 @@ check "the sweep was under way when scraped" \
   grep -qE '^imgsweep_cells\{outcome="exited_zero",state="done"\} [1-9]' "$work/metrics"
 check "there are store and dispatch histograms" \
   grep -q '^imgsweep_store_commit_seconds_count [1-9]' "$work/metrics"
+check "and each stored cell's time from assignment to stored" \
+  grep -q '^imgsweep_cell_queued_to_stored_seconds_count [1-9]' "$work/metrics"
 check "and a workers gauge" grep -q '^imgsweep_workers 2$' "$work/metrics"
 
 wait "$coord_pid"; rc=$?
