@@ -59,6 +59,7 @@ start_coordinator() {
 }
 start_worker() {
   local name="$1"; shift
+  : >"$work/$name.err"  # there before the worker opens it: a test may start reading it at once
   if [ -n "${worker_program:-}" ]; then  # it takes the endpoint and name from the environment
     IMGSWEEP_CONNECT="$endpoint" IMGSWEEP_NAME="$name" \
       "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$worker_program" "$@" 2>"$work/$name.err" &
@@ -80,7 +81,7 @@ safe_cells() {
 wait_for_line() {
   local line
   said=""
-  exec 4< <(exec timeout "$3" tail -n +1 -f "$1" 2>/dev/null)
+  exec 4< <(exec timeout "$3" tail -n +1 -F "$1" 2>/dev/null)
   pids+=("$!")
   while read -r -u 4 line; do
     if [[ "$line" == *"$2"* ]]; then said="$line"; break; fi
@@ -121,7 +122,7 @@ keys_of_log() {
 child_of() { pgrep -P "$1" | head -1; }
 wait_for_lines() {
   local n=0 line
-  exec 4< <(exec timeout "$3" tail -n +1 -f "$1" 2>/dev/null)
+  exec 4< <(exec timeout "$3" tail -n +1 -F "$1" 2>/dev/null)
   pids+=("$!")
   while [ "$n" -lt "$2" ] && read -r -u 4 line; do n=$((n + 1)); done
   exec 4<&-
