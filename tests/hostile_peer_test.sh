@@ -30,15 +30,20 @@ check "coordinator listens" [ -n "$endpoint" ]
 run limit "$rogue" "$endpoint" "$work/keys" $((1 << 20))
 check "the rogue sent everything (rc $rc: $(cat "$work/out") $err)" \
   has "$(cat "$work/out")" "sent 40 random frames, 88 forged results, 3 malformed, 1 oversized"
-start_worker w1 --binaries "$binaries" --testdata "$testdata" --slots 1
-start_worker w2 --binaries "$binaries" --testdata "$testdata" --slots 1
+# Cells slowed by 50 ms (wrapped binaries, same bytes and outputs), so the
+# sweep outlasts the rogue's second round: cut off, it reconnects with
+# ZeroMQ's backoff, and a sweep that ended first would leave it nobody to
+# send to.
+counting_binaries "$work/bins" "$work/executions.log"
+IMGSWEEP_TEST_DELAY=0.05 start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 1
+IMGSWEEP_TEST_DELAY=0.05 start_worker w2 --binaries "$work/bins" --testdata "$testdata" --slots 1
 # And again while the workers run cells. What it hits then depends on
 # timing (a forged result for a stored cell is discarded as a duplicate), so
 # the counts below are asserted on the first, deterministic round only.
 wait_for_line "$work/w1.err" "joined sweep" 60
 check "w1 joined (got: $said)" has "$said" "joined sweep"
 run limit "$rogue" "$endpoint" "$work/keys" $((1 << 20))
-check "the rogue sent everything again, mid-sweep" \
+check "the rogue sent everything again, mid-sweep (rc $rc: $(cat "$work/out") $err)" \
   has "$(cat "$work/out")" "sent 40 random frames, 88 forged results, 3 malformed, 1 oversized"
 wait "$coord_pid"; rc=$?
 check "the sweep completes (rc $rc; $(tail -3 "$work/coord.err"))" [ "$rc" -eq 0 ]

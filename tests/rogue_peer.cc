@@ -21,15 +21,21 @@ constexpr auto kReplyWait = std::chrono::seconds(20);
 constexpr int kRandomFrames = 40;
 
 // Sends once a connection is up: frames are queued only on one. Whatever
-// arrives meanwhile is read and ignored.
+// arrives meanwhile is read and ignored, and so is a connection the
+// coordinator cuts mid-handshake: a rogue keeps pushing until the deadline.
 bool SendOn(DealerSocket& socket, const std::string& frame) {
   const auto deadline = std::chrono::steady_clock::now() + kReplyWait;
   while (std::chrono::steady_clock::now() < deadline) {
     Result<bool> sent = socket.Send(frame);
-    if (!sent.ok()) return false;
+    if (!sent.ok()) {
+      std::fprintf(stderr, "rogue_peer: %s\n", sent.status().message().c_str());
+      return false;
+    }
     if (sent.value()) return true;
-    if (!socket.Receive(std::chrono::milliseconds(10)).ok()) return false;
+    (void)socket.Receive(std::chrono::milliseconds(10));
   }
+  std::fprintf(stderr, "rogue_peer: no connection within %lld s\n",
+               static_cast<long long>(kReplyWait.count()));
   return false;
 }
 
