@@ -697,7 +697,10 @@ class Coordinator::Impl {
       Status st = FinishCommit(*done);
       if (!st.ok()) return st;
     }
+    // A full round is due at once: ReceiveRound takes nothing more until it
+    // is written, and would otherwise come straight back.
     const bool due = wait || round_.writes.size() >= kCommitBatch ||
+                     round_.acks.size() >= kMaxResultsPerCommit ||
                      Clock::now() - round_started_ >= kCommitDelay;
     if (!round_.writes.empty() && !due) return Status::Ok();
     if (!round_.writes.empty()) {
@@ -793,9 +796,9 @@ class Coordinator::Impl {
             UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
         worker.credit -= static_cast<std::int64_t>(given);
         worker.last_version = *shard;
-        leases_.emplace(lease_id, std::move(lease));
         const Clock::time_point sending = Clock::now();
-        leases_.at(lease_id).sent = sending;
+        lease.sent = sending;
+        leases_.emplace(lease_id, std::move(lease));
         const bool sent = socket_->Send(peer, Encode(assignment)).ok();
         for (CoordinatorObserver* o : options_.observers) o->OnDispatch(Clock::now() - sending, given);
         if (!sent) {
@@ -820,11 +823,10 @@ class Coordinator::Impl {
     }
   }
 
-  // The write of this round for the cell, made on first use from what the
-  // store holds (read only when the cell has attempts): each cell is
-  // written once per commit, whatever happened to it in the round.
-  // The reference lasts until the next call.
-  // A cell of the write still in flight starts from that write's record.
+  // The write of this round for the cell, made on first use from the write
+  // still in flight, else what the store holds (read only when the cell has
+  // attempts): each cell is written once per commit, whatever happened to
+  // it in the round. The reference lasts until the next call.
   CellWrite& WriteFor(std::size_t index) {
     auto [it, inserted] = round_.write_of.emplace(index, round_.writes.size());
     if (!inserted) return round_.writes[it->second];
