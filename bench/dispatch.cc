@@ -13,7 +13,6 @@
 //   dispatch noop-worker --connect EP --versions V --slots S --name N
 //     A worker whose cells start nothing (the benchmark starts these).
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -271,21 +270,14 @@ int Dispatch(int argc, char** argv) {
                  summary.value().exited_zero, cells);
     return 1;
   }
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  rusage reaped{};
-  ::getrusage(RUSAGE_CHILDREN, &reaped);
-  auto cpu = [](const rusage& u) {
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-  };
+  const ProcessUsage usage = MeasureUsage();
   std::printf(
       "cells=%zu seconds=%.3f cells_per_s=%.0f p50_ms=%.2f p99_ms=%.2f plan_ms=%.0f "
       "status_ms=%.1f status_answers=%d peak_rss_mib=%.0f coordinator_cpu_s=%.2f "
       "workers_cpu_s=%.2f %s\n",
       cells, timings.Seconds(), static_cast<double>(cells) / timings.Seconds(),
       timings.PercentileMs(0.50), timings.PercentileMs(0.99), plan_ms, probe.SlowestMs(),
-      probe.answers(), static_cast<double>(usage.ru_maxrss) / 1024.0, cpu(usage), cpu(reaped),
+      probe.answers(), usage.peak_rss_mib, usage.own_cpu_seconds, usage.children_cpu_seconds,
       timings.CommitFigures().c_str());
   return 0;
 }

@@ -1,7 +1,6 @@
 #include "cli/commands.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -182,13 +181,6 @@ class PrivateFolder {
   fs::path path_;
 };
 
-double OwnCpuSeconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
 // Runs the coordinator, then writes the tree. The exit code.
 int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,
                         const MaterializeOptions& options) {
@@ -196,7 +188,7 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   Result<SweepSummary> summary = coordinator.Run();
   if (!summary.ok()) return Fail(summary.status());
   PrintSummary(summary.value(), std::chrono::duration<double>(Clock::now() - start).count());
-  spdlog::info("coordinator: cpu {:.2f} s so far (this process, every thread)", OwnCpuSeconds());
+  spdlog::info("coordinator: cpu {:.2f} s so far (this process, every thread)", MeasureUsage().own_cpu_seconds);
   if (summary.value().failed > 0) {
     if (!options.allow_partial) {
       std::fprintf(stderr,

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,6 +241,18 @@ class ChildProcess final : public BackgroundProcess {
 };
 
 }  // namespace
+
+ProcessUsage MeasureUsage() {
+  auto seconds = [](const rusage& u) {
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  };
+  rusage own{};
+  ::getrusage(RUSAGE_SELF, &own);
+  rusage children{};
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  return ProcessUsage{seconds(own), seconds(children), static_cast<double>(own.ru_maxrss) / 1024.0};
+}
 
 Result<RunOutput> RunCaptured(const RunRequest& request) {
   Result<bp::pipe> out_pipe = MakePipe(request.program);

@@ -51,6 +51,15 @@ struct RunOutput {
 // executable, bad interpreter) or a pipe cannot be made.
 Result<RunOutput> RunCaptured(const RunRequest& request);
 
+// What this process has used so far: cpu (user + system) of its own
+// threads and of the children it has reaped, and its peak resident size.
+struct ProcessUsage {
+  double own_cpu_seconds = 0;
+  double children_cpu_seconds = 0;
+  double peak_rss_mib = 0;
+};
+ProcessUsage MeasureUsage();
+
 // A long-running child (a local worker of `imgsweep run`), in its own
 // process group, with the caller's stdout and stderr. It gets SIGTERM when
 // the caller dies, however the caller dies, so no local worker outlives it.

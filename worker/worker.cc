@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "protocol/transport.h"
+#include "worker/subprocess.h"
 
 namespace imgsweep {
 namespace {
@@ -71,14 +71,9 @@ std::string NewSession() {
 
 // Where this worker's time went: its own threads, and the cells it ran.
 void LogCpu(const std::string& name) {
-  auto seconds = [](int who) {
-    rusage usage{};
-    ::getrusage(who, &usage);
-    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  };
+  const ProcessUsage usage = MeasureUsage();
   spdlog::info("worker {}: cpu {:.2f} s of its own, {:.2f} s in the cells it ran", name,
-               seconds(RUSAGE_SELF), seconds(RUSAGE_CHILDREN));
+               usage.own_cpu_seconds, usage.children_cpu_seconds);
 }
 
 }  // namespace
