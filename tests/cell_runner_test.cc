@@ -96,6 +96,21 @@ TEST_F(CellRunnerTest, AsksOneBuildBehindSeveralVersionNamesOnce) {
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(asked), {}), "run\nrun\n");
 }
 
+// `--binaries bins` from where the worker started: cells run in the
+// testdata root, so the program must not be named relative to the start.
+TEST_F(CellRunnerTest, RunsFromABinariesTreeGivenByARelativePath) {
+  const std::filesystem::path started = std::filesystem::current_path();
+  std::filesystem::current_path(dir_.path());
+  Result<std::vector<InstalledVersion>> v = DiscoverBinaries("bin", milliseconds(20'000));
+  std::filesystem::current_path(started);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v.value()[0].program, dir_.path() / "bin/x86_64/7.2.0/qemu-img");
+  CellRunner runner(root_, v.value(), milliseconds(200));
+  const CellResult r = runner.Run(Cell());
+  EXPECT_EQ(r.outcome, Outcome::kExited) << r.failure;
+  EXPECT_EQ(r.exit_code, 1);
+}
+
 TEST_F(CellRunnerTest, RefusesABinariesTreeWithAStrayEntry) {
   AddVersion(dir_, "latest", kFakeQemuImg);
   EXPECT_EQ(ListVersions(dir_.path() / "bin").status().message(),

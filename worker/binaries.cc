@@ -41,8 +41,13 @@ fs::path DigestedBinary(const fs::path& dir, const std::string& version) {
   return fs::exists(real, ec) ? real : dir / "x86_64" / version / "qemu-img";
 }
 
-Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& dir,
+Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& given,
                                                        std::chrono::milliseconds timeout) {
+  // Cells run in the testdata root: a program named relative to where the
+  // worker started would not be found there.
+  std::error_code absolute_ec;
+  const fs::path dir = fs::absolute(given, absolute_ec);
+  if (absolute_ec) return Status::FromErrno("binaries tree " + given.string(), absolute_ec.value());
   Result<std::vector<std::string>> names = ListVersions(dir);
   if (!names.ok()) return names.status();
   // One file behind several version names (links) is hashed and asked for

@@ -28,7 +28,8 @@ Result<std::vector<std::string>> ListVersions(const std::filesystem::path& dir);
 // the version directory holds a wrapper and its build, else qemu-img.
 std::filesystem::path DigestedBinary(const std::filesystem::path& dir, const std::string& version);
 
-// ListVersions, then for each: the binary's sha256 (bin/qemu-img when the
+// ListVersions, then for each (`program` is absolute, since cells run
+// with the testdata root as their working directory): the binary's sha256 (bin/qemu-img when the
 // directory holds a wrapper and its build) and the first line of
 // `qemu-img --version`, run with `timeout`. kInvalidInput naming the version
 // when one cannot run.
