@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "coordinator/coordinator.h"
-#include "coordinator/plan.h"
+#include "sweep/plan.h"
 #include "protocol/manifest.h"
 #include "protocol/messages.h"
 #include "protocol/sha256.h"

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/materializer.h"
-#include "coordinator/plan.h"
-#include "coordinator/profile_report.h"
-#include "coordinator/sweep_state.h"
+#include "tree/materializer.h"
+#include "sweep/plan.h"
+#include "tree/profile_report.h"
+#include "sweep/sweep_state.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 

@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
-#include "coordinator/sweep_state.h"
+#include "sweep/sweep_state.h"
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "worker/binaries.h"

@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/plan.h"
+#include "sweep/plan.h"
 #include "protocol/status.h"
 #include "protocol/transport.h"
 #include "storage/store.h"

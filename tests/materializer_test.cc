@@ -1,9 +1,9 @@
-#include "coordinator/materializer.h"
+#include "tree/materializer.h"
 
 #include <gtest/gtest.h>
 
-#include "coordinator/profile_report.h"
-#include "coordinator/tree_check.h"
+#include "tree/profile_report.h"
+#include "tree/tree_check.h"
 #include "protocol/sha256.h"
 #include "tests/manifest_json.h"
 #include "tests/temp_dir.h"

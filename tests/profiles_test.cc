@@ -1,9 +1,9 @@
-#include "coordinator/profiles.h"
+#include "tree/profiles.h"
 
 #include <gtest/gtest.h>
 
-#include "coordinator/profile_report.h"
-#include "coordinator/tree_check.h"
+#include "tree/profile_report.h"
+#include "tree/tree_check.h"
 #include "protocol/version_name.h"
 
 namespace imgsweep {

@@ -1,5 +1,5 @@
 // What `status` reports and which cells `rerun` reopens, against a real store.
-#include "coordinator/sweep_state.h"
+#include "sweep/sweep_state.h"
 
 #include <gtest/gtest.h>
 

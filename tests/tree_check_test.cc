@@ -1,9 +1,9 @@
 // `imgsweep validate` against trees on disk, each written here by hand.
-#include "coordinator/tree_check.h"
+#include "tree/tree_check.h"
 
 #include <gtest/gtest.h>
 
-#include "coordinator/profiles.h"
+#include "tree/profiles.h"
 #include "tests/temp_dir.h"
 
 namespace imgsweep {

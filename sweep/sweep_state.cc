@@ -1,10 +1,9 @@
-#include "coordinator/sweep_state.h"
+#include "sweep/sweep_state.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
-#include "coordinator/materializer.h"
 
 namespace imgsweep {
 namespace {
@@ -58,6 +57,13 @@ std::string AttemptText(const Attempt& a) {
 }
 
 }  // namespace
+
+Result<Plan> LoadPlan(Store& store) {
+  Result<std::optional<std::string>> text = store.GetMeta("plan");
+  if (!text.ok()) return text.status();
+  if (!text.value()) return Status::NotFound("the store holds no sweep plan");
+  return Plan::FromJson(*text.value());
+}
 
 Result<SweepState> ReadSweepState(Store& store) {
   Result<Plan> plan = LoadPlan(store);

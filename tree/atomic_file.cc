@@ -1,4 +1,4 @@
-#include "coordinator/atomic_file.h"
+#include "tree/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>

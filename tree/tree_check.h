@@ -3,8 +3,8 @@
 // on besides. The same checks serve the tree materialize is about to write
 // (facts taken from the store) and a tree on disk (facts read from files).
 // Thread-safety: free functions over values.
-#ifndef IMGSWEEP_COORDINATOR_TREE_CHECK_H_
-#define IMGSWEEP_COORDINATOR_TREE_CHECK_H_
+#ifndef IMGSWEEP_TREE_TREE_CHECK_H_
+#define IMGSWEEP_TREE_TREE_CHECK_H_
 
 #include <cstdint>
 #include <filesystem>
@@ -66,4 +66,4 @@ Result<std::vector<std::string>> ValidateTree(const std::filesystem::path& out);
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_TREE_CHECK_H_
+#endif  // IMGSWEEP_TREE_TREE_CHECK_H_

@@ -1,10 +1,10 @@
-#include "coordinator/report.h"
+#include "tree/report.h"
 
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "coordinator/profiles.h"
-#include "coordinator/sweep_state.h"
+#include "tree/profiles.h"
+#include "sweep/sweep_state.h"
 
 namespace imgsweep {
 namespace {

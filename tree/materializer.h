@@ -8,8 +8,8 @@
 // unchanged store changes no byte (and no mtime). Profile folders of an
 // earlier materialisation that no longer exist are removed; nothing else is.
 // Thread-safety: one Materialize per output folder at a time.
-#ifndef IMGSWEEP_COORDINATOR_MATERIALIZER_H_
-#define IMGSWEEP_COORDINATOR_MATERIALIZER_H_
+#ifndef IMGSWEEP_TREE_MATERIALIZER_H_
+#define IMGSWEEP_TREE_MATERIALIZER_H_
 
 #include <cstddef>
 #include <filesystem>
@@ -17,8 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/plan.h"
-#include "coordinator/profiles.h"
+#include "sweep/plan.h"
+#include "sweep/sweep_state.h"
+#include "tree/profiles.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 
@@ -70,8 +71,6 @@ struct StoredSweep {
                                                    const std::vector<std::size_t>& versions) const;
 };
 
-// The stored plan; kNotFound when the store holds none.
-Result<Plan> LoadPlan(Store& store);
 Result<StoredSweep> LoadSweep(Store& store);
 
 // kInvalidInput listing (the first few) cells without an outcome unless
@@ -83,4 +82,4 @@ Result<MaterializeSummary> Materialize(Store& store, const std::filesystem::path
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_MATERIALIZER_H_
+#endif  // IMGSWEEP_TREE_MATERIALIZER_H_

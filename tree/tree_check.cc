@@ -1,4 +1,4 @@
-#include "coordinator/tree_check.h"
+#include "tree/tree_check.h"
 
 #include <nlohmann/json.hpp>
 
@@ -7,7 +7,7 @@
 #include <iterator>
 #include <set>
 
-#include "coordinator/profiles.h"
+#include "tree/profiles.h"
 #include "protocol/sha256.h"
 #include "protocol/version_name.h"
 

@@ -3,8 +3,8 @@
 // in the store and (rearranged) in the tree. The plan is stored with the
 // results, so `materialize` and a restarted coordinator need nothing else.
 // Thread-safety: an immutable value once made.
-#ifndef IMGSWEEP_COORDINATOR_PLAN_H_
-#define IMGSWEEP_COORDINATOR_PLAN_H_
+#ifndef IMGSWEEP_SWEEP_PLAN_H_
+#define IMGSWEEP_SWEEP_PLAN_H_
 
 #include <chrono>
 #include <cstddef>
@@ -101,4 +101,4 @@ class Plan {
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_PLAN_H_
+#endif  // IMGSWEEP_SWEEP_PLAN_H_

@@ -1,4 +1,4 @@
-#include "coordinator/profile_report.h"
+#include "tree/profile_report.h"
 
 #include <dtl/dtl.hpp>
 #include <nlohmann/json.hpp>
@@ -7,8 +7,8 @@
 #include <sstream>
 #include <vector>
 
-#include "coordinator/materializer.h"
-#include "coordinator/profiles.h"
+#include "tree/materializer.h"
+#include "tree/profiles.h"
 
 namespace imgsweep {
 namespace {

@@ -1,4 +1,4 @@
-#include "coordinator/plan.h"
+#include "sweep/plan.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>

@@ -6,8 +6,8 @@
 // the previous version. A header sums up the profiles and boundaries.
 // Opening the file with "#cell=<key>" selects that cell, as a click does.
 // Thread-safety: a free function over a Store.
-#ifndef IMGSWEEP_COORDINATOR_REPORT_H_
-#define IMGSWEEP_COORDINATOR_REPORT_H_
+#ifndef IMGSWEEP_TREE_REPORT_H_
+#define IMGSWEEP_TREE_REPORT_H_
 
 #include <string>
 
@@ -21,4 +21,4 @@ Result<std::string> RenderReport(Store& store);
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_REPORT_H_
+#endif  // IMGSWEEP_TREE_REPORT_H_

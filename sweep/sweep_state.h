@@ -1,14 +1,14 @@
 // What a store says about its sweep, for people (`imgsweep status`), and
 // putting chosen cells back in the queue (`imgsweep rerun`).
 // Thread-safety: free functions over a Store, which serialises them.
-#ifndef IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
-#define IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
+#ifndef IMGSWEEP_SWEEP_SWEEP_STATE_H_
+#define IMGSWEEP_SWEEP_SWEEP_STATE_H_
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-#include "coordinator/plan.h"
+#include "sweep/plan.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 
@@ -39,6 +39,9 @@ struct SweepState {
   std::vector<ShardCounts> shards;  // in plan order
   std::vector<CellStatus> cells;    // every cell, in plan order
 };
+
+// The stored plan; kNotFound when the store holds none.
+Result<Plan> LoadPlan(Store& store);
 
 // kNotFound when the store holds no plan.
 Result<SweepState> ReadSweepState(Store& store);
@@ -74,4 +77,4 @@ Result<std::string> AdoptPlan(Store& store, const Plan& plan);
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_SWEEP_STATE_H_
+#endif  // IMGSWEEP_SWEEP_SWEEP_STATE_H_

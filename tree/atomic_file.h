@@ -2,8 +2,8 @@
 // half of them: a temporary beside it, then rename. A file that already
 // holds the bytes is left alone, mtime included.
 // Thread-safety: concurrent calls must name different files.
-#ifndef IMGSWEEP_COORDINATOR_ATOMIC_FILE_H_
-#define IMGSWEEP_COORDINATOR_ATOMIC_FILE_H_
+#ifndef IMGSWEEP_TREE_ATOMIC_FILE_H_
+#define IMGSWEEP_TREE_ATOMIC_FILE_H_
 
 #include <filesystem>
 #include <string_view>
@@ -20,4 +20,4 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::string_view c
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_ATOMIC_FILE_H_
+#endif  // IMGSWEEP_TREE_ATOMIC_FILE_H_

@@ -1,4 +1,4 @@
-#include "coordinator/profiles.h"
+#include "tree/profiles.h"
 
 #include <nlohmann/json.hpp>
 

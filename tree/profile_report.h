@@ -4,8 +4,8 @@
 // and short unified diffs of the first few; then the images that never
 // differ and those that alone separate two profiles.
 // Thread-safety: free functions; the store as Store allows.
-#ifndef IMGSWEEP_COORDINATOR_PROFILE_REPORT_H_
-#define IMGSWEEP_COORDINATOR_PROFILE_REPORT_H_
+#ifndef IMGSWEEP_TREE_PROFILE_REPORT_H_
+#define IMGSWEEP_TREE_PROFILE_REPORT_H_
 
 #include <cstddef>
 #include <set>
@@ -39,4 +39,4 @@ std::set<std::string> AddedJsonFields(std::string_view from, std::string_view to
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_PROFILE_REPORT_H_
+#endif  // IMGSWEEP_TREE_PROFILE_REPORT_H_

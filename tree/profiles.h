@@ -3,8 +3,8 @@
 // version-map.json that maps each version to its profile. The contract
 // (docs/contract.md, "Profiles") fixes the names and the file.
 // Thread-safety: free functions over values.
-#ifndef IMGSWEEP_COORDINATOR_PROFILES_H_
-#define IMGSWEEP_COORDINATOR_PROFILES_H_
+#ifndef IMGSWEEP_TREE_PROFILES_H_
+#define IMGSWEEP_TREE_PROFILES_H_
 
 #include <cstddef>
 #include <string>
@@ -71,4 +71,4 @@ Result<VersionMap> ParseVersionMap(std::string_view text);
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_COORDINATOR_PROFILES_H_
+#endif  // IMGSWEEP_TREE_PROFILES_H_

@@ -1,4 +1,4 @@
-#include "coordinator/materializer.h"
+#include "tree/materializer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/atomic_file.h"
-#include "coordinator/tree_check.h"
+#include "tree/atomic_file.h"
+#include "tree/tree_check.h"
 #include "protocol/manifest.h"
 
 namespace imgsweep {
@@ -265,13 +265,6 @@ std::vector<std::vector<std::string>> StoredSweep::StdoutRows(
     }
   }
   return rows;
-}
-
-Result<Plan> LoadPlan(Store& store) {
-  Result<std::optional<std::string>> text = store.GetMeta("plan");
-  if (!text.ok()) return text.status();
-  if (!text.value()) return Status::NotFound("the store holds no sweep plan");
-  return Plan::FromJson(*text.value());
 }
 
 Result<StoredSweep> LoadSweep(Store& store) {
