@@ -29,7 +29,7 @@ namespace imgsweep {
 namespace fs = std::filesystem;
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr auto kVersionCheckTimeout = std::chrono::seconds(30);
 constexpr auto kKillGrace = std::chrono::milliseconds(500);
@@ -184,10 +184,10 @@ class PrivateFolder {
 // Runs the coordinator, then writes the tree. The exit code.
 int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,
                         const MaterializeOptions& options) {
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   Result<SweepSummary> summary = coordinator.Run();
   if (!summary.ok()) return Fail(summary.status());
-  PrintSummary(summary.value(), std::chrono::duration<double>(Clock::now() - start).count());
+  PrintSummary(summary.value(), std::chrono::duration<double>(SteadyClock::now() - start).count());
   spdlog::info("coordinator: cpu {:.2f} s so far (this process, every thread)", MeasureUsage().own_cpu_seconds);
   if (summary.value().failed > 0) {
     if (!options.allow_partial) {
@@ -472,14 +472,14 @@ int LiveStatusCommand(const LiveStatusFlags& flags) {
   if (!socket.ok()) return Fail(socket.status());
   const std::string request = Encode(StatusRequest{});
   bool sent = false;
-  const Clock::time_point deadline = Clock::now() + kLiveStatusWait;
-  while (Clock::now() < deadline) {
+  const SteadyClock::time_point deadline = SteadyClock::now() + kLiveStatusWait;
+  while (SteadyClock::now() < deadline) {
     if (!sent) {
       Result<bool> s = socket.value()->Send(request);
       if (!s.ok()) return Fail(s.status());
       sent = s.value();
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     Result<std::optional<std::string>> frame =
         socket.value()->Receive(sent ? left : std::chrono::milliseconds(20));
     if (!frame.ok()) return Fail(frame.status());

@@ -63,8 +63,8 @@ struct WatchFlags {
 
 // How the coordinator meets faults (see coordinator.h).
 struct FaultFlags {
-  unsigned heartbeat_ms = 1000;
-  unsigned liveness = 3;
+  unsigned heartbeat_ms = static_cast<unsigned>(kDefaultHeartbeat.count());
+  unsigned liveness = kDefaultLiveness;
   unsigned max_attempts = 3;
   std::vector<std::string> binary_digests;  // "VERSION=SHA256", the right bytes
   bool force = false;                       // run every cell, stored or not

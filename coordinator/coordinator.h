@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/peer_registry.h"
+#include "protocol/clock.h"
 #include "sweep/plan.h"
 #include "protocol/status.h"
 #include "protocol/transport.h"
@@ -34,14 +36,9 @@
 namespace imgsweep {
 
 // What the coordinator has done so far, for progress lines and metrics.
-struct Progress {
+struct Progress : OutcomeCounts {
   std::size_t cells = 0;
   std::size_t closed = 0;  // with an outcome, or failed
-  std::size_t exited_zero = 0;
-  std::size_t exited_nonzero = 0;
-  std::size_t signaled = 0;
-  std::size_t timeout = 0;
-  std::size_t failed = 0;
   std::size_t ran_now = 0;  // closed by this run
   std::size_t leased = 0;   // in flight on workers
   std::size_t workers = 0;  // connected
@@ -69,9 +66,9 @@ class CoordinatorObserver {
 struct CoordinatorOptions {
   std::string listen = "tcp://127.0.0.1:*";
   std::string sweep_id = "sweep";
-  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
   // Heartbeats a worker may miss in a row before it is taken for lost.
-  unsigned liveness = 3;
+  unsigned liveness = kDefaultLiveness;
   // Digests the user says are right, by version: a worker with other bytes
   // for the version gets none of its cells. Versions not named take the
   // digest stored by an earlier run, else the first worker's.
@@ -97,20 +94,8 @@ struct CoordinatorOptions {
   std::vector<CoordinatorObserver*> observers;
 };
 
-// Frames the coordinator refused from one peer.
-struct PeerRejections {
-  std::string peer;  // "worker NAME" or "peer ADDRESS #N"
-  std::size_t frames = 0;
-  bool cut_off = false;
-};
-
-struct SweepSummary {
+struct SweepSummary : OutcomeCounts {
   std::size_t cells = 0;
-  std::size_t exited_zero = 0;
-  std::size_t exited_nonzero = 0;
-  std::size_t signaled = 0;
-  std::size_t timeout = 0;
-  std::size_t failed = 0;
   std::size_t ran_now = 0;  // results stored by this run (the rest were stored before)
   std::map<std::string, std::size_t> by_worker;
   // What was turned away during this run.
@@ -137,6 +122,13 @@ class Coordinator {
   // REQUIRES: `store` holds `plan` and outlives the coordinator.
   static Result<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options, Plan plan,
                                                      Store* store);
+  // The same over a transport and a clock of the caller's (tests: their
+  // own transport on a FakeClock). `options.listen` and `security` are
+  // not used. REQUIRES: `clock` outlives the coordinator.
+  static Result<std::unique_ptr<Coordinator>> CreateWith(CoordinatorOptions options, Plan plan,
+                                                         Store* store,
+                                                         std::unique_ptr<ServerTransport> transport,
+                                                         const Clock* clock);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -145,7 +137,15 @@ class Coordinator {
   const std::string& endpoint() const;
   // Cells without an outcome yet; Run returns at once when there are none.
   std::size_t open_cells() const;
+  // Rounds until every cell has an outcome (or failed), then Finish.
   Result<SweepSummary> Run();
+  // One round: take what the peers sent (waiting up to half a heartbeat),
+  // take back what expired or went silent, write and acknowledge, hand out
+  // cells, send heartbeats. Run's loop body, for tests that step it.
+  Status Round();
+  // Writes what is still in flight, tells every worker to shut down, and
+  // sums up. REQUIRES: open_cells() == 0.
+  Result<SweepSummary> Finish();
 
  private:
   class Impl;

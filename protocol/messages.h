@@ -8,6 +8,7 @@
 #ifndef IMGSWEEP_PROTOCOL_MESSAGES_H_
 #define IMGSWEEP_PROTOCOL_MESSAGES_H_
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,6 +25,18 @@ inline constexpr std::uint32_t kProtocolVersion = 2;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
+
+// The literal that stands for a worker's testdata root: in a cell's args
+// ("$TESTDATA_ROOT/<path>" names the image) and, replacing the real root, in
+// every stdout and stderr stored, so the tree does not depend on the host.
+inline constexpr std::string_view kTestdataRootToken = "$TESTDATA_ROOT";
+
+// Liveness, both ways: each side sends a heartbeat when it has sent nothing
+// else for a heartbeat, and takes the other for gone after `liveness`
+// heartbeats of silence. The coordinator's values reach workers in the
+// welcome.
+inline constexpr auto kDefaultHeartbeat = std::chrono::milliseconds(1000);
+inline constexpr unsigned kDefaultLiveness = 3;
 
 // One qemu-img release a worker can run.
 struct VersionInfo {

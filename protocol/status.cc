@@ -23,8 +23,8 @@ std::string Status::ToString() const {
       return "not found: " + message_;
     case StatusCode::kIoError:
       return "I/O error: " + message_;
-    case StatusCode::kDigestMismatch:
-      return "digest mismatch: " + message_;
+    case StatusCode::kCorruption:
+      return "corruption: " + message_;
   }
   return "unknown status: " + message_;
 }

@@ -11,19 +11,24 @@
 
 namespace imgsweep {
 
+// Each code says what the caller does next. A cell's own failure (qemu-img
+// exited 1, crashed, timed out) is never a Status: it is data, recorded as
+// the cell's outcome. A cell this host could not run is a FailureKind
+// (protocol/messages.h), which the coordinator retries on another worker.
 enum class StatusCode {
   kOk,
-  // The input (manifest, flag, file, frame) is wrong. Report it and stop;
-  // retrying the same input cannot help.
+  // The input (manifest, flag, file, frame) is wrong. Do not retry: report
+  // it, naming what was wrong, and stop; the same input fails again.
   kInvalidInput,
-  // A named thing (file, version, cell) does not exist.
+  // A named thing (file, version, cell, peer) does not exist. The caller
+  // decides: often the same as kInvalidInput, sometimes a normal miss.
   kNotFound,
-  // The operating system refused an operation. The message names the path or
-  // peer and the errno text.
+  // The machine refused an operation (the OS, a library, a child process).
+  // Retry later or elsewhere; the message names the path or peer.
   kIoError,
-  // Bytes on this host differ from the digest the sweep expects: this host
-  // must not serve the work; another host may.
-  kDigestMismatch,
+  // The store holds bytes it cannot read back. Stop: writing on would bury
+  // the damage; nothing is retried or overwritten.
+  kCorruption,
 };
 
 class [[nodiscard]] Status {
@@ -42,8 +47,8 @@ class [[nodiscard]] Status {
   static Status IoError(std::string message) {
     return Status(StatusCode::kIoError, std::move(message));
   }
-  static Status DigestMismatch(std::string message) {
-    return Status(StatusCode::kDigestMismatch, std::move(message));
+  static Status Corruption(std::string message) {
+    return Status(StatusCode::kCorruption, std::move(message));
   }
   // "<context>: <strerror(error_number)>", with kNotFound for ENOENT.
   static Status FromErrno(std::string_view context, int error_number);

@@ -74,7 +74,27 @@ struct Envelope {
   int source_fd = -1;  // the connection it came on (tcp), for Disconnect
 };
 
-class RouterSocket {
+// What the coordinator needs of its socket: the seam between its rules and
+// ZeroMQ. RouterSocket is the real one; tests drive the coordinator through
+// one of their own, on a FakeClock.
+class ServerTransport {
+ public:
+  virtual ~ServerTransport() = default;
+  virtual const std::string& endpoint() const = 0;
+  // Never blocks for long. kNotFound when the peer is no longer connected.
+  virtual Status Send(std::string_view peer, std::string_view frame) = 0;
+  // Waits up to `timeout` (zero: only what is queued), or until `wake_fd`
+  // (when not -1) is readable; nullopt when nothing came.
+  virtual Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout,
+                                                  int wake_fd) = 0;
+  // The connections refused since the last call (CURVE keys not allowed).
+  virtual std::vector<Refusal> TakeRefusals() = 0;
+  // Closes the connection `from` arrived on; the peer may come back as a
+  // new one. REQUIRES: `from` was just received.
+  virtual Status Disconnect(const Envelope& from) = 0;
+};
+
+class RouterSocket final : public ServerTransport {
  public:
   // `endpoint` like "tcp://127.0.0.1:5555" or "tcp://127.0.0.1:*" (any free
   // port; endpoint() then says which). A peer that sends a frame over
@@ -82,24 +102,21 @@ class RouterSocket {
   static Result<std::unique_ptr<RouterSocket>> Bind(Context& context, const std::string& endpoint,
                                                     const ServerSecurity& security = {},
                                                     std::size_t max_frame_bytes = kMaxFrameBytes);
-  ~RouterSocket();
+  ~RouterSocket() override;
   RouterSocket(const RouterSocket&) = delete;
   RouterSocket& operator=(const RouterSocket&) = delete;
 
-  const std::string& endpoint() const { return endpoint_; }
-  // kNotFound when the peer is no longer connected.
-  Status Send(std::string_view peer, std::string_view frame);
-  // Waits up to `timeout` (zero: only what is queued), or until `wake_fd`
-  // (when not -1) is readable; nullopt when nothing came.
-  Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout, int wake_fd = -1);
-  // The connections refused since the last call (CURVE keys not allowed).
-  std::vector<Refusal> TakeRefusals();
+  const std::string& endpoint() const override { return endpoint_; }
+  Status Send(std::string_view peer, std::string_view frame) override;
+  Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout,
+                                          int wake_fd = -1) override;
+  std::vector<Refusal> TakeRefusals() override;
   // Closes the tcp connection `from` arrived on; ZeroMQ then forgets that
   // peer (a DEALER reconnects as a new one). A ROUTER has no call for this,
   // so it shuts the socket down under ZeroMQ.
   // REQUIRES: `from` was just received: once its connection is gone, the
   // descriptor may name another.
-  Status Disconnect(const Envelope& from);
+  Status Disconnect(const Envelope& from) override;
 
  private:
   struct Impl;

@@ -12,6 +12,30 @@
 #include <type_traits>
 
 namespace imgsweep {
+
+bool OutcomeCounts::Add(const CellRecord& record) {
+  if (record.state == CellState::kPending) return false;
+  if (record.state == CellState::kFailed || record.attempts.empty()) {
+    ++failed;
+    return true;
+  }
+  const Attempt& last = record.attempts.back();
+  switch (last.outcome) {
+    case Outcome::kExited:
+      ++(last.exit_code == 0 ? exited_zero : exited_nonzero);
+      break;
+    case Outcome::kSignaled:
+      ++signaled;
+      break;
+    case Outcome::kTimeout:
+      ++timeout;
+      break;
+    case Outcome::kInfraFailure:  // a done record ends with an outcome; this one is damaged
+      ++failed;
+      break;
+  }
+  return true;
+}
 namespace {
 
 // Written once when a store is created and checked on every open, so a store
@@ -82,15 +106,20 @@ std::string EncodeRecord(const CellRecord& record) {
   return std::string(buffer.data(), buffer.size());
 }
 
-// The fields of one msgpack map, by name; a missing or mistyped field throws
-// (DecodeRecord turns it into kInvalidInput naming the cell).
+// The fields of one msgpack map, by name. A missing or mistyped field
+// sets the reader's error and yields a zero value, so a decoder reads on and
+// checks error() once at the end (DecodeRecord names the cell).
 class MapReader {
  public:
-  explicit MapReader(const msgpack::object& o) {
-    if (o.type != msgpack::type::MAP) throw std::invalid_argument("not a map");
-    map_ = &o.via.map;
+  MapReader(const msgpack::object& o, std::string* error) : error_(error) {
+    if (o.type == msgpack::type::MAP) {
+      map_ = &o.via.map;
+    } else {
+      Fail("not a map");
+    }
   }
   const msgpack::object* Find(std::string_view name) const {
+    if (map_ == nullptr) return nullptr;
     for (std::uint32_t i = 0; i < map_->size; ++i) {
       const msgpack::object& key = map_->ptr[i].key;
       if (key.type == msgpack::type::STR && std::string_view(key.via.str.ptr, key.via.str.size) == name) {
@@ -99,14 +128,11 @@ class MapReader {
     }
     return nullptr;
   }
-  const msgpack::object& At(std::string_view name) const {
-    const msgpack::object* found = Find(name);
-    if (found == nullptr) throw std::invalid_argument("no field \"" + std::string(name) + "\"");
-    return *found;
-  }
   template <typename T>
   T Number(std::string_view name) const {
-    return Convert<T>(At(name), name);
+    const msgpack::object* found = Find(name);
+    if (found == nullptr) return Missing<T>(name);
+    return Convert<T>(*found, name);
   }
   template <typename T>
   T NumberOr(std::string_view name, T fallback) const {
@@ -114,78 +140,102 @@ class MapReader {
     return found == nullptr ? fallback : Convert<T>(*found, name);
   }
   std::string Text(std::string_view name) const {
-    const msgpack::object& o = At(name);
-    if (o.type != msgpack::type::STR) {
-      throw std::invalid_argument("field \"" + std::string(name) + "\" is not text");
+    const msgpack::object* found = Find(name);
+    if (found == nullptr) return Missing<std::string>(name);
+    if (found->type != msgpack::type::STR) {
+      Fail("field \"" + std::string(name) + "\" is not text");
+      return {};
     }
-    return std::string(o.via.str.ptr, o.via.str.size);
+    return std::string(found->via.str.ptr, found->via.str.size);
+  }
+  // An enum stored as a number in [0, last].
+  template <typename E>
+  E Enum(std::string_view name, E last, int fallback = -1) const {
+    const int n = fallback < 0 ? Number<int>(name) : NumberOr<int>(name, fallback);
+    if (n < 0 || n > static_cast<int>(last)) {
+      Fail("field \"" + std::string(name) + "\" is out of range");
+      return E{};
+    }
+    return static_cast<E>(n);
+  }
+  void Fail(std::string why) const {
+    if (error_->empty()) *error_ = std::move(why);
   }
 
  private:
   template <typename T>
-  static T Convert(const msgpack::object& o, std::string_view name) {
-    if (o.type == msgpack::type::POSITIVE_INTEGER) {
-      if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
-        throw std::out_of_range(std::string(name));
-      }
+  T Missing(std::string_view name) const {
+    Fail("no field \"" + std::string(name) + "\"");
+    return T{};
+  }
+  template <typename T>
+  T Convert(const msgpack::object& o, std::string_view name) const {
+    if (o.type == msgpack::type::POSITIVE_INTEGER &&
+        o.via.u64 <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
       return static_cast<T>(o.via.u64);
     }
-    if (o.type == msgpack::type::NEGATIVE_INTEGER && std::is_signed_v<T>) {
-      if (o.via.i64 < static_cast<std::int64_t>(std::numeric_limits<T>::min())) {
-        throw std::out_of_range(std::string(name));
-      }
+    if (o.type == msgpack::type::NEGATIVE_INTEGER && std::is_signed_v<T> &&
+        o.via.i64 >= static_cast<std::int64_t>(std::numeric_limits<T>::min())) {
       return static_cast<T>(o.via.i64);
     }
-    throw std::invalid_argument("field \"" + std::string(name) + "\" is not a number in range");
+    Fail("field \"" + std::string(name) + "\" is not a number in range");
+    return T{};
   }
   const msgpack::object_map* map_ = nullptr;
+  std::string* const error_;
 };
 
+void DecodeAttempt(const msgpack::object& o, Attempt* a, std::string* error) {
+  const MapReader ra(o, error);
+  a->number = ra.Number<std::uint32_t>("n");
+  a->outcome = ra.Enum<Outcome>("outcome", Outcome::kInfraFailure);
+  a->exit_code = ra.Number<std::int32_t>("exit_code");
+  a->signal = ra.Number<std::int32_t>("signal");
+  a->stdout_sha256 = ra.Text("stdout");
+  a->stderr_sha256 = ra.Text("stderr");
+  a->stdout_bytes = ra.Number<std::uint64_t>("stdout_bytes");
+  a->stderr_bytes = ra.Number<std::uint64_t>("stderr_bytes");
+  a->duration_us = ra.Number<std::uint64_t>("duration_us");
+  a->started_unix_ms = ra.Number<std::int64_t>("started_unix_ms");
+  a->worker = ra.Text("worker");
+  a->host = ra.Text("host");
+  a->version_line = ra.Text("version_line");
+  a->binary_sha256 = ra.Text("binary_sha256");
+  a->failure = ra.Text("failure");
+  // Records of stores made before failure kinds were stored have none.
+  a->failure_kind = ra.Enum<FailureKind>("kind", kLastFailureKind, /*fallback=*/0);
+}
+
+// kCorruption naming the cell: the store wrote these bytes itself, so a
+// record it cannot read is damage, not input to refuse.
 Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
+  msgpack::object_handle handle;
   try {
-    const msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
-    const MapReader r(handle.get());
-    CellRecord record;
-    const int state = r.Number<int>("state");
-    if (state < 0 || state > static_cast<int>(CellState::kFailed)) throw std::out_of_range("state");
-    record.state = static_cast<CellState>(state);
-    record.round_start = r.NumberOr<std::uint32_t>("round_start", 0);
-    if (r.Find("inputs") != nullptr) record.inputs = r.Text("inputs");
-    const msgpack::object& attempts = r.At("attempts");
-    if (attempts.type != msgpack::type::ARRAY) throw std::invalid_argument("attempts: not a list");
-    record.attempts.reserve(attempts.via.array.size);
-    for (std::uint32_t i = 0; i < attempts.via.array.size; ++i) {
-      const MapReader ra(attempts.via.array.ptr[i]);
-      Attempt& a = record.attempts.emplace_back();
-      a.number = ra.Number<std::uint32_t>("n");
-      const int outcome = ra.Number<int>("outcome");
-      if (outcome < 0 || outcome > static_cast<int>(Outcome::kInfraFailure)) {
-        throw std::out_of_range("outcome");
-      }
-      a.outcome = static_cast<Outcome>(outcome);
-      a.exit_code = ra.Number<std::int32_t>("exit_code");
-      a.signal = ra.Number<std::int32_t>("signal");
-      a.stdout_sha256 = ra.Text("stdout");
-      a.stderr_sha256 = ra.Text("stderr");
-      a.stdout_bytes = ra.Number<std::uint64_t>("stdout_bytes");
-      a.stderr_bytes = ra.Number<std::uint64_t>("stderr_bytes");
-      a.duration_us = ra.Number<std::uint64_t>("duration_us");
-      a.started_unix_ms = ra.Number<std::int64_t>("started_unix_ms");
-      a.worker = ra.Text("worker");
-      a.host = ra.Text("host");
-      a.version_line = ra.Text("version_line");
-      a.binary_sha256 = ra.Text("binary_sha256");
-      a.failure = ra.Text("failure");
-      // Records of stores made before failure kinds were stored have none.
-      const int kind = ra.NumberOr<int>("kind", 0);
-      if (kind < 0 || kind > static_cast<int>(kLastFailureKind)) throw std::out_of_range("kind");
-      a.failure_kind = static_cast<FailureKind>(kind);
-    }
-    return record;
-  } catch (const std::exception& e) {
-    return Status::InvalidInput("store: record of cell " + std::string(key) +
-                                " is unreadable: " + e.what());
+    handle = msgpack::unpack(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {  // msgpack-c reports malformed bytes by throwing
+    return Status::Corruption("store: record of cell " + std::string(key) +
+                              " is unreadable: " + e.what());
   }
+  std::string error;
+  const MapReader r(handle.get(), &error);
+  CellRecord record;
+  record.state = r.Enum<CellState>("state", CellState::kFailed);
+  record.round_start = r.NumberOr<std::uint32_t>("round_start", 0);
+  if (r.Find("inputs") != nullptr) record.inputs = r.Text("inputs");
+  const msgpack::object* attempts = r.Find("attempts");
+  if (attempts == nullptr || attempts->type != msgpack::type::ARRAY) {
+    r.Fail("attempts: not a list");
+  } else {
+    record.attempts.resize(attempts->via.array.size);
+    for (std::uint32_t i = 0; i < attempts->via.array.size && error.empty(); ++i) {
+      DecodeAttempt(attempts->via.array.ptr[i], &record.attempts[i], &error);
+    }
+  }
+  if (!error.empty()) {
+    return Status::Corruption("store: record of cell " + std::string(key) +
+                              " is unreadable: " + error);
+  }
+  return record;
 }
 
 class RocksStore final : public Store {

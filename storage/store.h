@@ -8,6 +8,7 @@
 #ifndef IMGSWEEP_STORAGE_STORE_H_
 #define IMGSWEEP_STORAGE_STORE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -62,33 +63,20 @@ struct CellRecord {
   bool operator==(const CellRecord&) const = default;
 };
 
-// Adds a closed cell to `counts`, any struct with the fields exited_zero,
-// exited_nonzero, signaled, timeout and failed. False, counting nothing,
-// for a cell without an outcome yet.
-template <typename Counts>
-bool CountOutcome(const CellRecord& record, Counts* counts) {
-  if (record.state == CellState::kPending) return false;
-  if (record.state == CellState::kFailed || record.attempts.empty()) {
-    ++counts->failed;
-    return true;
-  }
-  const Attempt& last = record.attempts.back();
-  switch (last.outcome) {
-    case Outcome::kExited:
-      ++(last.exit_code == 0 ? counts->exited_zero : counts->exited_nonzero);
-      break;
-    case Outcome::kSignaled:
-      ++counts->signaled;
-      break;
-    case Outcome::kTimeout:
-      ++counts->timeout;
-      break;
-    case Outcome::kInfraFailure:  // a done record ends with an outcome; this one is damaged
-      ++counts->failed;
-      break;
-  }
-  return true;
-}
+// Closed cells by how they ended: the one tally that the store's status,
+// the coordinator's progress and a sweep's summary all keep.
+struct OutcomeCounts {
+  std::size_t exited_zero = 0;
+  std::size_t exited_nonzero = 0;
+  std::size_t signaled = 0;
+  std::size_t timeout = 0;
+  std::size_t failed = 0;  // no outcome after every allowed attempt
+  // Counts a closed cell; false, counting nothing, for a cell without an
+  // outcome yet.
+  bool Add(const CellRecord& record);
+  std::size_t closed() const { return exited_zero + exited_nonzero + signaled + timeout + failed; }
+  bool operator==(const OutcomeCounts&) const = default;
+};
 
 // One stdout or stderr, under the digest its attempt records.
 struct Blob {

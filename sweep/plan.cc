@@ -93,38 +93,42 @@ std::string Plan::ToJson() const {
 }
 
 Result<Plan> Plan::FromJson(std::string_view text) {
-  try {
+  Plan plan;
+  try {  // nlohmann::json reports a missing or mistyped member by throwing
     const json j = json::parse(text);
     if (j.at("plan_format").get<int>() != kPlanFormat) {
       return Status::InvalidInput("stored plan: format " + j.at("plan_format").dump() + " is not " +
                                   std::to_string(kPlanFormat));
     }
-    Plan plan;
     for (const json& t : j.at("output_types")) {
-      OutputType type{t.at("name").get<std::string>(),
-                      t.at("args").get<std::vector<std::string>>()};
-      if (!IsSafeName(type.name)) throw std::invalid_argument("bad output type " + type.name);
-      plan.types_.push_back(std::move(type));
+      plan.types_.push_back({t.at("name").get<std::string>(),
+                             t.at("args").get<std::vector<std::string>>()});
     }
     plan.versions_ = j.at("versions").get<std::vector<std::string>>();
-    for (const std::string& v : plan.versions_) {
-      if (!IsVersionName(v)) throw std::invalid_argument("bad version " + v);
-    }
     for (const json& i : j.at("images")) {
-      PlannedImage image{i.at("id").get<std::string>(), i.at("path").get<std::string>(),
-                         i.at("format").get<std::string>(), i.at("sha256").get<std::string>()};
-      if (!IsSafeName(image.id) || !IsSafeName(image.format)) {
-        throw std::invalid_argument("bad image " + image.id);
-      }
-      plan.images_.push_back(std::move(image));
+      plan.images_.push_back({i.at("id").get<std::string>(), i.at("path").get<std::string>(),
+                              i.at("format").get<std::string>(), i.at("sha256").get<std::string>()});
     }
     plan.timeout_ = std::chrono::milliseconds(j.at("timeout_ms").get<std::int64_t>());
-    Status st = plan.BuildIndex();
-    if (!st.ok()) return Status::InvalidInput("stored " + st.message());
-    return plan;
-  } catch (const std::exception& e) {
+  } catch (const json::exception& e) {
     return Status::InvalidInput(std::string("stored plan is unreadable: ") + e.what());
   }
+  for (const OutputType& type : plan.types_) {
+    if (!IsSafeName(type.name)) {
+      return Status::InvalidInput("stored plan is unreadable: bad output type " + type.name);
+    }
+  }
+  for (const std::string& v : plan.versions_) {
+    if (!IsVersionName(v)) return Status::InvalidInput("stored plan is unreadable: bad version " + v);
+  }
+  for (const PlannedImage& image : plan.images_) {
+    if (!IsSafeName(image.id) || !IsSafeName(image.format)) {
+      return Status::InvalidInput("stored plan is unreadable: bad image " + image.id);
+    }
+  }
+  Status st = plan.BuildIndex();
+  if (!st.ok()) return Status::InvalidInput("stored " + st.message());
+  return plan;
 }
 
 CellRef Plan::Ref(std::size_t index) const {
@@ -161,7 +165,7 @@ Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
 
 std::vector<std::string> Plan::Args(const CellRef& ref) const {
   std::vector<std::string> args = types_[ref.type].args;
-  args.push_back("$TESTDATA_ROOT/" + images_[ref.image].path);
+  args.push_back(std::string(kTestdataRootToken) + "/" + images_[ref.image].path);
   return args;
 }
 

@@ -20,7 +20,7 @@ void Count(const CellRecord* record, ShardCounts* counts) {
   for (const Attempt& a : record->attempts) {
     if (a.outcome == Outcome::kInfraFailure) ++counts->infra_attempts;
   }
-  if (!CountOutcome(*record, counts)) ++counts->pending;
+  if (!counts->Add(*record)) ++counts->pending;
 }
 
 bool TimedOut(const CellRecord& record) {
@@ -78,7 +78,7 @@ Result<SweepState> ReadSweepState(Store& store) {
   });
   if (!st.ok()) return st;
   state.total.version = "all";
-  for (const std::string& v : p.versions()) state.shards.push_back(ShardCounts{v});
+  for (const std::string& v : p.versions()) state.shards.emplace_back().version = v;
   state.cells.reserve(p.cell_count());
   for (std::size_t i = 0; i < p.cell_count(); ++i) {
     const CellRecord* record = records[i] ? &*records[i] : nullptr;

@@ -15,15 +15,10 @@
 namespace imgsweep {
 
 // Cells of one version (a shard) by state and outcome.
-struct ShardCounts {
+struct ShardCounts : OutcomeCounts {
   std::string version;
   std::size_t cells = 0;
   std::size_t pending = 0;  // no outcome yet, including never run
-  std::size_t exited_zero = 0;
-  std::size_t exited_nonzero = 0;
-  std::size_t signaled = 0;
-  std::size_t timeout = 0;
-  std::size_t failed = 0;
   std::size_t infra_attempts = 0;  // retried or not, over every round
 };
 

@@ -39,7 +39,7 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
   for (std::string& arg : plan.Args(ref)) argv.push_back(std::move(arg));
   json meta{{"argv", argv},
             {"binary_sha256", a.binary_sha256},
-            {"cwd", "$TESTDATA_ROOT"},
+            {"cwd", kTestdataRootToken},
             {"format", image.format},
             {"image_id", image.id},
             {"image_sha256", image.sha256},

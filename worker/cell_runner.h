@@ -24,9 +24,6 @@ class CellExecutor {
   virtual CellResult Run(const CellSpec& cell) = 0;
 };
 
-// The literal that replaces the testdata root in argv and output.
-inline constexpr std::string_view kTestdataRootToken = "$TESTDATA_ROOT";
-
 // Replaces every occurrence of `from` in `text` with `to`.
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);
 

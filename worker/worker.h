@@ -25,9 +25,6 @@
 
 namespace imgsweep {
 
-inline constexpr auto kDefaultHeartbeat = std::chrono::milliseconds(1000);
-
-inline constexpr unsigned kDefaultLiveness = 3;
 // How many cells a worker asks for beyond its slots, by default, so a slot
 // that frees up finds the next cell already here instead of waiting a
 // round trip.

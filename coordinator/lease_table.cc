@@ -1,0 +1,96 @@
+#include "coordinator/lease_table.h"
+
+namespace imgsweep {
+
+LeaseTable::LeaseTable(std::size_t cells, std::uint64_t incarnation)
+    : lease_of_(cells, 0), incarnation_(incarnation) {}
+
+std::uint64_t LeaseTable::Issue(const std::string& peer, const std::vector<std::size_t>& cells,
+                                Clock::TimePoint sent, Clock::TimePoint deadline) {
+  const std::uint64_t id = (incarnation_ << kCounterBits) | ++last_counter_;
+  Lease& lease = leases_[id];
+  lease.peer = peer;
+  lease.sent = sent;
+  lease.deadline = deadline;
+  for (std::size_t cell : cells) {
+    lease.open.insert(cell);
+    lease_of_[cell] = id;
+  }
+  leased_cells_ += cells.size();
+  return id;
+}
+
+const LeaseTable::Lease* LeaseTable::Find(std::uint64_t id) const {
+  auto it = leases_.find(id);
+  return it == leases_.end() ? nullptr : &it->second;
+}
+
+bool LeaseTable::Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const {
+  if (cell >= lease_of_.size() || lease_of_[cell] != id) return false;
+  const Lease* lease = Find(id);
+  return lease != nullptr && lease->peer == peer;
+}
+
+bool LeaseTable::IssuedBySweep(std::uint64_t id) const {
+  const std::uint64_t incarnation = id >> kCounterBits;
+  const std::uint64_t counter = id & ((std::uint64_t{1} << kCounterBits) - 1);
+  if (incarnation == 0 || incarnation > incarnation_ || counter == 0) return false;
+  return incarnation < incarnation_ || counter <= last_counter_;
+}
+
+void LeaseTable::Close(std::size_t cell) {
+  const std::uint64_t id = lease_of_[cell];
+  if (id == 0) return;
+  lease_of_[cell] = 0;
+  --leased_cells_;
+  auto lease = leases_.find(id);
+  if (lease == leases_.end()) return;
+  lease->second.open.erase(cell);
+  if (lease->second.open.empty()) leases_.erase(lease);
+}
+
+std::vector<std::size_t> LeaseTable::End(std::uint64_t id) {
+  auto lease = leases_.find(id);
+  if (lease == leases_.end()) return {};
+  std::vector<std::size_t> cells(lease->second.open.begin(), lease->second.open.end());
+  for (std::size_t cell : cells) lease_of_[cell] = 0;
+  leased_cells_ -= cells.size();
+  leases_.erase(lease);
+  return cells;
+}
+
+std::vector<std::uint64_t> LeaseTable::HeldBy(const std::string& peer) const {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.peer == peer) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::size_t LeaseTable::CellsHeldBy(const std::string& peer) const {
+  std::size_t n = 0;
+  for (const auto& [id, lease] : leases_) n += lease.peer == peer ? lease.open.size() : 0;
+  return n;
+}
+
+void LeaseTable::Rebind(const std::string& from, const std::string& to) {
+  for (auto& [id, lease] : leases_) {
+    if (lease.peer == from) lease.peer = to;
+  }
+}
+
+std::vector<std::uint64_t> LeaseTable::ExpiredAt(Clock::TimePoint now) const {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, lease] : leases_) {
+    if (now >= lease.deadline) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::map<std::string, std::size_t> LeaseTable::CellsByPeer() const {
+  std::map<std::string, std::size_t> by_peer;
+  for (const auto& [id, lease] : leases_) by_peer[lease.peer] += lease.open.size();
+  return by_peer;
+}
+
+}  // namespace imgsweep

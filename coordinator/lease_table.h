@@ -1,0 +1,77 @@
+// Which worker holds which cells under which lease: the one authority on it.
+// A lease is a batch of cells handed to one worker (by its peer identity)
+// with a deadline; a cell leaves its lease when it gets an outcome or an
+// attempt, and the lease ends with its last open cell.
+//
+// Lease ids carry the coordinator's incarnation (one more at every start on
+// a store) in the high half and a counter in the low half, so results of an
+// earlier incarnation's leases are recognised as this sweep's after a
+// restart.
+//
+// Thread-safety: the coordinator's thread only.
+#ifndef IMGSWEEP_COORDINATOR_LEASE_TABLE_H_
+#define IMGSWEEP_COORDINATOR_LEASE_TABLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "protocol/clock.h"
+
+namespace imgsweep {
+
+class LeaseTable {
+ public:
+  struct Lease {
+    std::string peer;
+    std::set<std::size_t> open;  // cells without an outcome or attempt yet
+    Clock::TimePoint sent;       // when the assignment left
+    Clock::TimePoint deadline;   // after it the cells are taken back
+  };
+
+  // REQUIRES: incarnation >= 1.
+  LeaseTable(std::size_t cells, std::uint64_t incarnation);
+
+  // A new lease of `cells` to `peer`. REQUIRES: `cells` is not empty and
+  // none of them is leased.
+  std::uint64_t Issue(const std::string& peer, const std::vector<std::size_t>& cells,
+                      Clock::TimePoint sent, Clock::TimePoint deadline);
+
+  const Lease* Find(std::uint64_t id) const;
+  bool IsLeased(std::size_t cell) const { return lease_of_[cell] != 0; }
+  // True when `peer` holds `cell` now, under `id`.
+  bool Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const;
+  // A lease id this sweep handed out, in this incarnation or an earlier one.
+  bool IssuedBySweep(std::uint64_t id) const;
+
+  // The cell leaves whatever lease holds it.
+  void Close(std::size_t cell);
+  // Ends the lease: its open cells, in index order (none when unknown).
+  std::vector<std::size_t> End(std::uint64_t id);
+
+  std::vector<std::uint64_t> HeldBy(const std::string& peer) const;
+  std::size_t CellsHeldBy(const std::string& peer) const;
+  // The same worker on a new connection keeps its leases.
+  void Rebind(const std::string& from, const std::string& to);
+  std::vector<std::uint64_t> ExpiredAt(Clock::TimePoint now) const;
+
+  std::size_t leased_cells() const { return leased_cells_; }
+  std::map<std::string, std::size_t> CellsByPeer() const;
+
+ private:
+  static constexpr int kCounterBits = 32;
+
+  std::map<std::uint64_t, Lease> leases_;
+  std::vector<std::uint64_t> lease_of_;  // by cell; 0 when not leased
+  const std::uint64_t incarnation_;
+  std::uint64_t last_counter_ = 0;
+  std::size_t leased_cells_ = 0;
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_COORDINATOR_LEASE_TABLE_H_

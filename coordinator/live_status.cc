@@ -1,0 +1,100 @@
+#include "coordinator/live_status.h"
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace imgsweep {
+namespace {
+
+using nlohmann::ordered_json;
+
+struct ShardCells {
+  std::size_t done = 0, failed = 0, pending = 0, leased = 0;
+};
+
+std::vector<ShardCells> CountShards(const LiveView& view) {
+  std::vector<ShardCells> shards(view.plan.versions().size());
+  for (std::size_t i = 0; i < view.recorder.cells(); ++i) {
+    ShardCells& c = shards[view.plan.Ref(i).version];
+    const CellSlot& slot = view.recorder.slot(i);
+    if (slot.closed) {
+      ++(slot.failed ? c.failed : c.done);
+    } else if (view.leases.IsLeased(i)) {
+      ++c.leased;
+    } else {
+      ++c.pending;
+    }
+  }
+  return shards;
+}
+
+ordered_json Workers(const LiveView& view) {
+  const std::map<std::string, std::size_t> in_flight = view.leases.CellsByPeer();
+  ordered_json workers = ordered_json::array();
+  for (const auto& [peer, w] : view.peers.workers()) {
+    ordered_json versions = ordered_json::array();
+    for (const auto& [name, info] : w.versions) versions.push_back(name);
+    auto done = view.recorder.by_worker().find(w.name);
+    auto held = in_flight.find(peer);
+    workers.push_back(
+        {{"name", w.name},
+         {"host", w.host},
+         {"slots", w.slots},
+         {"versions", versions},
+         {"in_flight", held == in_flight.end() ? 0 : held->second},
+         {"done", done == view.recorder.by_worker().end() ? 0 : done->second},
+         {"last_heard_ms",
+          std::chrono::duration_cast<std::chrono::milliseconds>(view.now - w.last_seen).count()}});
+  }
+  return workers;
+}
+
+}  // namespace
+
+std::string LiveStatusJson(const LiveView& view) {
+  const Progress& p = view.progress;
+  ordered_json j;
+  j["sweep_id"] = view.sweep_id;
+  j["cells"] = p.cells;
+  j["closed"] = p.closed;
+  j["failed"] = p.failed;
+  j["in_flight"] = p.leased;
+  j["ran_now"] = p.ran_now;
+  j["elapsed_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(p.elapsed).count();
+  j["workers"] = Workers(view);
+  const std::set<std::string> held = view.peers.HeldVersions();
+  const std::vector<ShardCells> shards = CountShards(view);
+  ordered_json shard_list = ordered_json::array();
+  ordered_json missing = ordered_json::array();
+  for (std::size_t v = 0; v < shards.size(); ++v) {
+    const std::string& name = view.plan.versions()[v];
+    const ShardCells& c = shards[v];
+    shard_list.push_back({{"version", name},
+                          {"done", c.done},
+                          {"failed", c.failed},
+                          {"pending", c.pending},
+                          {"in_flight", c.leased}});
+    if (c.pending + c.leased > 0 && !held.contains(name)) missing.push_back(name);
+  }
+  j["shards"] = shard_list;
+  j["versions_without_worker"] = missing;
+  return j.dump();
+}
+
+std::string VersionsWithoutWorker(const LiveView& view) {
+  const std::set<std::string> held = view.peers.HeldVersions();
+  const std::vector<ShardCells> shards = CountShards(view);
+  std::string missing;
+  for (std::size_t v = 0; v < shards.size(); ++v) {
+    const std::string& name = view.plan.versions()[v];
+    if (shards[v].pending == 0 || held.contains(name)) continue;
+    missing += (missing.empty() ? "" : ", ") + name + " (" + std::to_string(shards[v].pending) +
+               " cells)";
+  }
+  return missing;
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,94 @@
+// Turns what happened to a cell into its next record in the round's write:
+// a worker's result, or an infrastructure attempt the coordinator records
+// itself (the worker was lost, the lease expired). It owns the cells'
+// states and the tallies of what closed.
+//
+// The retry policy is a switch over FailureKind (RetryFor): an attempt that
+// failed because of the host is retried elsewhere when another worker can
+// take it; one that failed because the worker went away is retried
+// anywhere. Either way, after `max_attempts` infrastructure attempts in a
+// round the cell is failed.
+//
+// Thread-safety: the coordinator's thread only.
+#ifndef IMGSWEEP_COORDINATOR_RESULT_RECORDER_H_
+#define IMGSWEEP_COORDINATOR_RESULT_RECORDER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/committer.h"
+#include "coordinator/peer_registry.h"
+#include "protocol/clock.h"
+#include "protocol/messages.h"
+#include "storage/store.h"
+#include "sweep/plan.h"
+
+namespace imgsweep {
+
+// Where one cell stands on this coordinator. Whether it is leased, and to
+// whom, is the LeaseTable's to say.
+struct CellSlot {
+  bool closed = false;
+  bool failed = false;            // closed without an outcome
+  std::uint32_t attempts = 0;     // attempts stored so far
+  std::uint32_t round_start = 0;  // attempts before this round (see CellRecord)
+};
+
+// Where a cell goes after an infrastructure failure.
+enum class Retry {
+  kElsewhere,  // this host cannot run it: another worker, if one holds the version
+  kAnywhere,   // the worker went away holding it: any worker, that one too
+};
+Retry RetryFor(FailureKind kind);
+
+class ResultRecorder {
+ public:
+  // REQUIRES: every pointer outlives the recorder.
+  ResultRecorder(const Plan* plan, CommitPipeline* pipeline, const Clock* clock,
+                 unsigned max_attempts);
+
+  CellSlot& slot(std::size_t cell) { return cells_[cell]; }
+  const CellSlot& slot(std::size_t cell) const { return cells_[cell]; }
+  std::size_t cells() const { return cells_.size(); }
+  std::size_t open() const { return open_; }
+
+  // Stored outcomes reused as they are: the cells close, `counts` joins
+  // the tally.
+  void Reuse(std::size_t cell);
+  void CountReused(const OutcomeCounts& counts) { counts_ = counts; }
+  // The cell's result from `worker`, who may report it (the caller checked).
+  void RecordResult(const WorkerEntry& worker, std::size_t cell, CellResult& result);
+  // An infrastructure attempt the coordinator makes itself; `worker` is
+  // the one that held the cell, when known.
+  void RecordLoss(std::size_t cell, FailureKind kind, const std::string& why,
+                  const WorkerEntry* worker);
+
+  const OutcomeCounts& counts() const { return counts_; }
+  std::size_t ran_now() const { return ran_now_; }
+  std::size_t infra_attempts() const { return infra_attempts_; }
+  const std::map<std::string, std::size_t>& by_worker() const { return by_worker_; }
+
+ private:
+  // Files the attempt in the cell's write, then closes the cell or puts it
+  // back for another try.
+  void Append(std::size_t cell, CellWrite& write, Attempt attempt, const std::string& worker);
+  void Close(std::size_t cell, const CellRecord& record);
+
+  const Plan* plan_;
+  CommitPipeline* pipeline_;
+  const Clock* clock_;
+  const unsigned max_attempts_;
+  std::vector<CellSlot> cells_;
+  std::size_t open_;
+  OutcomeCounts counts_;
+  std::size_t ran_now_ = 0;
+  std::size_t infra_attempts_ = 0;
+  std::map<std::string, std::size_t> by_worker_;
+};
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_COORDINATOR_RESULT_RECORDER_H_

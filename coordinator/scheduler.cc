@@ -1,0 +1,66 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+
+namespace imgsweep {
+
+Scheduler::Scheduler(const Plan* plan) : plan_(plan), queues_(plan->versions().size()) {}
+
+void Scheduler::Enqueue(std::size_t cell) { queues_[plan_->Ref(cell).version].push_back(cell); }
+
+void Scheduler::Requeue(std::size_t cell, const std::string& avoid) {
+  queues_[plan_->Ref(cell).version].push_front(cell);
+  if (avoid.empty()) {
+    avoid_.erase(cell);
+  } else {
+    avoid_[cell] = avoid;
+  }
+}
+
+std::vector<std::size_t> Scheduler::Preference(const WorkerEntry& worker) const {
+  std::vector<std::size_t> shards;
+  for (std::size_t v = 0; v < queues_.size(); ++v) {
+    if (!queues_[v].empty() && worker.versions.contains(plan_->versions()[v])) shards.push_back(v);
+  }
+  // The one it had first, then the largest: fewer binaries paged in per
+  // worker, and the longest shards start early.
+  std::stable_sort(shards.begin(), shards.end(), [&](std::size_t a, std::size_t b) {
+    const bool a_last = worker.last_version == a, b_last = worker.last_version == b;
+    if (a_last != b_last) return a_last;
+    return queues_[a].size() > queues_[b].size();
+  });
+  return shards;
+}
+
+std::vector<std::size_t> Scheduler::Take(
+    WorkerEntry& worker, std::size_t most, const std::function<bool(std::size_t)>& takeable,
+    const std::function<bool(const std::string&)>& other_holds) {
+  std::vector<std::size_t> taken;
+  for (std::size_t shard : Preference(worker)) {
+    std::deque<std::size_t>& queue = queues_[shard];
+    const std::string& version = plan_->versions()[shard];
+    std::vector<std::size_t> set_aside;
+    while (taken.size() < most && !queue.empty()) {
+      const std::size_t cell = queue.front();
+      queue.pop_front();
+      if (!takeable(cell)) continue;
+      auto avoid = avoid_.find(cell);
+      if (avoid != avoid_.end()) {
+        if (avoid->second == worker.name && other_holds(version)) {
+          set_aside.push_back(cell);
+          continue;
+        }
+        avoid_.erase(avoid);
+      }
+      taken.push_back(cell);
+    }
+    queue.insert(queue.begin(), set_aside.begin(), set_aside.end());
+    if (!taken.empty()) {
+      worker.last_version = shard;
+      break;
+    }
+  }
+  return taken;
+}
+
+}  // namespace imgsweep
