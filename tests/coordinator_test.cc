@@ -180,67 +180,6 @@ TEST_F(CoordinatorTest, TheSameProcessOnANewConnectionKeepsItsLease) {
   EXPECT_EQ(record.attempts[0].outcome, Outcome::kExited);
 }
 
-// A second of silence (20 heartbeats of 50 ms) loses a worker: room for a
-// slow machine (TSan) between the steps of a worker that keeps talking.
-class LivenessTest : public CoordinatorTest {
- protected:
-  unsigned Liveness() const override { return 20; }
-};
-
-TEST_F(LivenessTest, ASilentWorkerLosesItsCellsAndItsLateResultStillCounts) {
-  auto silent = Join();
-  Send(*silent, Credit{1});
-  const Assignment a = Expect<Assignment>(*silent);
-  // Another worker keeps talking while w1 says nothing past its liveness
-  // (20 heartbeats of 50 ms), and is given w1's cell as attempt 2.
-  // w2 holds only w1's version, whose other cell it is given first.
-  auto other = Connect();
-  Send(*other, Hello{"w2", "h", 1, {Versions()[0]}, "session-2"});
-  Expect<Welcome>(*other);
-  Send(*other, Credit{2});
-  std::optional<Assignment> b;
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (!b && std::chrono::steady_clock::now() < deadline) {
-    Send(*other, Heartbeat{});
-    Result<std::optional<std::string>> frame = other->Receive(milliseconds(50));
-    ASSERT_TRUE(frame.ok());
-    if (!frame.value()) continue;
-    Result<Message> m = Decode(*frame.value());
-    ASSERT_TRUE(m.ok());
-    auto* got = std::get_if<Assignment>(&m.value());
-    if (got != nullptr && got->cells.size() == 1 && got->cells[0].key == a.cells[0].key) b = *got;
-  }
-  ASSERT_TRUE(b.has_value());
-  ASSERT_EQ(b->cells.size(), 1u);
-  EXPECT_EQ(b->cells[0].key, a.cells[0].key);
-  EXPECT_EQ(b->cells[0].attempt, 2u);
-  CellRecord record = *store_->GetCell(a.cells[0].key).value();
-  ASSERT_EQ(record.attempts.size(), 1u);
-  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kWorkerLost);
-  EXPECT_EQ(record.attempts[0].failure, "worker-lost: worker w1 silent for 1000 ms");
-  EXPECT_EQ(record.state, CellState::kPending);
-
-  // w1 comes back with its result: not known any more, it is asked to say
-  // hello again; after that the result is the cell's, w2's is discarded.
-  // w2 says it is alive between the steps.
-  Send(*other, Heartbeat{});
-  Send(*silent, Done(a.cells[0], a.lease_id));
-  Expect<HelloFirst>(*silent);
-  Send(*other, Heartbeat{});
-  Send(*silent, Hello{"w1", "h", 1, Versions(), "session-1"});
-  Expect<Welcome>(*silent);
-  Send(*other, Heartbeat{});
-  Send(*silent, Done(a.cells[0], a.lease_id));
-  EXPECT_EQ(Expect<Ack>(*silent).keys, std::vector<std::string>{a.cells[0].key});
-  Send(*other, Done(b->cells[0], b->lease_id));
-  EXPECT_EQ(Expect<Ack>(*other).keys, std::vector<std::string>{a.cells[0].key});
-  record = *store_->GetCell(a.cells[0].key).value();
-  EXPECT_EQ(record.state, CellState::kDone);
-  ASSERT_EQ(record.attempts.size(), 2u);
-  EXPECT_EQ(record.attempts[1].worker, "w1");
-  EXPECT_EQ(record.attempts[1].outcome, Outcome::kExited);
-}
-
 TEST_F(CoordinatorTest, ARestartedCoordinatorTakesResultsOfTheLeasesBefore) {
   auto worker = Join();
   Send(*worker, Credit{1});

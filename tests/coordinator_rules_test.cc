@@ -1,0 +1,314 @@
+// The coordinator's rules on a FakeClock, through a transport the test
+// drives: liveness, lease expiry, retries and store faults take no real
+// time. The store is real RocksDB, wrapped to fail on request.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <set>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/lease_table.h"
+#include "protocol/clock.h"
+#include "tests/fake_transport.h"
+#include "tests/fault_store.h"
+#include "tests/manifest_json.h"
+#include "tests/temp_dir.h"
+
+namespace imgsweep {
+namespace {
+
+using std::chrono::milliseconds;
+const std::string kSha(64, 'e');
+// Each round the clock moves this much, and every worker the test keeps
+// alive sends a heartbeat.
+constexpr auto kStep = milliseconds(100);
+// Rounds a test may run before it gives up waiting for something.
+constexpr int kMaxRounds = 2000;
+
+class CoordinatorRules : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    plan_ = Plan::Make(ManifestOf(ImageJson("a", "images/a.raw", "raw", "safe", kSha)), {"7.2.0"},
+                       milliseconds(30'000))
+                .value();
+    real_ = std::move(Store::Open(dir_.path() / "db", Store::Mode::kCreateIfMissing)).value();
+    ASSERT_TRUE(real_->PutMeta("plan", plan_.ToJson()).ok());
+    faults_ = std::make_unique<FaultStore>(real_.get());
+  }
+
+  Status Start(unsigned max_attempts = 3) {
+    CoordinatorOptions options;
+    options.max_attempts = max_attempts;
+    wire_ = FakeTransport::Wire{};
+    Result<std::unique_ptr<Coordinator>> c = Coordinator::CreateWith(
+        options, plan_, faults_.get(), std::make_unique<FakeTransport>(&clock_, &wire_), &clock_);
+    if (!c.ok()) return c.status();
+    coordinator_ = std::move(c).value();
+    return Status::Ok();
+  }
+
+  void Join(const std::string& peer, const std::string& session = "") {
+    wire_.Deliver(peer, Hello{peer, "host-" + peer, 1,
+                              {{"7.2.0", kSha, "qemu-img version 7.2.22"}},
+                              session.empty() ? "session-" + peer : session});
+    ASSERT_TRUE(Await<Welcome>(peer).has_value());
+    alive_.insert(peer);
+  }
+
+  // Rounds until the coordinator has sent `peer` a T, the first not yet
+  // awaited; other messages stay for later Awaits.
+  template <typename T>
+  std::optional<T> Await(const std::string& peer) {
+    std::vector<Message>& inbox = inbox_[peer];
+    for (int i = 0; i < kMaxRounds; ++i) {
+      for (Message& m : wire_.Take(peer)) inbox.push_back(std::move(m));
+      for (auto it = inbox.begin(); it != inbox.end(); ++it) {
+        if (auto* t = std::get_if<T>(&*it)) {
+          T found = std::move(*t);
+          inbox.erase(it);
+          return found;
+        }
+      }
+      clock_.Advance(kStep);
+      for (const std::string& p : alive_) wire_.Deliver(p, Heartbeat{});
+      Status st = coordinator_->Round();
+      if (!st.ok()) {
+        ADD_FAILURE() << st.ToString();
+        return std::nullopt;
+      }
+    }
+    ADD_FAILURE() << "nothing of the kind within " << kMaxRounds << " rounds";
+    return std::nullopt;
+  }
+
+  CellRecord Stored(const std::string& key) {
+    Result<std::optional<CellRecord>> r = real_->GetCell(key);
+    EXPECT_TRUE(r.ok() && r.value().has_value()) << key;
+    return r.ok() && r.value() ? *r.value() : CellRecord{};
+  }
+
+  static CellResult Done(const CellSpec& cell, std::uint64_t lease) {
+    CellResult r;
+    r.key = cell.key;
+    r.attempt = cell.attempt;
+    r.lease_id = lease;
+    r.stdout_text = "Offset          Length          Mapped to       File\n";
+    return r;
+  }
+  static CellResult HostFailure(const CellSpec& cell, std::uint64_t lease) {
+    CellResult r = Done(cell, lease);
+    r.stdout_text.clear();
+    r.outcome = Outcome::kInfraFailure;
+    r.failure_kind = FailureKind::kImageMismatch;
+    r.failure = "image images/a.raw: this host's copy has other bytes";
+    return r;
+  }
+
+  TempDir dir_;
+  Plan plan_;
+  std::unique_ptr<Store> real_;
+  std::unique_ptr<FaultStore> faults_;
+  FakeClock clock_;
+  FakeTransport::Wire wire_;
+  std::set<std::string> alive_;  // workers that send a heartbeat every round
+  std::map<std::string, std::vector<Message>> inbox_;  // sent, not yet awaited
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorRules, TakesASilentWorkerForLostAfterLivenessHeartbeats) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  const Clock::TimePoint silent_since = clock_.Now();
+  alive_.erase("w1");  // w1 says nothing from here on; w2 keeps talking
+  Join("w2");
+  wire_.Deliver("w2", Credit{2});
+  std::optional<Assignment> b;
+  while (!b || b->cells[0].key != a->cells[0].key) {
+    b = Await<Assignment>("w2");
+    ASSERT_TRUE(b.has_value());
+  }
+  const auto silence = clock_.Now() - silent_since;
+  EXPECT_GE(silence, kDefaultHeartbeat * kDefaultLiveness);
+  EXPECT_LE(silence, kDefaultHeartbeat * kDefaultLiveness + kDefaultHeartbeat / 2 + kStep);
+  EXPECT_EQ(b->cells[0].attempt, 2u);
+  const CellRecord record = Stored(a->cells[0].key);
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kWorkerLost);
+  EXPECT_EQ(record.attempts[0].failure, "worker-lost: worker w1 silent for 3000 ms");
+  EXPECT_EQ(record.attempts[0].worker, "w1");
+
+  // w1 comes back with its result: not known any more, it is asked to say
+  // hello again; after that the result is the cell's, and w2's is discarded.
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  ASSERT_TRUE(Await<HelloFirst>("w1").has_value());
+  Join("w1");
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  std::optional<Ack> ack = Await<Ack>("w1");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  wire_.Deliver("w2", Done(b->cells[0], b->lease_id));
+  ack = Await<Ack>("w2");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  const CellRecord after = Stored(a->cells[0].key);
+  EXPECT_EQ(after.state, CellState::kDone);
+  ASSERT_EQ(after.attempts.size(), 2u);
+  EXPECT_EQ(after.attempts[1].worker, "w1");
+  EXPECT_EQ(after.attempts[1].outcome, Outcome::kExited);
+}
+
+TEST_F(CoordinatorRules, ALeaseExpiresWhenItsCellsOutliveTheirDeadlines) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  const Clock::TimePoint leased = clock_.Now();
+  // The worker stays alive but never returns a cell; it asks for more, and
+  // gets the other cell, then both again once their leases expire.
+  wire_.Deliver("w1", Credit{3});
+  const CellSpec* retried = nullptr;
+  std::optional<Assignment> again;
+  while (retried == nullptr) {
+    again = Await<Assignment>("w1");
+    ASSERT_TRUE(again.has_value());
+    for (const CellSpec& cell : again->cells) {
+      if (cell.key == a->cells[0].key) retried = &cell;
+    }
+  }
+  // One cell on one slot: its 30 s deadline plus the lease's 30 s slack.
+  EXPECT_GE(clock_.Now() - leased, std::chrono::seconds(60));
+  EXPECT_EQ(retried->attempt, 2u);
+  const CellRecord record = Stored(a->cells[0].key);
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kLeaseExpired);
+}
+
+TEST_F(CoordinatorRules, RetriesAHostFailureOnAnotherWorkerThatHoldsTheVersion) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  Join("w2");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  const std::string failed_key = a->cells[0].key;
+  wire_.Deliver("w1", HostFailure(a->cells[0], a->lease_id));
+  ASSERT_TRUE(Await<Ack>("w1").has_value());
+  wire_.Deliver("w1", Credit{1});
+  // w1 has credit first, but gets the other cell: the failed one waits for w2.
+  const std::optional<Assignment> next = Await<Assignment>("w1");
+  ASSERT_TRUE(next.has_value());
+  EXPECT_NE(next->cells[0].key, failed_key);
+  wire_.Deliver("w2", Credit{1});
+  const std::optional<Assignment> retry = Await<Assignment>("w2");
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->cells[0].key, failed_key);
+  EXPECT_EQ(retry->cells[0].attempt, 2u);
+}
+
+TEST_F(CoordinatorRules, RetriesOnTheSameWorkerWhenNoOtherHoldsTheVersion) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  wire_.Deliver("w1", HostFailure(a->cells[0], a->lease_id));
+  ASSERT_TRUE(Await<Ack>("w1").has_value());
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> retry = Await<Assignment>("w1");
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->cells[0].key, a->cells[0].key);
+  EXPECT_EQ(retry->cells[0].attempt, 2u);
+}
+
+TEST_F(CoordinatorRules, FailsACellOnItsLastAllowedAttempt) {
+  ASSERT_TRUE(Start(/*max_attempts=*/2).ok());
+  Join("w1");
+  const std::size_t open = coordinator_->open_cells();
+  std::string key;
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    wire_.Deliver("w1", Credit{1});
+    std::optional<Assignment> a = Await<Assignment>("w1");
+    ASSERT_TRUE(a.has_value());
+    if (key.empty()) key = a->cells[0].key;
+    ASSERT_EQ(a->cells[0].key, key);
+    ASSERT_EQ(a->cells[0].attempt, static_cast<std::uint32_t>(attempt));
+    wire_.Deliver("w1", HostFailure(a->cells[0], a->lease_id));
+    ASSERT_TRUE(Await<Ack>("w1").has_value());
+  }
+  EXPECT_EQ(coordinator_->open_cells(), open - 1);
+  const CellRecord record = Stored(key);
+  EXPECT_EQ(record.state, CellState::kFailed);
+  EXPECT_EQ(record.attempts.size(), 2u);
+}
+
+TEST_F(CoordinatorRules, AFailedCommitAcknowledgesNothingAndLosesNothing) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  faults_->FailNextCommit();
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  Status failed;
+  for (int i = 0; i < kMaxRounds && failed.ok(); ++i) failed = coordinator_->Round();
+  EXPECT_EQ(failed.ToString(), "I/O error: injected: the WAL sync failed");
+  for (const Message& m : wire_.Take("w1")) {
+    EXPECT_FALSE(std::holds_alternative<Ack>(m)) << "acknowledged a result that is not stored";
+  }
+  Result<std::optional<CellRecord>> none = real_->GetCell(a->cells[0].key);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none.value().has_value());
+
+  // Restarted on the same store, the worker's unacknowledged copy is the
+  // cell's outcome.
+  coordinator_.reset();
+  ASSERT_TRUE(Start().ok());
+  Join("w1", "session-w1");
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  const std::optional<Ack> ack = Await<Ack>("w1");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  const CellRecord record = Stored(a->cells[0].key);
+  EXPECT_EQ(record.state, CellState::kDone);
+  EXPECT_EQ(record.attempts.back().stdout_bytes, Done(a->cells[0], 0).stdout_text.size());
+}
+
+TEST_F(CoordinatorRules, ADamagedStoreStopsTheStartAndWritesNothing) {
+  faults_->CorruptReads(true);
+  const Status st = Start();
+  EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+  EXPECT_EQ(faults_->commits(), 0);
+}
+
+TEST(LeaseTable, KnowsTheLeasesOfEarlierIncarnationsAndNoneAhead) {
+  LeaseTable first(4, 1);
+  const std::uint64_t a = first.Issue("p", {0, 1}, {}, {});
+  LeaseTable second(4, 2);
+  EXPECT_TRUE(second.IssuedBySweep(a));
+  const std::uint64_t b = second.Issue("p", {2}, {}, {});
+  EXPECT_TRUE(second.IssuedBySweep(b));
+  EXPECT_FALSE(second.IssuedBySweep(b + 1));           // not issued yet
+  EXPECT_FALSE(second.IssuedBySweep((3ull << 32) | 1));  // a later incarnation
+  EXPECT_FALSE(second.IssuedBySweep(0));
+}
+
+TEST(LeaseTable, ALeaseEndsWithItsLastOpenCell) {
+  LeaseTable leases(3, 1);
+  const std::uint64_t id = leases.Issue("p", {0, 2}, {}, {});
+  EXPECT_TRUE(leases.Holds(id, "p", 2));
+  EXPECT_FALSE(leases.Holds(id, "q", 2));
+  leases.Close(0);
+  EXPECT_NE(leases.Find(id), nullptr);
+  EXPECT_EQ(leases.leased_cells(), 1u);
+  leases.Close(2);
+  EXPECT_EQ(leases.Find(id), nullptr);
+  EXPECT_EQ(leases.leased_cells(), 0u);
+}
+
+}  // namespace
+}  // namespace imgsweep
