@@ -278,3 +278,59 @@ TEST(ReplaceAll, ReplacesEveryOccurrence) {
 
 }  // namespace
 }  // namespace imgsweep
+
+namespace imgsweep {
+namespace {
+
+// Says what a process did without starting one, and keeps what it was asked.
+class ScriptedLauncher final : public ProcessLauncher {
+ public:
+  explicit ScriptedLauncher(RunOutput output) : output_(std::move(output)) {}
+  Result<RunOutput> Run(const RunRequest& request) const override {
+    asked_ = request;
+    return output_;
+  }
+  mutable RunRequest asked_;
+
+ private:
+  RunOutput output_;
+};
+
+TEST_F(CellRunnerTest, ALoaderThatCannotStartTheBinaryIsTheHostsFailureNotABaseline) {
+  RunOutput out;
+  out.exit_code = 127;
+  out.stderr_text = "error while loading shared libraries: libaio.so.1\nmore\n";
+  ScriptedLauncher launcher(out);
+  Result<std::vector<InstalledVersion>> v =
+      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+  ASSERT_TRUE(v.ok());
+  CellRunner runner(root_, v.value(), milliseconds(200), CellRunner::kDefaultOutputLimit, &launcher);
+  const CellResult r = runner.Run(Cell());
+  EXPECT_EQ(r.outcome, Outcome::kInfraFailure);
+  EXPECT_EQ(r.failure_kind, FailureKind::kBinaryUnrunnable);
+  EXPECT_NE(r.failure.find("exited 127: error while loading shared libraries: libaio.so.1"),
+            std::string::npos)
+      << r.failure;
+  // What the launcher was asked: the image under the real root, run in it.
+  ASSERT_EQ(launcher.asked_.args.size(), 2u);
+  EXPECT_EQ(launcher.asked_.args[1], root_.string() + "/" + image_);
+  EXPECT_EQ(launcher.asked_.cwd, root_);
+  EXPECT_EQ(launcher.asked_.timeout, milliseconds(20'000));
+}
+
+TEST_F(CellRunnerTest, AnExit127ThatPrintedItsOutputIsTheCellsOwn) {
+  RunOutput out;
+  out.exit_code = 127;
+  out.stdout_text = "Offset          Length          Mapped to       File\n";
+  ScriptedLauncher launcher(out);
+  Result<std::vector<InstalledVersion>> v =
+      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+  ASSERT_TRUE(v.ok());
+  CellRunner runner(root_, v.value(), milliseconds(200), CellRunner::kDefaultOutputLimit, &launcher);
+  const CellResult r = runner.Run(Cell());
+  EXPECT_EQ(r.outcome, Outcome::kExited);
+  EXPECT_EQ(r.exit_code, 127);
+}
+
+}  // namespace
+}  // namespace imgsweep

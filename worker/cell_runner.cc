@@ -45,11 +45,13 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
 }
 
 CellRunner::CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
-                       std::chrono::milliseconds grace, std::size_t output_limit)
+                       std::chrono::milliseconds grace, std::size_t output_limit,
+                       const ProcessLauncher* launcher)
     : root_(std::move(testdata_root)),
       root_text_(root_.string()),
       grace_(grace),
-      output_limit_(output_limit) {
+      output_limit_(output_limit),
+      launcher_(launcher) {
   for (InstalledVersion& v : versions) versions_.emplace(v.info.name, std::move(v));
 }
 
@@ -122,7 +124,7 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   result.key = cell.key;
   result.attempt = cell.attempt;
   result.started_unix_ms = UnixMillis();
-  Result<RunOutput> run = RunCaptured(request);
+  Result<RunOutput> run = launcher_->Run(request);
   if (!run.ok()) return InfraFailure(cell, FailureKind::kSpawnError, run.status().message());
   RunOutput& out = run.value();
   if (out.output_limit_hit) {

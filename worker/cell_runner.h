@@ -12,6 +12,7 @@
 
 #include "protocol/messages.h"
 #include "worker/binaries.h"
+#include "worker/subprocess.h"
 
 namespace imgsweep {
 
@@ -33,9 +34,11 @@ class CellRunner final : public CellExecutor {
   // and the attempt is an output-limit failure.
   static constexpr std::size_t kDefaultOutputLimit = 64u << 20;
 
-  // REQUIRES: `testdata_root` is canonical (no symlinks, absolute).
+  // REQUIRES: `testdata_root` is canonical (no symlinks, absolute);
+  // `launcher` outlives the runner.
   CellRunner(std::filesystem::path testdata_root, std::vector<InstalledVersion> versions,
-             std::chrono::milliseconds grace, std::size_t output_limit = kDefaultOutputLimit);
+             std::chrono::milliseconds grace, std::size_t output_limit = kDefaultOutputLimit,
+             const ProcessLauncher* launcher = &SystemLauncher());
 
   // Refuses (kInfraFailure, with its FailureKind) a version it does not
   // hold, an image path that leaves the root, and an image whose bytes
@@ -56,6 +59,7 @@ class CellRunner final : public CellExecutor {
   std::map<std::string, InstalledVersion, std::less<>> versions_;
   const std::chrono::milliseconds grace_;
   const std::size_t output_limit_;
+  const ProcessLauncher* const launcher_;
 
   std::mutex mu_;
   std::map<std::string, std::string> digests_;  // guarded by mu_; path -> sha256

@@ -254,6 +254,18 @@ ProcessUsage MeasureUsage() {
   return ProcessUsage{seconds(own), seconds(children), static_cast<double>(own.ru_maxrss) / 1024.0};
 }
 
+namespace {
+class SystemProcessLauncher final : public ProcessLauncher {
+ public:
+  Result<RunOutput> Run(const RunRequest& request) const override { return RunCaptured(request); }
+};
+}  // namespace
+
+const ProcessLauncher& SystemLauncher() {
+  static const SystemProcessLauncher* const launcher = new SystemProcessLauncher;
+  return *launcher;
+}
+
 Result<RunOutput> RunCaptured(const RunRequest& request) {
   Result<bp::pipe> out_pipe = MakePipe(request.program);
   if (!out_pipe.ok()) return out_pipe.status();

@@ -51,6 +51,17 @@ struct RunOutput {
 // executable, bad interpreter) or a pipe cannot be made.
 Result<RunOutput> RunCaptured(const RunRequest& request);
 
+// The seam between running cells and starting processes: the real one is
+// RunCaptured; a test one returns what the test says a process did.
+// Thread-safety: Run may be called from several threads at once.
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  virtual Result<RunOutput> Run(const RunRequest& request) const = 0;
+};
+// RunCaptured behind the seam; lives as long as the process.
+const ProcessLauncher& SystemLauncher();
+
 // What this process has used so far: cpu (user + system) of its own
 // threads and of the children it has reaped, and its peak resident size.
 struct ProcessUsage {

@@ -22,6 +22,7 @@
 #include "protocol/status.h"
 #include "protocol/transport.h"
 #include "worker/cell_runner.h"
+#include "worker/session.h"
 
 namespace imgsweep {
 
@@ -64,10 +65,10 @@ class Worker {
   Status Run();
 
  private:
-  struct State;
+  SessionOptions SessionFor() const;
+
   WorkerOptions options_;
   std::unique_ptr<CellExecutor> executor_;
-  std::unique_ptr<State> state_;
 };
 
 }  // namespace imgsweep

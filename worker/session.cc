@@ -1,0 +1,164 @@
+#include "worker/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace imgsweep {
+namespace {
+
+// How often a worker that has not been welcomed says it is still waiting.
+constexpr auto kWaitingNoteInterval = std::chrono::seconds(10);
+// A hello that found no connection to go on is tried again this soon.
+constexpr auto kHelloRetry = std::chrono::milliseconds(50);
+
+}  // namespace
+
+Session::Session(SessionOptions options, const Clock* clock, SendFn send)
+    : options_(std::move(options)),
+      clock_(clock),
+      send_(std::move(send)),
+      hello_(Encode(options_.hello)),
+      heartbeat_(options_.heartbeat),
+      liveness_(std::max(1u, options_.liveness)),
+      last_sent_(clock->Now()),
+      last_heard_(clock->Now()),
+      alone_since_(clock->Now()),
+      next_waiting_note_(clock->Now() + kWaitingNoteInterval) {}
+
+void Session::Finish(Status end) {
+  state_ = State::kFinished;
+  end_ = std::move(end);
+}
+
+// A frame that cannot go now is not lost: results stay in unacked_ and go
+// again after the next welcome.
+Status Session::Send(const std::string& frame) {
+  Result<bool> sent = send_(frame);
+  if (!sent.ok()) return sent.status();
+  if (sent.value()) last_sent_ = clock_->Now();
+  return Status::Ok();
+}
+
+Status Session::OnConnected() {
+  hello_due_ = true;
+  if (state_ == State::kWelcomed) {
+    spdlog::warn("worker {}: the connection to {} was made again; saying hello again",
+                 options_.name, options_.connect);
+    state_ = State::kConnecting;
+  }
+  return Status::Ok();
+}
+
+Result<bool> Session::OnTick() {
+  const Clock::TimePoint now = clock_->Now();
+  if (hello_due_) {
+    Result<bool> sent = send_(hello_);
+    if (!sent.ok()) return sent.status();
+    if (sent.value()) {
+      hello_due_ = false;
+      last_sent_ = now;
+    }
+  }
+  if (state_ == State::kConnecting) {
+    if (now - alone_since_ >= options_.give_up_after) {
+      Finish(Status::IoError(
+          "no coordinator answered at " + options_.connect + " for " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(options_.give_up_after).count()) +
+          " s; giving up"));
+      return false;
+    }
+    if (now >= next_waiting_note_) {
+      spdlog::warn("worker {}: still no answer from the coordinator at {}", options_.name,
+                   options_.connect);
+      next_waiting_note_ = now + kWaitingNoteInterval;
+    }
+  }
+  if (now - last_heard_ < heartbeat_ * liveness_) return false;
+  if (state_ == State::kWelcomed) {
+    spdlog::warn("worker {}: no word from the coordinator for {} ms; connecting again, "
+                 "{} results kept until acknowledged",
+                 options_.name, (heartbeat_ * liveness_).count(), unacked_.size());
+    state_ = State::kConnecting;
+    alone_since_ = now;
+  }
+  return true;
+}
+
+void Session::OnReconnected() {
+  hello_due_ = false;  // said on the new connection's handshake
+  last_heard_ = clock_->Now();
+}
+
+std::chrono::milliseconds Session::NextWait() const { return hello_due_ ? kHelloRetry : heartbeat_; }
+
+Status Session::OnFrame(std::string_view frame, std::size_t held, std::vector<Work>* work) {
+  last_heard_ = clock_->Now();
+  Result<Message> message = Decode(frame);
+  if (!message.ok()) {
+    spdlog::warn("worker {}: dropped a frame from the coordinator: {}", options_.name,
+                 message.status().message());
+    return Status::Ok();
+  }
+  Message& m = message.value();
+  if (auto* refused = std::get_if<Refused>(&m)) {
+    Finish(Status::InvalidInput("the coordinator refused this worker: " + refused->reason));
+  } else if (auto* shutdown = std::get_if<Shutdown>(&m)) {
+    spdlog::info("worker {}: the coordinator says: {}", options_.name, shutdown->reason);
+    Finish(Status::Ok());
+  } else if (std::holds_alternative<HelloFirst>(m)) {
+    if (state_ == State::kWelcomed) {
+      spdlog::warn("worker {}: the coordinator no longer knows this worker; saying hello again",
+                   options_.name);
+      alone_since_ = clock_->Now();
+    }
+    state_ = State::kConnecting;
+    hello_due_ = true;
+  } else if (auto* welcome = std::get_if<Welcome>(&m)) {
+    if (state_ == State::kConnecting) return Welcomed(*welcome, held);
+  } else if (auto* assignment = std::get_if<Assignment>(&m)) {
+    for (CellSpec& cell : assignment->cells) work->emplace_back(std::move(cell), assignment->lease_id);
+  } else if (auto* ack = std::get_if<Ack>(&m)) {
+    for (const std::string& key : ack->keys) unacked_.erase(key);
+  }
+  return Status::Ok();
+}
+
+Status Session::Welcomed(const Welcome& welcome, std::size_t held) {
+  state_ = State::kWelcomed;
+  if (welcome.heartbeat_ms > 0) heartbeat_ = std::chrono::milliseconds(welcome.heartbeat_ms);
+  if (welcome.liveness > 0) liveness_ = welcome.liveness;
+  spdlog::info("worker {}: {} sweep {}{}", options_.name, ever_welcomed_ ? "joined again" : "joined",
+               welcome.sweep_id,
+               unacked_.empty() ? std::string()
+                                : "; re-sending " + std::to_string(unacked_.size()) +
+                                      " unacknowledged results");
+  ever_welcomed_ = true;
+  for (const auto& [key, encoded] : unacked_) {
+    Status st = Send(encoded);
+    if (!st.ok()) return st;
+  }
+  if (held >= options_.capacity) return Status::Ok();
+  return Send(Encode(Credit{static_cast<std::uint32_t>(options_.capacity - held)}));
+}
+
+Status Session::OnResults(std::vector<CellResult> done) {
+  const bool welcomed = state_ == State::kWelcomed;
+  for (const CellResult& result : done) {
+    std::string encoded = Encode(result);
+    if (welcomed) {
+      Status st = Send(encoded);
+      if (!st.ok()) return st;
+    }
+    unacked_[result.key] = std::move(encoded);
+  }
+  if (welcomed && !done.empty()) {
+    Status st = Send(Encode(Credit{static_cast<std::uint32_t>(done.size())}));
+    if (!st.ok()) return st;
+  }
+  if (welcomed && clock_->Now() - last_sent_ >= heartbeat_) return Send(Encode(Heartbeat{}));
+  return Status::Ok();
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,82 @@
+#include "worker/slot_pool.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace imgsweep {
+
+SlotPool::SlotPool(unsigned slots, CellExecutor* executor) : slots_(slots), executor_(executor) {}
+
+SlotPool::~SlotPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Status SlotPool::Start() {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return Status::FromErrno("worker: eventfd", errno);
+  for (unsigned i = 0; i < slots_; ++i) threads_.emplace_back([this] { Slot(); });
+  return Status::Ok();
+}
+
+void SlotPool::Slot() {
+  for (;;) {
+    Work work;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      work = std::move(queue_.front());
+      queue_.pop_front();
+      ++running_;
+    }
+    CellResult result = executor_->Run(work.first);
+    result.lease_id = work.second;
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+      first = done_.empty();
+      done_.push_back(std::move(result));
+    }
+    // The socket thread takes every finished cell at once after a wake:
+    // only the first of a batch needs to wake it.
+    if (first) {
+      const std::uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof one);  // a full counter still wakes the reader
+    }
+  }
+}
+
+void SlotPool::Add(std::vector<Work> work) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Work& w : work) queue_.push_back(std::move(w));
+  }
+  // One slot per cell: waking every idle slot for a small batch only has
+  // them fight over the lock.
+  for (std::size_t i = 0; i < work.size(); ++i) work_ready_.notify_one();
+}
+
+std::vector<CellResult> SlotPool::TakeDone() {
+  std::uint64_t count;
+  (void)!::read(wake_fd_, &count, sizeof count);  // EAGAIN when nothing is new
+  std::vector<CellResult> done;
+  std::lock_guard<std::mutex> lock(mu_);
+  done.swap(done_);
+  return done;
+}
+
+std::size_t SlotPool::held() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size() + running_ + done_.size();
+}
+
+}  // namespace imgsweep
