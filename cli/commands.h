@@ -89,6 +89,10 @@ struct RunFlags {
   FaultFlags faults;
   WatchFlags watch;
 };
+// Writes the tree from `store` and says what it holds; the exit code.
+// Shared by the commands that end in a tree.
+int WriteTree(Store& store, const std::filesystem::path& out, const MaterializeOptions& options);
+
 int RunCommand(const RunFlags& flags);
 
 struct CoordinatorFlags {

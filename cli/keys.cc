@@ -160,4 +160,20 @@ bool IsLoopbackEndpoint(const std::string& endpoint) {
   return dots == 3;
 }
 
+Result<ClientSecurity> ClientSecurityOf(const std::filesystem::path& curve_secret,
+                                        const std::filesystem::path& coordinator_key) {
+  ClientSecurity security;
+  if (curve_secret.empty() != coordinator_key.empty()) {
+    return Status::InvalidInput("--curve-secret and --coordinator-key go together");
+  }
+  if (curve_secret.empty()) return security;
+  Result<CurveKeyPair> keys = LoadSecretKey(curve_secret);
+  if (!keys.ok()) return keys.status();
+  Result<std::string> server = LoadPublicKey(coordinator_key);
+  if (!server.ok()) return server.status();
+  security.curve = keys.value();
+  security.server_key = server.value();
+  return security;
+}
+
 }  // namespace imgsweep

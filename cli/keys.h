@@ -27,6 +27,12 @@ Result<std::string> LoadPublicKey(const std::filesystem::path& file);
 // The public keys of every *.pub file in `dir`; kInvalidInput when none.
 Result<std::set<std::string>> LoadAllowedKeys(const std::filesystem::path& dir);
 
+// CURVE for a client of the coordinator (a worker, `status --connect`) when
+// both key files are given; plain text when neither is; kInvalidInput when
+// only one is.
+Result<ClientSecurity> ClientSecurityOf(const std::filesystem::path& curve_secret,
+                                        const std::filesystem::path& coordinator_key);
+
 // True for endpoints only this host can reach: tcp on 127.0.0.0/8,
 // localhost or [::1], and ipc:// or inproc://.
 bool IsLoopbackEndpoint(const std::string& endpoint);

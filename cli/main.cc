@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "cli/commands.h"
 
@@ -128,6 +132,270 @@ void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options) {
                 "version without every image is left out of the profiles");
 }
 
+// What every subcommand sees of the global flags, once parsed.
+struct Globals {
+  bool quiet = false;
+  std::string log_format = "text";
+};
+
+// A subcommand: its CLI11 node and what runs it once the flags are parsed.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+imgsweep::WatchFlags WatchOf(const Globals& g, imgsweep::WatchFlags w) {
+  w.quiet = g.quiet;
+  w.log_format = g.log_format;
+  return w;
+}
+
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+}
+
+Command AddRun(CLI::App& app, const Globals& g) {
+  auto run = std::make_shared<imgsweep::RunFlags>();
+  auto timeout = std::make_shared<double>(30);
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "Coordinator plus N local worker processes over a private ZeroMQ socket: the map sweep, "
+      "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
+      "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
+  cmd->add_option("--binaries", run->local.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
+      ->required();
+  cmd->add_option("--testdata", run->inputs.testdata, "Testdata root the manifest's paths are under")
+      ->required();
+  cmd->add_option("--manifest", run->inputs.manifest, "manifest.json")->required();
+  cmd->add_option("--out", run->out, "Where the expected-outputs tree is written")->required();
+  run->inputs.db = "imgsweep.db";
+  cmd->add_option("--db", run->inputs.db, "RocksDB store (default ./imgsweep.db)");
+  AddLocalWorkerFlags(cmd, &run->local);
+  AddTimeout(cmd, timeout.get());
+  AddTreeFlags(cmd, &run->tree);
+  AddFaultFlags(cmd, &run->faults);
+  AddMetrics(cmd, &run->watch);
+  return {cmd, [run, timeout, &g] {
+            run->local.quiet = g.quiet;
+            run->local.log_format = g.log_format;
+            run->watch = WatchOf(g, run->watch);
+            run->inputs.timeout = Millis(*timeout);
+            return imgsweep::RunCommand(*run);
+          }};
+}
+
+Command AddCoordinator(CLI::App& app, const Globals& g) {
+  auto coord = std::make_shared<imgsweep::CoordinatorFlags>();
+  auto timeout = std::make_shared<double>(30);
+  auto versions = std::make_shared<std::string>();
+  CLI::App* cmd =
+      app.add_subcommand("coordinator",
+                         "Serves a sweep to workers on other hosts, then writes the tree.\n"
+                         "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
+                         "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2 "
+                         "--curve-secret keys/coordinator.key --allow-workers keys/workers");
+  cmd->add_option("--listen", coord->listen,
+                  "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 (port * picks a free one)")
+      ->required();
+  cmd->add_option("--manifest", coord->inputs.manifest, "manifest.json")->required();
+  cmd->add_option("--out", coord->out, "Where the tree is written")->required();
+  cmd->add_option("--db", coord->inputs.db, "RocksDB store")->required();
+  CLI::Option* bin_opt = cmd->add_option("--binaries", coord->binaries, "Sweep the versions of this tree");
+  CLI::Option* ver_opt = cmd->add_option("--versions", *versions, "Sweep these versions (comma-separated)");
+  bin_opt->excludes(ver_opt);
+  AddTimeout(cmd, timeout.get());
+  AddServeFlags(cmd, coord.get());
+  return {cmd, [coord, timeout, versions, &g] {
+            if (coord->binaries.empty() && versions->empty()) {
+              std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");
+              return kExitBadInput;
+            }
+            coord->inputs.versions = SplitList(*versions);
+            coord->watch = WatchOf(g, coord->watch);
+            coord->inputs.timeout = Millis(*timeout);
+            return imgsweep::CoordinatorCommand(*coord);
+          }};
+}
+
+Command AddWorker(CLI::App& app) {
+  auto worker = std::make_shared<imgsweep::WorkerFlags>();
+  CLI::App* cmd =
+      app.add_subcommand("worker",
+                         "Runs cells for a coordinator until it says the sweep is over.\n"
+                         "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
+                         "/srv/qemu-img-binaries --testdata /srv/testdata --curve-secret "
+                         "keys/worker-1.key --coordinator-key keys/coordinator.pub");
+  cmd->add_option("--connect", worker->connect, "The coordinator, tcp://HOST:PORT")->required();
+  cmd->add_option("--binaries", worker->binaries, "qemu-img binaries tree")->required();
+  cmd->add_option("--testdata", worker->testdata, "Testdata root")->required();
+  cmd->add_option("--slots", worker->slots, "Cells at once (default: cores)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--prefetch", worker->prefetch,
+                  "Cells held beyond the slots, so the next is here when a slot frees "
+                  "(default: one per slot; more for cells of a few ms over a slow link)")
+      ->check(CLI::Range(0, 16384));
+  cmd->add_option("--name", worker->name, "Name in the fleet (default HOST-PID)");
+  cmd->add_option("--curve-secret", worker->curve_secret,
+                  "This worker's key file (NAME.key): talk CURVE to the coordinator");
+  cmd->add_option("--coordinator-key", worker->coordinator_key,
+                  "The coordinator's public key file (NAME.pub)");
+  AddOutputLimit(cmd, &worker->output_limit_mib);
+  cmd->add_option("--give-up-after", worker->give_up_after_s,
+                  "Seconds without a coordinator (not yet there, or gone) before the "
+                  "worker exits 1 (default 600); until then it reconnects by itself")
+      ->check(CLI::Range(1, 7 * 86400));
+  return {cmd, [worker] { return imgsweep::WorkerCommand(*worker); }};
+}
+
+Command AddRerun(CLI::App& app, const Globals& g) {
+  auto rerun = std::make_shared<imgsweep::RerunFlags>();
+  auto shards = std::make_shared<std::string>();
+  auto images = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "rerun",
+      "Runs chosen cells of a stored sweep again, keeping everything else, then rewrites the "
+      "tree and its profiles. With --binaries and --testdata the workers are local processes "
+      "(as in run); with --listen they are remote (as in coordinator).\nExample: imgsweep "
+      "rerun --db imgsweep.db --out expected-outputs --failed --binaries "
+      "~/.cache/imgsweep/qemu-img-binaries --testdata testdata");
+  cmd->add_option("--db", rerun->db, "RocksDB store of the sweep")->required();
+  cmd->add_option("--out", rerun->out, "Where the tree is written")->required();
+  cmd->add_flag("--failed", rerun->selection.failed, "Cells that failed on every attempt or timed out");
+  cmd->add_option("--shard", *shards, "Every cell of these versions (comma-separated)");
+  cmd->add_option("--image", *images, "Every cell of these image ids (comma-separated)");
+  cmd->add_option("--binaries", rerun->local.binaries, "Local workers: binaries tree");
+  cmd->add_option("--testdata", rerun->local.testdata, "Local workers: testdata root");
+  AddLocalWorkerFlags(cmd, &rerun->local);
+  cmd->add_option("--listen", rerun->serve.listen, "Remote workers: ZeroMQ endpoint to serve them on");
+  AddServeFlags(cmd, &rerun->serve);
+  return {cmd, [rerun, shards, images, &g] {
+            rerun->local.quiet = g.quiet;
+            rerun->local.log_format = g.log_format;
+            rerun->serve.watch = WatchOf(g, rerun->serve.watch);
+            rerun->selection.shards = SplitList(*shards);
+            rerun->selection.images = SplitList(*images);
+            return imgsweep::RerunCommand(*rerun);
+          }};
+}
+
+Command AddStatus(CLI::App& app) {
+  struct Flags {
+    std::filesystem::path db;
+    bool cells = false;
+    imgsweep::LiveStatusFlags live;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand(
+      "status",
+      "With --db: what a store holds (it may be in use by a running sweep): cells by state and "
+      "outcome per shard (version), the failed ones with every attempt's reason, the timed-out "
+      "ones. With --connect: asks a running coordinator for its workers (slots, versions, in "
+      "flight, done, last heard) and shards.\nExamples: imgsweep status --db imgsweep.db\n"
+      "          imgsweep status --connect tcp://farm-1:5555 [--json]");
+  CLI::Option* db = cmd->add_option("--db", f->db, "RocksDB store");
+  cmd->add_flag("--cells", f->cells, "Also one line per cell: KEY STATE OUTCOME attempts=N [failure kinds]");
+  CLI::Option* connect = cmd->add_option("--connect", f->live.connect, "A running coordinator's endpoint");
+  db->excludes(connect);
+  cmd->add_flag("--json", f->live.json, "With --connect: the coordinator's JSON as it is");
+  cmd->add_option("--curve-secret", f->live.curve_secret,
+                  "With --connect to a CURVE coordinator: a key file it allows");
+  cmd->add_option("--coordinator-key", f->live.coordinator_key,
+                  "With --connect: the coordinator's public key file");
+  return {cmd, [f] {
+            if (!f->live.connect.empty()) return imgsweep::LiveStatusCommand(f->live);
+            if (f->db.empty()) {
+              std::fprintf(stderr, "imgsweep: status needs --db DIR or --connect ENDPOINT\n");
+              return kExitBadInput;
+            }
+            return imgsweep::StatusCommand(f->db, f->cells);
+          }};
+}
+
+// The commands that read a store or a tree and run nothing.
+std::vector<Command> AddOffline(CLI::App& app) {
+  std::vector<Command> commands;
+  auto mat = std::make_shared<std::pair<std::filesystem::path, std::filesystem::path>>();
+  auto mat_tree = std::make_shared<imgsweep::MaterializeOptions>();
+  CLI::App* mat_cmd = app.add_subcommand(
+      "materialize",
+      "Rewrites the tree from the store without running anything.\n"
+      "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
+  mat_cmd->add_option("--db", mat->first, "RocksDB store")->required();
+  mat_cmd->add_option("--out", mat->second, "Where the tree is written")->required();
+  AddTreeFlags(mat_cmd, mat_tree.get());
+  commands.push_back({mat_cmd, [mat, mat_tree] {
+                        return imgsweep::MaterializeCommand(mat->first, mat->second, *mat_tree);
+                      }});
+
+  auto validate_out = std::make_shared<std::filesystem::path>();
+  CLI::App* validate_cmd = app.add_subcommand(
+      "validate",
+      "Checks a tree on disk against the contract: every .stdout.txt as long as its meta's "
+      "stdout_bytes, every version in version-map.json and printing what its profile holds, "
+      "every profile folder holding every image, no two profiles alike. Prints each "
+      "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
+  validate_cmd->add_option("--out", *validate_out, "The tree")->required();
+  commands.push_back({validate_cmd, [validate_out] { return imgsweep::ValidateCommand(*validate_out); }});
+
+  auto report = std::make_shared<std::pair<std::filesystem::path, std::filesystem::path>>();
+  CLI::App* report_cmd = app.add_subcommand(
+      "report",
+      "Writes one self-contained HTML page (no network) of a stored sweep: per output type a "
+      "matrix of images (by format) x versions (by profile), each cell coloured by which of "
+      "its image's outputs it printed, failed and timed-out cells marked; click a cell for its "
+      "output and the diff against the previous version.\nExample: imgsweep report --db "
+      "imgsweep.db --out report.html");
+  report_cmd->add_option("--db", report->first, "RocksDB store")->required();
+  report_cmd->add_option("--out", report->second, "The HTML file to write")->required();
+  commands.push_back({report_cmd, [report] {
+                        return imgsweep::ReportCommand(report->first, report->second);
+                      }});
+
+  auto profiles_db = std::make_shared<std::filesystem::path>();
+  auto profiles = std::make_shared<imgsweep::ReportOptions>();
+  CLI::App* profiles_cmd = app.add_subcommand(
+      "profiles",
+      "Explains the profiles of a stored sweep: for each boundary between two profiles, how "
+      "many images differ, the JSON fields added or removed and short diffs; the images that "
+      "never differ; the images that alone separate two profiles.\nExample: imgsweep profiles "
+      "--db imgsweep.db --output-type map-json");
+  profiles_cmd->add_option("--db", *profiles_db, "RocksDB store")->required();
+  profiles_cmd->add_option("--output-type", profiles->type, "Only this output type, e.g. map-json");
+  profiles_cmd->add_option("--diffs", profiles->diffs, "Images shown with a diff per boundary (default 3)")
+      ->check(CLI::Range(0, 1000));
+  commands.push_back({profiles_cmd, [profiles_db, profiles] {
+                        return imgsweep::ProfilesCommand(*profiles_db, *profiles);
+                      }});
+  return commands;
+}
+
+Command AddKeys(CLI::App& app) {
+  auto out = std::make_shared<std::filesystem::path>();
+  CLI::App* keys = app.add_subcommand("keys", "CURVE keys for an authenticated fleet");
+  keys->require_subcommand(1);
+  CLI::App* generate = keys->add_subcommand(
+      "generate",
+      "Writes NAME.key (both keys, mode 0600: give it to --curve-secret) and NAME.pub (the "
+      "public key: put a worker's in the coordinator's --allow-workers folder, the "
+      "coordinator's in each worker's --coordinator-key).\nExample: imgsweep keys generate "
+      "--out keys/worker-1");
+  generate->add_option("--out", *out, "NAME: the files are NAME.key and NAME.pub")->required();
+  return {generate, [out] { return imgsweep::KeysGenerateCommand(*out); }};
+}
+
+void SetUpLogging(const Globals& g) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("imgsweep"));
+  if (g.log_format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%*"})");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  }
+  if (g.quiet) spdlog::set_level(spdlog::level::warn);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,188 +404,15 @@ int main(int argc, char** argv) {
       "and writes the expected-outputs tree.");
   app.footer(kExitCodes);
   app.require_subcommand(1);
-  bool quiet = false;
-  app.add_flag("--quiet", quiet, "Log warnings and errors only; no progress lines");
-  std::string log_format = "text";
-  app.add_option("--log-format", log_format,
+  Globals globals;
+  app.add_flag("--quiet", globals.quiet, "Log warnings and errors only; no progress lines");
+  app.add_option("--log-format", globals.log_format,
                  "text (default) or json: one JSON object per log line, for log collectors")
       ->check(CLI::IsMember({"text", "json"}));
-
-  imgsweep::RunFlags run;
-  double run_timeout = 30;
-  CLI::App* run_cmd = app.add_subcommand(
-      "run",
-      "Coordinator plus N local worker processes over a private ZeroMQ socket: the map sweep, "
-      "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
-      "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
-  run_cmd->add_option("--binaries", run.local.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
-      ->required();
-  run_cmd
-      ->add_option("--testdata", run.inputs.testdata,
-                   "Testdata root the manifest's paths are under")
-      ->required();
-  run_cmd->add_option("--manifest", run.inputs.manifest, "manifest.json")->required();
-  run_cmd->add_option("--out", run.out, "Where the expected-outputs tree is written")->required();
-  run.inputs.db = "imgsweep.db";
-  run_cmd->add_option("--db", run.inputs.db, "RocksDB store (default ./imgsweep.db)");
-  AddLocalWorkerFlags(run_cmd, &run.local);
-  AddTimeout(run_cmd, &run_timeout);
-  AddTreeFlags(run_cmd, &run.tree);
-  AddFaultFlags(run_cmd, &run.faults);
-  AddMetrics(run_cmd, &run.watch);
-
-  imgsweep::CoordinatorFlags coord;
-  double coord_timeout = 30;
-  std::string versions;
-  CLI::App* coord_cmd =
-      app.add_subcommand("coordinator",
-                         "Serves a sweep to workers on other hosts, then writes the tree.\n"
-                         "Example: imgsweep coordinator --listen tcp://0.0.0.0:5555 --manifest "
-                         "m.json --out tree --db sweep.db --versions 7.2.0,10.0.2 "
-                         "--curve-secret keys/coordinator.key --allow-workers keys/workers");
-  coord_cmd
-      ->add_option("--listen", coord.listen,
-                   "ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 "
-                   "(port * picks a free one)")
-      ->required();
-  coord_cmd->add_option("--manifest", coord.inputs.manifest, "manifest.json")->required();
-  coord_cmd->add_option("--out", coord.out, "Where the tree is written")->required();
-  coord_cmd->add_option("--db", coord.inputs.db, "RocksDB store")->required();
-  CLI::Option* bin_opt =
-      coord_cmd->add_option("--binaries", coord.binaries, "Sweep the versions of this tree");
-  CLI::Option* ver_opt =
-      coord_cmd->add_option("--versions", versions, "Sweep these versions (comma-separated)");
-  bin_opt->excludes(ver_opt);
-  AddTimeout(coord_cmd, &coord_timeout);
-  AddServeFlags(coord_cmd, &coord);
-
-  imgsweep::WorkerFlags worker;
-  CLI::App* worker_cmd =
-      app.add_subcommand("worker",
-                         "Runs cells for a coordinator until it says the sweep is over.\n"
-                         "Example: imgsweep worker --connect tcp://farm-1:5555 --binaries "
-                         "/srv/qemu-img-binaries --testdata /srv/testdata --curve-secret "
-                         "keys/worker-1.key --coordinator-key keys/coordinator.pub");
-  worker_cmd->add_option("--connect", worker.connect, "The coordinator, tcp://HOST:PORT")
-      ->required();
-  worker_cmd->add_option("--binaries", worker.binaries, "qemu-img binaries tree")->required();
-  worker_cmd->add_option("--testdata", worker.testdata, "Testdata root")->required();
-  worker_cmd->add_option("--slots", worker.slots, "Cells at once (default: cores)")
-      ->check(CLI::Range(1, 4096));
-  worker_cmd->add_option("--prefetch", worker.prefetch,
-                         "Cells held beyond the slots, so the next is here when a slot frees "
-                         "(default: one per slot; more for cells of a few ms over a slow link)")
-      ->check(CLI::Range(0, 16384));
-  worker_cmd->add_option("--name", worker.name, "Name in the fleet (default HOST-PID)");
-  worker_cmd->add_option("--curve-secret", worker.curve_secret,
-                         "This worker's key file (NAME.key): talk CURVE to the coordinator");
-  worker_cmd->add_option("--coordinator-key", worker.coordinator_key,
-                         "The coordinator's public key file (NAME.pub)");
-  AddOutputLimit(worker_cmd, &worker.output_limit_mib);
-  worker_cmd->add_option("--give-up-after", worker.give_up_after_s,
-                         "Seconds without a coordinator (not yet there, or gone) before the "
-                         "worker exits 1 (default 600); until then it reconnects by itself")
-      ->check(CLI::Range(1, 7 * 86400));
-
-  imgsweep::RerunFlags rerun;
-  std::string rerun_shards, rerun_images;
-  CLI::App* rerun_cmd = app.add_subcommand(
-      "rerun",
-      "Runs chosen cells of a stored sweep again, keeping everything else, then rewrites the "
-      "tree and its profiles. With --binaries and --testdata the workers are local processes "
-      "(as in run); with --listen they are remote (as in coordinator).\nExample: imgsweep "
-      "rerun --db imgsweep.db --out expected-outputs --failed --binaries "
-      "~/.cache/imgsweep/qemu-img-binaries --testdata testdata");
-  rerun_cmd->add_option("--db", rerun.db, "RocksDB store of the sweep")->required();
-  rerun_cmd->add_option("--out", rerun.out, "Where the tree is written")->required();
-  rerun_cmd->add_flag("--failed", rerun.selection.failed,
-                      "Cells that failed on every attempt or timed out");
-  rerun_cmd->add_option("--shard", rerun_shards, "Every cell of these versions (comma-separated)");
-  rerun_cmd->add_option("--image", rerun_images, "Every cell of these image ids (comma-separated)");
-  rerun_cmd->add_option("--binaries", rerun.local.binaries, "Local workers: binaries tree");
-  rerun_cmd->add_option("--testdata", rerun.local.testdata, "Local workers: testdata root");
-  AddLocalWorkerFlags(rerun_cmd, &rerun.local);
-  rerun_cmd->add_option("--listen", rerun.serve.listen,
-                        "Remote workers: ZeroMQ endpoint to serve them on");
-  AddServeFlags(rerun_cmd, &rerun.serve);
-
-  std::filesystem::path status_db;
-  bool status_cells = false;
-  imgsweep::LiveStatusFlags live;
-  CLI::App* status_cmd = app.add_subcommand(
-      "status",
-      "With --db: what a store holds (it may be in use by a running sweep): cells by state and "
-      "outcome per shard (version), the failed ones with every attempt's reason, the timed-out "
-      "ones. With --connect: asks a running coordinator for its workers (slots, versions, in "
-      "flight, done, last heard) and shards.\nExamples: imgsweep status --db imgsweep.db\n"
-      "          imgsweep status --connect tcp://farm-1:5555 [--json]");
-  CLI::Option* status_db_opt = status_cmd->add_option("--db", status_db, "RocksDB store");
-  status_cmd->add_flag("--cells", status_cells,
-                       "Also one line per cell: KEY STATE OUTCOME attempts=N [failure kinds]");
-  CLI::Option* connect_opt =
-      status_cmd->add_option("--connect", live.connect, "A running coordinator's endpoint");
-  status_db_opt->excludes(connect_opt);
-  status_cmd->add_flag("--json", live.json, "With --connect: the coordinator's JSON as it is");
-  status_cmd->add_option("--curve-secret", live.curve_secret,
-                         "With --connect to a CURVE coordinator: a key file it allows");
-  status_cmd->add_option("--coordinator-key", live.coordinator_key,
-                         "With --connect: the coordinator's public key file");
-
-  std::filesystem::path mat_db, mat_out;
-  imgsweep::MaterializeOptions mat_tree;
-  CLI::App* mat_cmd =
-      app.add_subcommand("materialize",
-                         "Rewrites the tree from the store without running anything.\n"
-                         "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
-  mat_cmd->add_option("--db", mat_db, "RocksDB store")->required();
-  mat_cmd->add_option("--out", mat_out, "Where the tree is written")->required();
-  AddTreeFlags(mat_cmd, &mat_tree);
-
-  std::filesystem::path keys_out;
-  CLI::App* keys_cmd = app.add_subcommand("keys", "CURVE keys for an authenticated fleet");
-  keys_cmd->require_subcommand(1);
-  CLI::App* keys_generate = keys_cmd->add_subcommand(
-      "generate",
-      "Writes NAME.key (both keys, mode 0600: give it to --curve-secret) and NAME.pub (the "
-      "public key: put a worker's in the coordinator's --allow-workers folder, the "
-      "coordinator's in each worker's --coordinator-key).\nExample: imgsweep keys generate "
-      "--out keys/worker-1");
-  keys_generate->add_option("--out", keys_out, "NAME: the files are NAME.key and NAME.pub")
-      ->required();
-
-  std::filesystem::path validate_out;
-  CLI::App* validate_cmd = app.add_subcommand(
-      "validate",
-      "Checks a tree on disk against the contract: every .stdout.txt as long as its meta's "
-      "stdout_bytes, every version in version-map.json and printing what its profile holds, "
-      "every profile folder holding every image, no two profiles alike. Prints each "
-      "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
-  validate_cmd->add_option("--out", validate_out, "The tree")->required();
-
-  std::filesystem::path report_db, report_out;
-  CLI::App* report_cmd = app.add_subcommand(
-      "report",
-      "Writes one self-contained HTML page (no network) of a stored sweep: per output type a "
-      "matrix of images (by format) x versions (by profile), each cell coloured by which of "
-      "its image's outputs it printed, failed and timed-out cells marked; click a cell for its "
-      "output and the diff against the previous version.\nExample: imgsweep report --db "
-      "imgsweep.db --out report.html");
-  report_cmd->add_option("--db", report_db, "RocksDB store")->required();
-  report_cmd->add_option("--out", report_out, "The HTML file to write")->required();
-
-  std::filesystem::path profiles_db;
-  imgsweep::ReportOptions report;
-  CLI::App* profiles_cmd = app.add_subcommand(
-      "profiles",
-      "Explains the profiles of a stored sweep: for each boundary between two profiles, how "
-      "many images differ, the JSON fields added or removed and short diffs; the images that "
-      "never differ; the images that alone separate two profiles.\nExample: imgsweep profiles "
-      "--db imgsweep.db --output-type map-json");
-  profiles_cmd->add_option("--db", profiles_db, "RocksDB store")->required();
-  profiles_cmd->add_option("--output-type", report.type, "Only this output type, e.g. map-json");
-  profiles_cmd->add_option("--diffs", report.diffs, "Images shown with a diff per boundary (default 3)")
-      ->check(CLI::Range(0, 1000));
-
+  std::vector<Command> commands = {AddRun(app, globals), AddCoordinator(app, globals),
+                                   AddWorker(app), AddRerun(app, globals), AddStatus(app)};
+  for (Command& c : AddOffline(app)) commands.push_back(std::move(c));
+  commands.push_back(AddKeys(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -326,60 +421,9 @@ int main(int argc, char** argv) {
     app.exit(e);
     return kExitBadInput;
   }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("imgsweep"));
-  if (log_format == "json") {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%*"})");
-    spdlog::set_formatter(std::move(formatter));
-  } else {
-    spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  SetUpLogging(globals);
+  for (const Command& c : commands) {
+    if (*c.app) return c.run();
   }
-  if (quiet) spdlog::set_level(spdlog::level::warn);
-  const imgsweep::WatchFlags watch_defaults{quiet, log_format, ""};
-  auto watch = [&](imgsweep::WatchFlags* w) {
-    w->quiet = watch_defaults.quiet;
-    w->log_format = watch_defaults.log_format;
-  };
-
-  if (*run_cmd) {
-    run.local.quiet = quiet;
-    run.local.log_format = log_format;
-    watch(&run.watch);
-    run.inputs.timeout = std::chrono::milliseconds(static_cast<long>(run_timeout * 1000));
-    return imgsweep::RunCommand(run);
-  }
-  if (*coord_cmd) {
-    if (coord.binaries.empty() && versions.empty()) {
-      std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");
-      return kExitBadInput;
-    }
-    coord.inputs.versions = SplitList(versions);
-    watch(&coord.watch);
-    coord.inputs.timeout = std::chrono::milliseconds(static_cast<long>(coord_timeout * 1000));
-    return imgsweep::CoordinatorCommand(coord);
-  }
-  if (*worker_cmd) return imgsweep::WorkerCommand(worker);
-  if (*rerun_cmd) {
-    rerun.local.quiet = quiet;
-    rerun.local.log_format = log_format;
-    watch(&rerun.serve.watch);
-    rerun.selection.shards = SplitList(rerun_shards);
-    rerun.selection.images = SplitList(rerun_images);
-    return imgsweep::RerunCommand(rerun);
-  }
-  if (*status_cmd) {
-    if (!live.connect.empty()) return imgsweep::LiveStatusCommand(live);
-    if (status_db.empty()) {
-      std::fprintf(stderr, "imgsweep: status needs --db DIR or --connect ENDPOINT\n");
-      return kExitBadInput;
-    }
-    return imgsweep::StatusCommand(status_db, status_cells);
-  }
-  if (*mat_cmd) return imgsweep::MaterializeCommand(mat_db, mat_out, mat_tree);
-  if (*validate_cmd) return imgsweep::ValidateCommand(validate_out);
-  if (*keys_generate) return imgsweep::KeysGenerateCommand(keys_out);
-  if (*profiles_cmd) return imgsweep::ProfilesCommand(profiles_db, report);
-  if (*report_cmd) return imgsweep::ReportCommand(report_db, report_out);
   return kExitOk;
 }

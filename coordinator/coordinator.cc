@@ -12,6 +12,7 @@
 #include "coordinator/result_recorder.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/stored_cells.h"
+#include "coordinator/version_digests.h"
 #include "protocol/messages.h"
 
 namespace imgsweep {
@@ -40,7 +41,7 @@ class Coordinator::Impl {
         scheduler_(&plan_),
         peers_(options_.max_rejected_frames),
         store_(store),
-        digests_(std::move(stored.digests)),
+        digests_(&plan_, store, std::move(stored.digests)),
         started_(clock->Now()),
         next_missing_report_(started_ + options_.missing_report_interval) {
     for (std::size_t i = 0; i < stored.slots.size(); ++i) {
@@ -117,7 +118,7 @@ class Coordinator::Impl {
     s.workers_lost = workers_lost_;
     s.late_results = late_results_;
     s.infra_attempts = recorder_.infra_attempts();
-    s.digest_conflicts = digest_conflicts_;
+    s.digest_conflicts = digests_.conflicts();
     s.rejections = peers_.Rejections();
     return s;
   }
@@ -241,7 +242,7 @@ class Coordinator::Impl {
     WorkerEntry entry{peer, hello.name, hello.host, hello.session, hello.slots, {}, 0,
                       last_version, clock_->Now(), {}};
     for (const VersionInfo& v : hello.versions) {
-      if (AcceptVersion(hello.name, v)) entry.versions.emplace(v.name, v);
+      if (digests_.Accept(hello.name, v)) entry.versions.emplace(v.name, v);
     }
     if (returning) {
       spdlog::info("coordinator: worker {}@{} is back; its {} leases stand", hello.name, hello.host,
@@ -255,33 +256,6 @@ class Coordinator::Impl {
     Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count()),
                        options_.liveness});
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
-  }
-
-  // Whether the worker may run `v` in this sweep: a version of the plan,
-  // with the sweep's digest (the first worker's when none is set yet).
-  bool AcceptVersion(const std::string& worker, const VersionInfo& v) {
-    if (std::find(plan_.versions().begin(), plan_.versions().end(), v.name) ==
-        plan_.versions().end()) {
-      return false;
-    }
-    auto [sweep_digest, first] = digests_.emplace(v.name, v.binary_sha256);
-    if (first) {
-      Status st = store_->PutMeta("digest/" + v.name, v.binary_sha256);
-      if (!st.ok()) spdlog::error("coordinator: cannot record the digest of {}: {}", v.name, st.message());
-      return true;
-    }
-    if (sweep_digest->second == v.binary_sha256) return true;
-    const std::string conflict = "worker " + worker + " has " + v.name + " as " + v.binary_sha256 +
-                                 ", the sweep uses " + sweep_digest->second;
-    if (std::find(digest_conflicts_.begin(), digest_conflicts_.end(), conflict) ==
-        digest_conflicts_.end()) {
-      digest_conflicts_.push_back(conflict);
-    }
-    spdlog::error("coordinator: {}: it gets none of {}'s cells, so one version's cells are "
-                  "not run by two different binaries (if its bytes are the right ones, "
-                  "`imgsweep rerun --shard {} --binary-digest {}={}`)",
-                  conflict, v.name, v.name, v.name, v.binary_sha256);
-    return false;
   }
 
   // A result counts when its worker holds the cell under that lease. One
@@ -518,8 +492,7 @@ class Coordinator::Impl {
   Scheduler scheduler_;
   PeerRegistry peers_;
   Store* const store_;
-  std::map<std::string, std::string> digests_;  // version -> the sweep's binary sha256
-  std::vector<std::string> digest_conflicts_;
+  VersionDigests digests_;
   const Clock::TimePoint started_;
   Clock::TimePoint next_missing_report_;
   Progress progress_;

@@ -202,6 +202,34 @@ void ReadCell(FieldReader& r, CellSpec* c) {
   r.Read("attempt", &c->attempt);
 }
 
+CellResult ReadResult(const msgpack::object& body, Status* error) {
+  CellResult m;
+  std::uint32_t outcome = 0;
+  std::uint32_t failure_kind = 0;
+  FieldReader r(body, "result", error);
+  r.Read("key", &m.key);
+  r.Read("attempt", &m.attempt);
+  r.Read("lease_id", &m.lease_id);
+  r.Read("outcome", &outcome);
+  r.Read("exit_code", &m.exit_code);
+  r.Read("signal", &m.signal);
+  r.Read("stdout", &m.stdout_text);
+  r.Read("stderr", &m.stderr_text);
+  r.Read("duration_us", &m.duration_us);
+  r.Read("started_unix_ms", &m.started_unix_ms);
+  r.Read("failure", &m.failure);
+  r.Read("failure_kind", &failure_kind);
+  if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
+    r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
+  }
+  if (failure_kind > static_cast<std::uint32_t>(kLastFailureKind)) {
+    r.Fail("field \"failure_kind\": unknown value " + std::to_string(failure_kind));
+  }
+  m.outcome = static_cast<Outcome>(outcome);
+  m.failure_kind = static_cast<FailureKind>(failure_kind);
+  return m;
+}
+
 Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* error) {
   switch (kind) {
     case kHello: {
@@ -240,33 +268,8 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.ReadRecords("cells", &m.cells, ReadCell);
       return m;
     }
-    case kResult: {
-      CellResult m;
-      std::uint32_t outcome = 0;
-      FieldReader r(body, "result", error);
-      r.Read("key", &m.key);
-      r.Read("attempt", &m.attempt);
-      r.Read("lease_id", &m.lease_id);
-      r.Read("outcome", &outcome);
-      r.Read("exit_code", &m.exit_code);
-      r.Read("signal", &m.signal);
-      r.Read("stdout", &m.stdout_text);
-      r.Read("stderr", &m.stderr_text);
-      r.Read("duration_us", &m.duration_us);
-      r.Read("started_unix_ms", &m.started_unix_ms);
-      r.Read("failure", &m.failure);
-      std::uint32_t failure_kind = 0;
-      r.Read("failure_kind", &failure_kind);
-      if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
-        r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
-      }
-      if (failure_kind > static_cast<std::uint32_t>(kLastFailureKind)) {
-        r.Fail("field \"failure_kind\": unknown value " + std::to_string(failure_kind));
-      }
-      m.outcome = static_cast<Outcome>(outcome);
-      m.failure_kind = static_cast<FailureKind>(failure_kind);
-      return m;
-    }
+    case kResult:
+      return ReadResult(body, error);
     case kAck: {
       Ack m;
       FieldReader(body, "ack", error).Read("keys", &m.keys);

@@ -283,30 +283,28 @@ Result<StoredSweep> LoadSweep(Store& store) {
   return sweep;
 }
 
-Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
-                                       const MaterializeOptions& options) {
-  Result<StoredSweep> loaded = LoadSweep(store);
-  if (!loaded.ok()) return loaded.status();
-  const StoredSweep& sweep = loaded.value();
-  const Plan& plan = sweep.plan;
+namespace {
 
-  MaterializeSummary summary;
+// kInvalidInput naming the first few cells without an outcome, unless the
+// user allows a partial tree; counts them in `summary` either way.
+Status CheckOutcomes(const StoredSweep& sweep, bool allow_partial, MaterializeSummary* summary) {
+  const Plan& plan = sweep.plan;
   std::string named;
   for (std::size_t i = 0; i < sweep.records.size(); ++i) {
     if (sweep.records[i]) continue;
-    if (++summary.cells_missing <= kMissingNamed) {
+    if (++summary->cells_missing <= kMissingNamed) {
       named += (named.empty() ? "" : ", ") + plan.Key(plan.Ref(i));
     }
   }
-  if (summary.cells_missing > 0 && !options.allow_partial) {
-    return Status::InvalidInput(std::to_string(summary.cells_missing) + " of " +
-                                std::to_string(plan.cell_count()) + " cells have no outcome (" +
-                                named + (summary.cells_missing > kMissingNamed ? ", ..." : "") +
-                                "); nothing written (--allow-partial writes the rest)");
-  }
+  if (summary->cells_missing == 0 || allow_partial) return Status::Ok();
+  return Status::InvalidInput(std::to_string(summary->cells_missing) + " of " +
+                              std::to_string(plan.cell_count()) + " cells have no outcome (" +
+                              named + (summary->cells_missing > kMissingNamed ? ", ..." : "") +
+                              "); nothing written (--allow-partial writes the rest)");
+}
 
-  // Every distinct output once, then the whole tree in memory as paths and
-  // contents, checked before the first write.
+// Every distinct output of the sweep once, by digest.
+Result<std::map<std::string, std::string>> ReadBlobs(Store& store, const StoredSweep& sweep) {
   std::map<std::string, std::string> blobs;
   for (const std::optional<CellRecord>& record : sweep.records) {
     if (!record) continue;
@@ -318,82 +316,120 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
       blobs.emplace(*digest, std::move(bytes).value());
     }
   }
-  std::vector<std::string> metas(plan.cell_count());
+  return blobs;
+}
+
+// What the tree will hold, in memory, before anything is written.
+struct PlannedTree {
+  std::vector<std::string> metas;  // by cell
   std::vector<PlannedFile> files;
   std::vector<TypeFiles> by_type;
   std::vector<std::string> violations;
-  for (std::size_t t = 0; t < plan.types().size(); ++t) {
-    const std::string& type = plan.types()[t].name;
-    TypeFacts facts;
-    facts.type = type;
-    for (std::size_t v = 0; v < plan.versions().size(); ++v) {
-      for (std::size_t i = 0; i < plan.images().size(); ++i) {
-        const std::size_t index = plan.Index(CellRef{t, v, i});
-        if (!sweep.records[index]) continue;
-        metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
-        const fs::path dir = fs::path(type) / plan.images()[i].format / plan.versions()[v];
-        AddCapture(dir, plan.images()[i].id, *sweep.records[index], metas[index], blobs, &files);
-      }
-    }
-    TypeFiles& written = by_type.emplace_back();
-    written.summary.type = type;
-    const StoredSweep::TypeVersions versions = sweep.Versions(t);
-    const std::vector<std::size_t>& complete = versions.complete;
-    const std::vector<std::string>& names = versions.names;
-    written.summary.left_out = versions.left_out;
-    for (std::size_t v : complete) {
-      for (std::size_t i = 0; i < plan.images().size(); ++i) {
-        const std::size_t index = plan.Index(CellRef{t, v, i});
-        facts.raw[plan.versions()[v]][plan.images()[i].id] = Facts(
-            fs::path(type) / plan.images()[i].format / plan.versions()[v] / plan.images()[i].id,
-            *sweep.records[index], blobs);
-      }
-    }
-    if (complete.empty()) continue;  // no profiles: nothing to group
-    const std::vector<Profile> profiles = GroupProfiles(names, sweep.StdoutRows(t, complete));
-    for (const Profile& p : profiles) {
-      const std::size_t earliest = complete[p.versions.front()];
-      written.profiles.push_back(p.name);
-      for (std::size_t i = 0; i < plan.images().size(); ++i) {
-        const std::size_t index = plan.Index(CellRef{t, earliest, i});
-        const fs::path dir = fs::path(type) / kProfilesFolder / p.name;
-        AddCapture(dir, plan.images()[i].id, *sweep.records[index], metas[index], blobs, &files);
-        facts.profiles[p.name][plan.images()[i].id] =
-            Facts(dir / plan.images()[i].id, *sweep.records[index], blobs);
-      }
-    }
-    written.version_map = VersionMapJson(names, profiles);
-    facts.version_map = written.version_map;
-    written.summary.profiles = profiles.size();
-    written.summary.versions = complete.size();
-    for (std::string& v : CheckType(facts)) violations.push_back(std::move(v));
-  }
-  if (!violations.empty()) {
-    std::string message = "the tree would not be valid; nothing written:";
-    for (const std::string& v : violations) message += "\n  " + v;
-    // The store disagrees with itself (or the grouping has a bug): not the
-    // user's input, so kIoError and exit 1.
-    return Status::IoError(message);
-  }
+};
 
+// One output type's raw captures, profiles and version map, added to
+// `tree` and checked as `imgsweep validate` would.
+void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::string, std::string>& blobs,
+              const MaterializeOptions& options, PlannedTree* tree) {
+  const Plan& plan = sweep.plan;
+  const std::string& type = plan.types()[t].name;
+  TypeFacts facts;
+  facts.type = type;
+  for (std::size_t v = 0; v < plan.versions().size(); ++v) {
+    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+      const std::size_t index = plan.Index(CellRef{t, v, i});
+      if (!sweep.records[index]) continue;
+      tree->metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
+      const fs::path dir = fs::path(type) / plan.images()[i].format / plan.versions()[v];
+      AddCapture(dir, plan.images()[i].id, *sweep.records[index], tree->metas[index], blobs,
+                 &tree->files);
+    }
+  }
+  TypeFiles& written = tree->by_type.emplace_back();
+  written.summary.type = type;
+  const StoredSweep::TypeVersions versions = sweep.Versions(t);
+  const std::vector<std::size_t>& complete = versions.complete;
+  written.summary.left_out = versions.left_out;
+  for (std::size_t v : complete) {
+    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+      const std::size_t index = plan.Index(CellRef{t, v, i});
+      facts.raw[plan.versions()[v]][plan.images()[i].id] = Facts(
+          fs::path(type) / plan.images()[i].format / plan.versions()[v] / plan.images()[i].id,
+          *sweep.records[index], blobs);
+    }
+  }
+  if (complete.empty()) return;  // no profiles: nothing to group
+  const std::vector<Profile> profiles = GroupProfiles(versions.names, sweep.StdoutRows(t, complete));
+  for (const Profile& p : profiles) {
+    const std::size_t earliest = complete[p.versions.front()];
+    written.profiles.push_back(p.name);
+    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+      const std::size_t index = plan.Index(CellRef{t, earliest, i});
+      const fs::path dir = fs::path(type) / kProfilesFolder / p.name;
+      AddCapture(dir, plan.images()[i].id, *sweep.records[index], tree->metas[index], blobs,
+                 &tree->files);
+      facts.profiles[p.name][plan.images()[i].id] =
+          Facts(dir / plan.images()[i].id, *sweep.records[index], blobs);
+    }
+  }
+  written.version_map = VersionMapJson(versions.names, profiles);
+  facts.version_map = written.version_map;
+  written.summary.profiles = profiles.size();
+  written.summary.versions = complete.size();
+  for (std::string& v : CheckType(facts)) tree->violations.push_back(std::move(v));
+}
+
+// Raw captures and profiles, then each type's version map, then what an
+// earlier materialisation left that no longer exists.
+Status WriteTree(const fs::path& out, const Plan& plan, PlannedTree& tree,
+                 MaterializeSummary* summary) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) return Status::FromErrno("cannot create " + out.string(), ec.value());
   TreeFolders folders(out);
-  Status wrote = WriteAll(out, files, &folders, &summary);
+  Status wrote = WriteAll(out, tree.files, &folders, summary);
   if (!wrote.ok()) return wrote;
   std::set<std::string> images;
   for (const PlannedImage& image : plan.images()) images.insert(image.id);
-  for (TypeFiles& t : by_type) {
+  for (TypeFiles& t : tree.by_type) {
     if (!t.profiles.empty()) {
       Status st = Write(out, fs::path(t.summary.type) / kVersionMapFile, t.version_map, &folders,
-                        &summary);
+                        summary);
       if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesFolder, t.profiles, images,
-                                    &summary.stale_removed);
+                                    &summary->stale_removed);
       if (!st.ok()) return st;
     }
-    summary.types.push_back(std::move(t.summary));
+    summary->types.push_back(std::move(t.summary));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
+                                       const MaterializeOptions& options) {
+  Result<StoredSweep> loaded = LoadSweep(store);
+  if (!loaded.ok()) return loaded.status();
+  const StoredSweep& sweep = loaded.value();
+  MaterializeSummary summary;
+  Status st = CheckOutcomes(sweep, options.allow_partial, &summary);
+  if (!st.ok()) return st;
+  Result<std::map<std::string, std::string>> blobs = ReadBlobs(store, sweep);
+  if (!blobs.ok()) return blobs.status();
+  PlannedTree tree;
+  tree.metas.resize(sweep.plan.cell_count());
+  for (std::size_t t = 0; t < sweep.plan.types().size(); ++t) {
+    PlanType(sweep, t, blobs.value(), options, &tree);
+  }
+  if (!tree.violations.empty()) {
+    std::string message = "the tree would not be valid; nothing written:";
+    for (const std::string& v : tree.violations) message += "\n  " + v;
+    // The store disagrees with itself (or the grouping has a bug): not the
+    // user's input, so kIoError and exit 1.
+    return Status::IoError(message);
+  }
+  st = WriteTree(out, sweep.plan, tree, &summary);
+  if (!st.ok()) return st;
   return summary;
 }
 

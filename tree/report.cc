@@ -1,5 +1,6 @@
 #include "tree/report.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -164,25 +165,31 @@ render();
 
 }  // namespace
 
-Result<std::string> RenderReport(Store& store) {
-  Result<SweepState> loaded = ReadSweepState(store);
-  if (!loaded.ok()) return loaded.status();
-  const SweepState& state = loaded.value();
-  const Plan& plan = state.plan;
+namespace {
 
-  std::map<std::string, std::size_t> blob_index;  // sha256 -> index in "blobs"
-  Json blobs = Json::array();
-  auto blob = [&](const std::string& sha) -> Result<long> {
-    auto [it, inserted] = blob_index.emplace(sha, blob_index.size());
+// Each distinct output once in the page's "blobs", by digest.
+class BlobTable {
+ public:
+  explicit BlobTable(Store* store) : store_(store) {}
+  Result<long> IndexOf(const std::string& sha) {
+    auto [it, inserted] = index_.emplace(sha, index_.size());
     if (inserted) {
-      Result<std::string> bytes = store.GetBlob(sha);
+      Result<std::string> bytes = store_->GetBlob(sha);
       if (!bytes.ok()) return bytes.status();
-      blobs.push_back(Json(bytes.value()));  // nlohmann escapes; invalid UTF-8 is replaced below
+      blobs_.push_back(Json(bytes.value()));  // nlohmann escapes; invalid UTF-8 is replaced later
     }
     return static_cast<long>(it->second);
-  };
+  }
+  Json Take() { return std::move(blobs_); }
 
-  Json data;
+ private:
+  Store* const store_;
+  std::map<std::string, std::size_t> index_;  // sha256 -> index in blobs_
+  Json blobs_ = Json::array();
+};
+
+// The images, and the formats in the order they first appear with theirs.
+void AddImages(const Plan& plan, Json* data) {
   Json images = Json::array();
   std::map<std::string, std::vector<std::size_t>> by_format;
   std::vector<std::string> format_order;
@@ -194,85 +201,87 @@ Result<std::string> RenderReport(Store& store) {
   }
   Json formats = Json::array();
   for (const std::string& f : format_order) formats.push_back({{"name", f}, {"images", by_format[f]}});
+  (*data)["images"] = images;
+  (*data)["formats"] = formats;
+}
 
-  Json types = Json::array();
-  for (std::size_t t = 0; t < plan.types().size(); ++t) {
-    const std::size_t nv = plan.versions().size(), ni = plan.images().size();
-    Json cells = Json::array();
-    std::vector<bool> complete(nv, true);
-    std::vector<std::vector<std::string>> rows(nv, std::vector<std::string>(ni));
-    for (std::size_t i = 0; i < ni; ++i) {
-      Json row = Json::array();
-      std::map<std::string, std::size_t> distinct;  // this image's outputs, in version order
-      for (std::size_t v = 0; v < nv; ++v) {
-        const CellStatus& cell = state.cells[plan.Index(CellRef{t, v, i})];
-        const CellRecord& r = cell.record;
-        Shown shown = Shown::kMissing;
-        long out = -1, err = -1;
-        long colour = 0;
-        int code = 0;
-        if (r.state == CellState::kFailed) {
-          shown = Shown::kFailed;
-        } else if (r.state == CellState::kDone && !r.attempts.empty()) {
-          const Attempt& a = r.attempts.back();
-          Result<long> o = blob(a.stdout_sha256);
-          if (!o.ok()) return o.status();
-          Result<long> e = blob(a.stderr_sha256);
-          if (!e.ok()) return e.status();
-          out = o.value();
-          err = e.value();
-          colour = static_cast<long>(distinct.emplace(a.stdout_sha256, distinct.size()).first->second);
-          rows[v][i] = a.stdout_sha256;
-          shown = a.outcome == Outcome::kExited     ? Shown::kExited
-                  : a.outcome == Outcome::kSignaled ? Shown::kSignaled
-                                                    : Shown::kTimeout;
-          code = a.outcome == Outcome::kSignaled ? a.signal : a.exit_code;
-        }
-        if (rows[v][i].empty()) complete[v] = false;
-        row.push_back({out, err, colour, static_cast<int>(shown), code});
-      }
-      cells.push_back(std::move(row));
-    }
-    // Profiles over the versions with every image; the rest shown apart.
-    std::vector<std::string> names;
-    std::vector<std::size_t> indices;
-    std::vector<std::vector<std::string>> complete_rows;
-    Json incomplete = Json::array();
+// One output type's matrix: a row per image, a cell per version; and each
+// version's stdout digests ("" where the cell has no outcome).
+struct TypeMatrix {
+  Json cells = Json::array();
+  std::vector<std::vector<std::string>> rows;  // by version, then image
+};
+
+Result<TypeMatrix> Matrix(const SweepState& state, std::size_t t, BlobTable* blobs) {
+  const Plan& plan = state.plan;
+  const std::size_t nv = plan.versions().size(), ni = plan.images().size();
+  TypeMatrix m;
+  m.rows.assign(nv, std::vector<std::string>(ni));
+  for (std::size_t i = 0; i < ni; ++i) {
+    Json row = Json::array();
+    std::map<std::string, std::size_t> distinct;  // this image's outputs, in version order
     for (std::size_t v = 0; v < nv; ++v) {
-      if (!complete[v]) {
-        incomplete.push_back(v);
-        continue;
+      const CellRecord& r = state.cells[plan.Index(CellRef{t, v, i})].record;
+      Shown shown = r.state == CellState::kFailed ? Shown::kFailed : Shown::kMissing;
+      long out = -1, err = -1, colour = 0;
+      int code = 0;
+      if (r.state == CellState::kDone && !r.attempts.empty()) {
+        const Attempt& a = r.attempts.back();
+        Result<long> o = blobs->IndexOf(a.stdout_sha256);
+        if (!o.ok()) return o.status();
+        Result<long> e = blobs->IndexOf(a.stderr_sha256);
+        if (!e.ok()) return e.status();
+        out = o.value();
+        err = e.value();
+        colour = static_cast<long>(distinct.emplace(a.stdout_sha256, distinct.size()).first->second);
+        m.rows[v][i] = a.stdout_sha256;
+        shown = a.outcome == Outcome::kExited     ? Shown::kExited
+                : a.outcome == Outcome::kSignaled ? Shown::kSignaled
+                                                  : Shown::kTimeout;
+        code = a.outcome == Outcome::kSignaled ? a.signal : a.exit_code;
       }
-      names.push_back(plan.versions()[v]);
-      indices.push_back(v);
-      complete_rows.push_back(rows[v]);
+      row.push_back({out, err, colour, static_cast<int>(shown), code});
     }
-    const ProfileAnalysis analysis =
-        names.empty() ? ProfileAnalysis{} : AnalyzeProfiles(names, complete_rows);
-    Json profiles = Json::array();
-    for (const Profile& p : analysis.profiles) {
-      Json versions = Json::array();
-      for (std::size_t k : p.versions) versions.push_back(indices[k]);
-      profiles.push_back({{"name", p.name}, {"versions", versions}});
-    }
-    if (!incomplete.empty()) profiles.push_back({{"name", nullptr}, {"versions", incomplete}});
-    Json boundaries = Json::array();
-    for (const ProfileAnalysis::Boundary& b : analysis.boundaries) {
-      boundaries.push_back(
-          {{"from", indices[b.from]}, {"to", indices[b.to]}, {"differ", b.images.size()}});
-    }
-    Json versions = Json::array();
-    for (const std::string& v : plan.versions()) versions.push_back(v);
-    types.push_back({{"name", plan.types()[t].name},
-                     {"versions", versions},
-                     {"profiles", profiles},
-                     {"boundaries", boundaries},
-                     {"cells", cells}});
+    m.cells.push_back(std::move(row));
   }
-  data["images"] = images;
-  data["formats"] = formats;
-  data["types"] = types;
-  data["blobs"] = blobs;
+  return m;
+}
+
+// Profiles over the versions with every image, the rest shown apart, and
+// the boundaries between profiles.
+void AddProfiles(const Plan& plan, const TypeMatrix& m, Json* type) {
+  std::vector<std::string> names;
+  std::vector<std::size_t> indices;
+  std::vector<std::vector<std::string>> complete_rows;
+  Json incomplete = Json::array();
+  for (std::size_t v = 0; v < m.rows.size(); ++v) {
+    if (std::find(m.rows[v].begin(), m.rows[v].end(), std::string()) != m.rows[v].end()) {
+      incomplete.push_back(v);
+      continue;
+    }
+    names.push_back(plan.versions()[v]);
+    indices.push_back(v);
+    complete_rows.push_back(m.rows[v]);
+  }
+  const ProfileAnalysis analysis =
+      names.empty() ? ProfileAnalysis{} : AnalyzeProfiles(names, complete_rows);
+  Json profiles = Json::array();
+  for (const Profile& p : analysis.profiles) {
+    Json versions = Json::array();
+    for (std::size_t k : p.versions) versions.push_back(indices[k]);
+    profiles.push_back({{"name", p.name}, {"versions", versions}});
+  }
+  if (!incomplete.empty()) profiles.push_back({{"name", nullptr}, {"versions", incomplete}});
+  Json boundaries = Json::array();
+  for (const ProfileAnalysis::Boundary& b : analysis.boundaries) {
+    boundaries.push_back({{"from", indices[b.from]}, {"to", indices[b.to]}, {"differ", b.images.size()}});
+  }
+  (*type)["profiles"] = profiles;
+  (*type)["boundaries"] = boundaries;
+}
+
+// The page with `data` inside its script.
+std::string Page(const Json& data) {
   // Outputs are bytes; a byte that is not UTF-8 becomes U+FFFD on the page.
   std::string text = data.dump(-1, ' ', false, Json::error_handler_t::replace);
   // Inside <script>, "</" could end the element: JSON allows "<\/".
@@ -285,6 +294,32 @@ Result<std::string> RenderReport(Store& store) {
   std::string page = kPage;
   page.replace(page.find("@DATA@"), 6, safe);
   return page;
+}
+
+}  // namespace
+
+Result<std::string> RenderReport(Store& store) {
+  Result<SweepState> loaded = ReadSweepState(store);
+  if (!loaded.ok()) return loaded.status();
+  const SweepState& state = loaded.value();
+  const Plan& plan = state.plan;
+  BlobTable blobs(&store);
+  Json data;
+  AddImages(plan, &data);
+  Json versions = Json::array();
+  for (const std::string& v : plan.versions()) versions.push_back(v);
+  Json types = Json::array();
+  for (std::size_t t = 0; t < plan.types().size(); ++t) {
+    Result<TypeMatrix> m = Matrix(state, t, &blobs);
+    if (!m.ok()) return m.status();
+    Json type = {{"name", plan.types()[t].name}, {"versions", versions}};
+    AddProfiles(plan, m.value(), &type);
+    type["cells"] = std::move(m.value().cells);
+    types.push_back(std::move(type));
+  }
+  data["types"] = types;
+  data["blobs"] = blobs.Take();
+  return Page(data);
 }
 
 }  // namespace imgsweep

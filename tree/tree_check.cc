@@ -75,26 +75,16 @@ std::vector<std::string> Row(const CapturesByImage& captures,
   return row;
 }
 
-void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& versions,
-                     const std::set<std::string>& images, std::vector<std::string>* out) {
-  const std::string where = f.type + "/" + std::string(kVersionMapFile);
-  if (!f.version_map) {
-    out->push_back(where + ": missing");
-    return;
-  }
-  Result<VersionMap> parsed = ParseVersionMap(*f.version_map);
-  if (!parsed.ok()) {
-    out->push_back(where + ": " + parsed.status().message());
-    return;
-  }
-  const VersionMap& map = parsed.value();
-  std::map<std::string, std::string> to_profile(map.version_to_profile.begin(),
-                                                map.version_to_profile.end());
-  std::map<std::string, std::string> earliest(map.profiles.begin(), map.profiles.end());
-
+// version_to_profile: version names with captures, in order, every version
+// of the sweep listed, each mapping to a listed profile.
+void CheckVersionList(const TypeFacts& f, const VersionMap& map, const std::vector<std::string>& versions,
+                      const std::string& where, std::vector<std::string>* out) {
+  std::set<std::string> mapped, profiles;
+  for (const auto& [name, v] : map.profiles) profiles.insert(name);
   std::vector<std::string> listed;
-  for (const auto& [v, unused] : map.version_to_profile) {
+  for (const auto& [v, name] : map.version_to_profile) {
     listed.push_back(v);
+    mapped.insert(v);
     if (!IsVersionName(v)) {
       out->push_back(where + ": \"" + v + "\" in version_to_profile is not a version name");
     } else if (f.raw.count(v) == 0) {
@@ -105,11 +95,22 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
     out->push_back(where + ": version_to_profile is not in ascending version order (" + b + ")");
   }
   for (const std::string& v : versions) {
-    if (to_profile.count(v) == 0) {
-      out->push_back(where + ": version " + v + " is not in version_to_profile");
+    if (mapped.count(v) == 0) out->push_back(where + ": version " + v + " is not in version_to_profile");
+  }
+  for (const auto& [v, name] : map.version_to_profile) {
+    if (profiles.count(name) == 0) {
+      out->push_back(where + ": version " + v + " maps to " + name + ", which is not in \"profiles\"");
     }
   }
+}
 
+// profiles: each named after its earliest version, which maps to it, none
+// holding an earlier one, in order, each with its folder and no folder
+// without an entry.
+void CheckProfileList(const TypeFacts& f, const VersionMap& map, const std::string& where,
+                      std::vector<std::string>* out) {
+  const std::map<std::string, std::string> to_profile(map.version_to_profile.begin(),
+                                                      map.version_to_profile.end());
   std::vector<std::string> firsts;
   for (const auto& [name, v] : map.profiles) {
     firsts.push_back(v);
@@ -139,20 +140,21 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
   if (std::string b = OrderBreak(firsts); !b.empty()) {
     out->push_back(where + ": profiles are not in ascending version order (" + b + ")");
   }
-  for (const auto& [v, name] : map.version_to_profile) {
-    if (earliest.count(name) == 0) {
-      out->push_back(where + ": version " + v + " maps to " + name +
-                     ", which is not in \"profiles\"");
-    }
-  }
+  const std::map<std::string, std::string> earliest(map.profiles.begin(), map.profiles.end());
   for (const auto& [name, unused] : f.profiles) {
     if (earliest.count(name) == 0) {
       out->push_back(f.type + "/" + std::string(kProfilesFolder) + "/" + name +
                      ": not in version-map.json");
     }
   }
+}
 
-  // Each version prints what its profile holds, image for image.
+// Each version prints what its profile holds, image for image.
+void CheckProfileOutputs(const TypeFacts& f, const VersionMap& map,
+                         const std::vector<std::string>& versions, const std::set<std::string>& images,
+                         const std::string& where, std::vector<std::string>* out) {
+  const std::map<std::string, std::string> to_profile(map.version_to_profile.begin(),
+                                                      map.version_to_profile.end());
   for (const std::string& v : versions) {
     auto mapped = to_profile.find(v);
     if (mapped == to_profile.end()) continue;
@@ -170,6 +172,23 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
       }
     }
   }
+}
+
+void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& versions,
+                     const std::set<std::string>& images, std::vector<std::string>* out) {
+  const std::string where = f.type + "/" + std::string(kVersionMapFile);
+  if (!f.version_map) {
+    out->push_back(where + ": missing");
+    return;
+  }
+  Result<VersionMap> parsed = ParseVersionMap(*f.version_map);
+  if (!parsed.ok()) {
+    out->push_back(where + ": " + parsed.status().message());
+    return;
+  }
+  CheckVersionList(f, parsed.value(), versions, where, out);
+  CheckProfileList(f, parsed.value(), where, out);
+  CheckProfileOutputs(f, parsed.value(), versions, images, where, out);
 }
 
 // Reads a whole file; false when it cannot be read.
