@@ -39,6 +39,25 @@ bool SendOn(DealerSocket& socket, const std::string& frame) {
   return false;
 }
 
+// The next frame, up to kReplyWait. Receive also returns early, empty,
+// when the socket's handshake completes: that is no answer yet, so it
+// waits on (a late handshake event under a sanitizer once read as "no
+// answer to hello").
+std::optional<std::string> AwaitFrame(DealerSocket& socket) {
+  const auto deadline = std::chrono::steady_clock::now() + kReplyWait;
+  for (auto now = std::chrono::steady_clock::now(); now < deadline;
+       now = std::chrono::steady_clock::now()) {
+    Result<std::optional<std::string>> frame =
+        socket.Receive(std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
+    if (!frame.ok()) {
+      std::fprintf(stderr, "rogue_peer: %s\n", frame.status().message().c_str());
+      return std::nullopt;
+    }
+    if (frame.value()) return frame.value();
+  }
+  return std::nullopt;
+}
+
 int Main(const std::string& endpoint, const std::string& keys_file, std::size_t max_frame) {
   Context context;
   auto connect = [&]() { return std::move(DealerSocket::Connect(context, endpoint)).value(); };
@@ -55,9 +74,9 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
   // Forged results, after a hello that earns a welcome and no work.
   auto forger = connect();
   if (!SendOn(*forger, Encode(Hello{"rogue", "rogue-host", 1, {}, ""}))) return 1;
-  Result<std::optional<std::string>> reply = forger->Receive(kReplyWait);
-  if (!reply.ok() || !reply.value()) {
-    std::fprintf(stderr, "rogue_peer: no answer to hello\n");
+  if (!AwaitFrame(*forger)) {
+    std::fprintf(stderr, "rogue_peer: no answer to hello within %lld s\n",
+                 static_cast<long long>(kReplyWait.count()));
     return 1;
   }
   std::ifstream keys(keys_file);
