@@ -94,13 +94,7 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
       return true;
     }
     slot.round_start = slot.attempts;  // a new round: the attempt limit counts from here
-    if (record.state == CellState::kDone) {
-      CellWrite& write = reopened.emplace_back();
-      write.key = std::string(key);
-      write.record = record;
-      write.record.state = CellState::kPending;
-      write.record.round_start = slot.round_start;
-    }
+    if (record.state == CellState::kDone) reopened.push_back(Reopened(key, record));
     return true;
   });
   if (!st.ok()) return st;

@@ -13,6 +13,15 @@
 
 namespace imgsweep {
 
+CellWrite Reopened(std::string_view key, const CellRecord& record) {
+  CellWrite write;
+  write.key = std::string(key);
+  write.record = record;
+  write.record.state = CellState::kPending;
+  write.record.round_start = static_cast<std::uint32_t>(record.attempts.size());
+  return write;
+}
+
 bool OutcomeCounts::Add(const CellRecord& record) {
   if (record.state == CellState::kPending) return false;
   if (record.state == CellState::kFailed || record.attempts.empty()) {

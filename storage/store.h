@@ -91,6 +91,11 @@ struct CellWrite {
   std::vector<Blob> blobs;
 };
 
+// The write that puts a closed cell back in the queue for a new round:
+// pending, keeping every attempt, the attempt limit counting from the next
+// one. `imgsweep rerun` and a start whose inputs changed both use it.
+CellWrite Reopened(std::string_view key, const CellRecord& record);
+
 class Store {
  public:
   // kReadOnly: a snapshot as of the open, even while another process has

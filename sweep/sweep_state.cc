@@ -271,12 +271,7 @@ Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelec
         std::find(selection.images.begin(), selection.images.end(),
                   plan.images()[ref.image].id) != selection.images.end();
     if (!chosen) return true;
-    CellWrite write;
-    write.key = std::string(key);
-    write.record = record;
-    write.record.state = CellState::kPending;
-    write.record.round_start = static_cast<std::uint32_t>(record.attempts.size());
-    writes.push_back(std::move(write));
+    writes.push_back(Reopened(key, record));
     return true;
   });
   if (!st.ok()) return st;
