@@ -48,7 +48,7 @@ std::string HostName() {
 unsigned Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 void PrintSummary(const SweepSummary& s, double seconds) {
-  const std::size_t closed = s.exited_zero + s.exited_nonzero + s.signaled + s.timeout + s.failed;
+  const std::size_t closed = s.closed();
   std::printf(
       "imgsweep: %zu cells: %zu exited 0, %zu exited non-zero, %zu signaled, %zu timed out, "
       "%zu failed; %zu run now, %zu already stored; %.1f s\n",

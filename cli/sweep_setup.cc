@@ -27,27 +27,60 @@ int Fail(const Status& status) {
   }
 }
 
+namespace {
+
+// Every swept image is in the testdata; one whose manifest entry has no
+// sha256 gets the digest of this copy, said in the log.
+Status CheckTestdata(const fs::path& testdata, Manifest* manifest) {
+  std::error_code ec;
+  if (!fs::is_directory(testdata, ec)) {
+    return Status::NotFound("testdata " + testdata.string() + ": no such directory");
+  }
+  const fs::path root = fs::canonical(testdata, ec);
+  for (const ImageEntry& image : manifest->SafeTier()) {
+    const std::string where = "testdata " + testdata.string() + ": image \"" + image.id + "\": ";
+    Result<fs::path> real = ResolveInsideRoot(root, image.path);
+    if (real.status().code() == StatusCode::kInvalidInput) {
+      return Status::InvalidInput(where + real.status().message());
+    }
+    if (!real.ok() || !fs::is_regular_file(real.value(), ec)) {
+      return Status::NotFound(where + image.path + " is not there");
+    }
+    if (!image.sha256.empty()) continue;
+    Result<std::string> digest = Sha256File(real.value());
+    if (!digest.ok()) return digest.status();
+    spdlog::info("manifest: image \"{}\" has no sha256; using {}, this host's copy's ({})",
+                 image.id, digest.value(), image.path);
+    Status st = manifest->SetDigest(image.id, digest.value());
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+// kInvalidInput naming the first swept entry without a sha256 (a sweep
+// without a copy of the testdata cannot compute one).
+Status RequireDigests(const fs::path& source, const Manifest& manifest) {
+  const std::vector<ImageEntry>& all = manifest.images();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (!InSafeTier(all[i]) || !all[i].sha256.empty()) continue;
+    return Status::InvalidInput(source.string() + ": images[" + std::to_string(i) + "] (\"" +
+                                all[i].id + "\"): field \"sha256\": missing, and this sweep has "
+                                "no copy of the testdata to compute it from");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
   Result<Manifest> manifest = Manifest::Load(inputs.manifest);
   if (!manifest.ok()) return manifest.status();
   if (!inputs.testdata.empty()) {
-    std::error_code ec;
-    if (!fs::is_directory(inputs.testdata, ec)) {
-      return Status::NotFound("testdata " + inputs.testdata.string() + ": no such directory");
-    }
-    const fs::path root = fs::canonical(inputs.testdata, ec);
-    for (const ImageEntry& image : manifest.value().SafeTier()) {
-      const std::string where = "testdata " + inputs.testdata.string() + ": image \"" + image.id +
-                                "\": ";
-      Result<fs::path> real = ResolveInsideRoot(root, image.path);
-      if (real.status().code() == StatusCode::kInvalidInput) {
-        return Status::InvalidInput(where + real.status().message());
-      }
-      if (!real.ok() || !fs::is_regular_file(real.value(), ec)) {
-        return Status::NotFound(where + image.path + " is not there");
-      }
-    }
+    Status st = CheckTestdata(inputs.testdata, &manifest.value());
+    if (!st.ok()) return st;
   }
+  Status st = RequireDigests(inputs.manifest, manifest.value());
+  if (!st.ok()) return st;
   Result<Plan> plan = Plan::Make(manifest.value(), inputs.versions, inputs.timeout);
   if (!plan.ok()) return plan.status();
 

@@ -68,40 +68,14 @@ Status CheckPath(const std::string& path, const EntryErrors& errors) {
   return errors.Field("path", Quoted(path) + " leaves the testdata root (\"..\")");
 }
 
-Result<ImageEntry> ParseEntry(const json& entry, const EntryErrors& errors_in) {
-  EntryErrors errors = errors_in;
-  if (!entry.is_object()) {
-    return errors.Entry(std::string("must be an object, not ") + entry.type_name());
-  }
-  ImageEntry image;
-  image.raw_json = entry.dump();
-
+// What decides whether an entry is swept: its id (for messages and
+// duplicates), safety and skip_qemu_img. Checked on every entry.
+Status ParseTier(const json& entry, EntryErrors& errors, ImageEntry* image) {
   Result<std::string> id = RequiredString(entry, "id", errors);
   if (!id.ok()) return id.status();
-  if (!IsSafeName(id.value())) {
-    return errors.Field(
-        "id", Quoted(id.value()) + " is not a safe name ([A-Za-z0-9._-], not \".\" or \"..\")");
-  }
-  image.id = id.value();
-  errors.set_id(image.id);
-
-  Result<std::string> path = RequiredString(entry, "path", errors);
-  if (!path.ok()) return path.status();
-  if (Status s = CheckPath(path.value(), errors); !s.ok()) return s;
-  image.path = path.value();
-
-  Result<std::string> format = RequiredString(entry, "format", errors);
-  if (!format.ok()) return format.status();
-  image.format = format.value();
-  std::transform(image.format.begin(), image.format.end(), image.format.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  const auto& known = KnownFormats();
-  if (std::find(known.begin(), known.end(), image.format) == known.end()) {
-    std::string list;
-    for (const auto& f : known) list += (list.empty() ? "" : ", ") + f;
-    return errors.Field("format",
-                        "unknown format " + Quoted(format.value()) + " (known: " + list + ")");
-  }
+  image->id = id.value();
+  // An id that is not a safe name is named only in its own field's error.
+  if (IsSafeName(image->id)) errors.set_id(image->id);
 
   Result<std::string> safety = RequiredString(entry, "safety", errors);
   if (!safety.ok()) return safety.status();
@@ -114,24 +88,70 @@ Result<ImageEntry> ParseEntry(const json& entry, const EntryErrors& errors_in) {
     return errors.Field(
         "safety", Quoted(safety.value()) + " is not one of \"safe\", \"malformed\", \"malicious\"");
   }
-  image.safety = safety_it->second;
+  image->safety = safety_it->second;
 
   if (auto skip = entry.find("skip_qemu_img"); skip != entry.end()) {
     if (!skip->is_boolean()) {
       return errors.Field("skip_qemu_img",
                           std::string("must be true or false, not ") + skip->type_name());
     }
-    image.skip_qemu_img = skip->get<bool>();
+    image->skip_qemu_img = skip->get<bool>();
+  }
+  return Status::Ok();
+}
+
+// What a swept entry needs: an id that is a file name, a path inside the
+// root, a format the sweep buckets (kept as written: it names the folder),
+// and a sha256 when the manifest gives one.
+Status ParseSwept(const json& entry, const EntryErrors& errors, ImageEntry* image) {
+  if (!IsSafeName(image->id)) {
+    return errors.Field(
+        "id", Quoted(image->id) + " is not a safe name ([A-Za-z0-9._-], not \".\" or \"..\")");
+  }
+  Result<std::string> path = RequiredString(entry, "path", errors);
+  if (!path.ok()) return path.status();
+  if (Status s = CheckPath(path.value(), errors); !s.ok()) return s;
+  image->path = path.value();
+
+  Result<std::string> format = RequiredString(entry, "format", errors);
+  if (!format.ok()) return format.status();
+  image->format = format.value();
+  std::string driver = image->format;
+  std::transform(driver.begin(), driver.end(), driver.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  const auto& known = KnownFormats();
+  if (!IsSafeName(image->format) || std::find(known.begin(), known.end(), driver) == known.end()) {
+    std::string list;
+    for (const auto& f : known) list += (list.empty() ? "" : ", ") + f;
+    return errors.Field("format",
+                        "unknown format " + Quoted(format.value()) + " (known: " + list + ")");
   }
 
+  if (entry.find("sha256") == entry.end()) return Status::Ok();  // computed by the sweep, if it can
   Result<std::string> sha = RequiredString(entry, "sha256", errors);
   if (!sha.ok()) return sha.status();
-  image.sha256 = sha.value();
-  std::transform(image.sha256.begin(), image.sha256.end(), image.sha256.begin(),
+  image->sha256 = sha.value();
+  std::transform(image->sha256.begin(), image->sha256.end(), image->sha256.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  if (!IsSha256Hex(image.sha256)) {
+  if (!IsSha256Hex(image->sha256)) {
     return errors.Field("sha256", Quoted(sha.value()) + " is not 64 hex digits");
   }
+  return Status::Ok();
+}
+
+// Entries outside the safe tier are kept as given and not looked at
+// further: their files may be absent, their sha256 missing, their format
+// one no sweep knows.
+Result<ImageEntry> ParseEntry(const json& entry, const EntryErrors& errors_in) {
+  EntryErrors errors = errors_in;
+  if (!entry.is_object()) {
+    return errors.Entry(std::string("must be an object, not ") + entry.type_name());
+  }
+  ImageEntry image;
+  image.raw_json = entry.dump();
+  Status st = ParseTier(entry, errors, &image);
+  if (st.ok() && InSafeTier(image)) st = ParseSwept(entry, errors, &image);
+  if (!st.ok()) return st;
   return image;
 }
 
@@ -193,12 +213,8 @@ Result<Manifest> Manifest::Parse(std::string_view json_text, std::string_view so
   if (!document.is_object()) {
     return Status::InvalidInput(where + ": must be a JSON object, not " + document.type_name());
   }
-  if (auto version = document.find("version"); version != document.end()) {
-    if (!version->is_number_integer() || version->get<int64_t>() != 1) {
-      return Status::InvalidInput(where + ": manifest \"version\" " + version->dump() +
-                                  " is not supported (this imgsweep reads version 1)");
-    }
-  }
+  // The top-level "version" is the consumers' own (1, "1.0.0", ...): kept
+  // unread, like every field the sweep does not use.
   auto images = document.find("images");
   if (images == document.end()) return Status::InvalidInput(where + ": field \"images\": missing");
   if (!images->is_array()) {
@@ -236,6 +252,16 @@ Result<Manifest> Manifest::Load(const std::filesystem::path& file) {
   text << in.rdbuf();
   if (in.bad()) return Status::FromErrno("read manifest " + file.string(), errno);
   return Parse(text.str(), file.string());
+}
+
+Status Manifest::SetDigest(std::string_view id, std::string sha256) {
+  if (!IsSha256Hex(sha256)) return Status::InvalidInput("not a sha256: " + sha256);
+  for (ImageEntry& image : images_) {
+    if (image.id != id) continue;
+    image.sha256 = std::move(sha256);
+    return Status::Ok();
+  }
+  return Status::NotFound("no image \"" + std::string(id) + "\" in the manifest");
 }
 
 std::vector<ImageEntry> Manifest::SafeTier() const {

@@ -1,8 +1,11 @@
 // The image manifest (manifest.json): which images a sweep runs over.
 // See the baseline tree contract for the format. Everything in it comes from
-// outside, so Parse checks every field it uses and names the entry and field
-// of the first problem; fields it does not use are kept, never refused.
-// Thread-safety: a parsed Manifest is immutable and safe to share.
+// outside, so Parse checks every field a sweep uses and names the entry and
+// field of the first problem. Only the safe tier is swept, so only its
+// entries are checked beyond what decides the tier (id, safety,
+// skip_qemu_img); the others are kept as given. Fields a sweep does not use,
+// the top-level "version" among them, are kept, never refused.
+// Thread-safety: a Manifest is safe to share once SetDigest is done with.
 #ifndef IMGSWEEP_PROTOCOL_MANIFEST_H_
 #define IMGSWEEP_PROTOCOL_MANIFEST_H_
 
@@ -20,10 +23,10 @@ enum class Safety { kSafe, kMalformed, kMalicious };
 struct ImageEntry {
   std::string id;      // [A-Za-z0-9._-]+, not "." or "..": safe as a file name
   std::string path;    // relative to the testdata root, no ".." component
-  std::string format;  // a qemu driver name, lower-cased: the tree's bucket
+  std::string format;  // as written: the tree's bucket; a qemu driver name in any case
   Safety safety = Safety::kSafe;
   bool skip_qemu_img = false;
-  std::string sha256;    // 64 lower-case hex digits
+  std::string sha256;    // 64 lower-case hex digits; empty when the manifest gives none
   std::string raw_json;  // the whole entry as given, unknown fields included
 };
 
@@ -59,6 +62,9 @@ class Manifest {
   const std::vector<ImageEntry>& images() const { return images_; }
   // The safe-tier entries, in manifest order.
   std::vector<ImageEntry> SafeTier() const;
+  // Gives the entry the sha256 a sweep computed from its own copy, for an
+  // entry whose manifest gave none. Call before sharing the manifest.
+  Status SetDigest(std::string_view id, std::string sha256);
 
  private:
   std::vector<ImageEntry> images_;

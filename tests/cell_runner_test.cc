@@ -296,16 +296,24 @@ class ScriptedLauncher final : public ProcessLauncher {
   RunOutput output_;
 };
 
+// `cell` run by a CellRunner over the binaries tree `bin` whose processes
+// `launcher` plays.
+CellResult RunScripted(const ScriptedLauncher& launcher,
+                       const std::filesystem::path& bin, const std::filesystem::path& root,
+                       const CellSpec& cell) {
+  Result<std::vector<InstalledVersion>> v = DiscoverBinaries(bin, milliseconds(20'000));
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  CellRunner runner(root, v.ok() ? v.value() : std::vector<InstalledVersion>{}, milliseconds(200),
+                    CellRunner::kDefaultOutputLimit, &launcher);
+  return runner.Run(cell);
+}
+
 TEST_F(CellRunnerTest, ALoaderThatCannotStartTheBinaryIsTheHostsFailureNotABaseline) {
   RunOutput out;
   out.exit_code = 127;
   out.stderr_text = "error while loading shared libraries: libaio.so.1\nmore\n";
   ScriptedLauncher launcher(out);
-  Result<std::vector<InstalledVersion>> v =
-      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
-  ASSERT_TRUE(v.ok());
-  CellRunner runner(root_, v.value(), milliseconds(200), CellRunner::kDefaultOutputLimit, &launcher);
-  const CellResult r = runner.Run(Cell());
+  const CellResult r = RunScripted(launcher, dir_.path() / "bin", root_, Cell());
   EXPECT_EQ(r.outcome, Outcome::kInfraFailure);
   EXPECT_EQ(r.failure_kind, FailureKind::kBinaryUnrunnable);
   EXPECT_NE(r.failure.find("exited 127: error while loading shared libraries: libaio.so.1"),
@@ -323,11 +331,7 @@ TEST_F(CellRunnerTest, AnExit127ThatPrintedItsOutputIsTheCellsOwn) {
   out.exit_code = 127;
   out.stdout_text = "Offset          Length          Mapped to       File\n";
   ScriptedLauncher launcher(out);
-  Result<std::vector<InstalledVersion>> v =
-      DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
-  ASSERT_TRUE(v.ok());
-  CellRunner runner(root_, v.value(), milliseconds(200), CellRunner::kDefaultOutputLimit, &launcher);
-  const CellResult r = runner.Run(Cell());
+  const CellResult r = RunScripted(launcher, dir_.path() / "bin", root_, Cell());
   EXPECT_EQ(r.outcome, Outcome::kExited);
   EXPECT_EQ(r.exit_code, 127);
 }

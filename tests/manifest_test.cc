@@ -38,15 +38,54 @@ TEST(Manifest, ParsesEntriesAndKeepsUnknownFields) {
   EXPECT_NE(e.raw_json.find(R"("future":{"k":1})"), std::string::npos) << e.raw_json;
 }
 
-TEST(Manifest, LowerCasesFormatAndDigest) {
+TEST(Manifest, KeepsTheFormatAsWrittenAndLowerCasesTheDigest) {
   std::string text =
       ManifestJson(R"({"id": "a", "path": "a.img", "format": "QCOW2", "safety": "safe",
                                   "sha256": ")" +
                    std::string(64, 'A') + "\"}");
   Result<Manifest> m = Manifest::Parse(text, "m.json");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  EXPECT_EQ(m.value().images()[0].format, "qcow2");
+  EXPECT_EQ(m.value().images()[0].format, "QCOW2");  // the bucket folder, as the consumers build it
   EXPECT_EQ(m.value().images()[0].sha256, kSha);
+}
+
+// The shapes of the consumers' own manifest (tests/manifest.json).
+TEST(Manifest, TakesTheConsumersManifestAsItIs) {
+  const std::string text = R"({"$schema": "./manifest.schema.json", "title": "instar test images",
+    "version": "1.0.0", "description": "d", "images": [
+    {"id": "cirros-qcow2", "path": "downloaded/cirros/cirros-0.6.3-x86_64-disk.img",
+     "format": "qcow2", "safety": "safe", "run_in_ci": true, "tags": ["qcow2"],
+     "sha256": ")" + kSha + R"("},
+    {"id": "vda", "path": "downloaded/shakenfist/vda", "format": "raw", "safety": "safe",
+     "sha256": ")" + std::string(64, 'b') + R"(", "generated_by": "scripts/x.sh"},
+    {"id": "vda-copy", "path": "downloaded/shakenfist/copy/vda", "format": "raw",
+     "safety": "safe", "sha256": ")" + std::string(64, 'b') + R"("},
+    {"id": "luks-basic", "path": "generated/luks.img", "format": "luks", "safety": "safe",
+     "skip_qemu_img": true, "passphrase": "secret", "data_file": "x"},
+    {"id": "iso-boot", "path": "downloaded/boot.iso", "format": "iso", "safety": "malformed"},
+    {"id": "cve-vhd", "path": "../outside/evil.vhd", "format": "vhd", "safety": "malicious",
+     "cve_references": ["CVE-2015-7549"], "unsafe_quirks_required": ["x"],
+     "expected_error": "Image is corrupt", "instar_unsupported": true}]})";
+  Result<Manifest> m = Manifest::Parse(text, "m.json");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m.value().images().size(), 6u);
+  const std::vector<ImageEntry> tier = m.value().SafeTier();
+  ASSERT_EQ(tier.size(), 3u);
+  EXPECT_EQ(tier[1].path, "downloaded/shakenfist/vda");  // no extension
+  EXPECT_EQ(tier[1].sha256, tier[2].sha256);              // the same bytes under two ids
+  EXPECT_NE(m.value().images()[5].raw_json.find("CVE-2015-7549"), std::string::npos);
+}
+
+TEST(Manifest, LeavesASweptEntryWithoutDigestForTheSweepToCompute) {
+  Result<Manifest> m = Manifest::Parse(
+      ManifestJson(R"({"id": "a", "path": "a.img", "format": "raw", "safety": "safe"})"), "m.json");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m.value().images()[0].sha256, "");
+  Manifest manifest = m.value();
+  EXPECT_EQ(manifest.SetDigest("a", "nope").code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(manifest.SetDigest("b", kSha).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(manifest.SetDigest("a", kSha).ok());
+  EXPECT_EQ(manifest.SafeTier()[0].sha256, kSha);
 }
 
 TEST(Manifest, SafeTierExcludesMalformedMaliciousAndSkipped) {
@@ -71,6 +110,12 @@ TEST(Manifest, ErrorsNameTheEntryAndField) {
             R"(m.json: images[1] ("a"): field "id": duplicate of images[0])");
   EXPECT_EQ(ErrorOf(ManifestJson(R"({"path": "x", "format": "raw"})")),
             R"(m.json: images[0]: field "id": missing)");
+  EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": "q", "path": "x", "format": "raw"})")),
+            R"(m.json: images[0] ("q"): field "safety": missing)");
+  EXPECT_EQ(
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "q", "format": "raw/x", "safety": "safe"})")),
+      R"(m.json: images[0] ("q"): field "format": unknown format "raw/x" )"
+      R"((known: raw, qcow2, qcow, vmdk, vpc, vhdx, qed, vdi))");
   EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": 5})")),
             R"(m.json: images[0]: field "id": must be a string, not number)");
   EXPECT_EQ(
@@ -90,19 +135,19 @@ TEST(Manifest, ErrorsNameTheEntryAndField) {
 
 TEST(Manifest, RefusesPathsThatLeaveTheTestdataRoot) {
   EXPECT_EQ(
-      ErrorOf(ManifestJson(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw"})")),
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "images/../../etc/passwd", "format": "raw", "safety": "safe"})")),
       R"(m.json: images[0] ("q"): field "path": "images/../../etc/passwd" leaves the testdata root (".."))");
   EXPECT_EQ(
-      ErrorOf(ManifestJson(R"({"id": "q", "path": "/etc/passwd", "format": "raw"})")),
+      ErrorOf(ManifestJson(R"({"id": "q", "path": "/etc/passwd", "format": "raw", "safety": "safe"})")),
       R"(m.json: images[0] ("q"): field "path": "/etc/passwd" is absolute; it must be relative to the testdata root)");
-  EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": "q", "path": "", "format": "raw"})")),
+  EXPECT_EQ(ErrorOf(ManifestJson(R"({"id": "q", "path": "", "format": "raw", "safety": "safe"})")),
             R"(m.json: images[0] ("q"): field "path": is empty)");
 }
 
 TEST(Manifest, RefusesIdsThatAreNotSafeFileNames) {
   for (const char* id : {"../../etc/x", "a/b", "..", ".", "", "a b"}) {
     std::string message =
-        ErrorOf(ManifestJson(R"({"id": ")" + std::string(id) + R"(", "path": "x"})"));
+        ErrorOf(ManifestJson(R"({"id": ")" + std::string(id) + R"(", "path": "x", "safety": "safe"})"));
     EXPECT_NE(message.find(R"(field "id": )"), std::string::npos) << id << ": " << message;
     EXPECT_NE(message.find("is not a safe name"), std::string::npos) << id << ": " << message;
   }
@@ -116,8 +161,8 @@ TEST(Manifest, RefusesDocumentsThatAreNotManifests) {
   EXPECT_EQ(ErrorOf("{}"), R"(m.json: field "images": missing)");
   EXPECT_EQ(ErrorOf(R"({"images": {}})"),
             R"(m.json: field "images": must be an array, not object)");
-  EXPECT_EQ(ErrorOf(R"({"version": 2, "images": []})"),
-            R"(m.json: manifest "version" 2 is not supported (this imgsweep reads version 1))");
+  EXPECT_EQ(ErrorOf(R"({"version": "1.0.0", "images": [{"id": "a", "safety": "safe"}]})"),
+            R"(m.json: images[0] ("a"): field "path": missing)");
 }
 
 TEST(Manifest, LoadNamesAMissingFile) {

@@ -143,7 +143,7 @@ Status Session::Welcomed(const Welcome& welcome, std::size_t held) {
   return Send(Encode(Credit{static_cast<std::uint32_t>(options_.capacity - held)}));
 }
 
-Status Session::OnResults(std::vector<CellResult> done) {
+Status Session::OnResults(const std::vector<CellResult>& done) {
   const bool welcomed = state_ == State::kWelcomed;
   for (const CellResult& result : done) {
     std::string encoded = Encode(result);

@@ -76,7 +76,7 @@ class Session {
   Status OnFrame(std::string_view frame, std::size_t held, std::vector<Work>* work);
   // Cells the slots finished: sent (when welcomed) and kept until acked;
   // then their slots' credit, and a heartbeat when nothing else went for one.
-  Status OnResults(std::vector<CellResult> done);
+  Status OnResults(const std::vector<CellResult>& done);
   // Hello retries and giving up. True when the driver should make a new
   // connection: the coordinator has been silent for `liveness` heartbeats.
   Result<bool> OnTick();
