@@ -344,8 +344,9 @@ class Coordinator::Impl {
     auto takeable = [this](std::size_t cell) {
       return !recorder_.slot(cell).closed && !leases_.IsLeased(cell);
     };
-    for (auto& [peer, worker] : peers_.workers()) {
-      auto other_holds = [&, this](const std::string& version) {
+    for (auto& [peer_id, worker] : peers_.workers()) {
+      const std::string& peer = peer_id;  // a lambda may not capture a structured binding
+      auto other_holds = [&peer, this](const std::string& version) {
         return peers_.OtherHolds(version, peer);
       };
       while (worker.credit > 0) {
@@ -406,7 +407,8 @@ class Coordinator::Impl {
 
   // The worker is gone as far as the sweep is concerned: its cells go to
   // others. If it comes back it says hello again.
-  void LoseWorker(std::string peer, const std::string& why) {
+  // REQUIRES: `peer` is not the registry's own copy, which this erases.
+  void LoseWorker(const std::string& peer, const std::string& why) {
     WorkerEntry* worker = peers_.Worker(peer);
     if (worker == nullptr) return;
     const std::string name = worker->name;
