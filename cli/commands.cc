@@ -57,6 +57,9 @@ void PrintSummary(const SweepSummary& s, double seconds) {
   for (const auto& [worker, cells] : s.by_worker) {
     std::printf("imgsweep:   %s ran %zu cells\n", worker.c_str(), cells);
   }
+  for (const std::string& broken : s.broken_versions) {
+    std::printf("imgsweep: broken version, left out: %s\n", broken.c_str());
+  }
   if (s.rejected_frames + s.ignored_frames + s.refused_connections + s.discarded_results > 0) {
     std::printf(
         "imgsweep: turned away: %zu frames rejected, %zu ignored from peers cut off, %zu "
@@ -145,6 +148,17 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   if (!summary.ok()) return Fail(summary.status());
   PrintSummary(summary.value(), std::chrono::duration<double>(SteadyClock::now() - start).count());
   spdlog::info("coordinator: cpu {:.2f} s so far (this process, every thread)", MeasureUsage().own_cpu_seconds);
+  if (summary.value().failed > 0 && summary.value().failed == summary.value().broken_cells) {
+    // Only broken builds failed: the tree holds every other version.
+    std::fprintf(stderr,
+                 "imgsweep: %zu cells failed because their version cannot run; the tree leaves "
+                 "those versions out\n",
+                 summary.value().failed);
+    MaterializeOptions partial = options;
+    partial.allow_partial = true;
+    const int code = WriteTree(store, out, partial);
+    return code == kExitOk ? kExitFailed : code;
+  }
   if (summary.value().failed > 0) {
     if (!options.allow_partial) {
       std::fprintf(stderr,
@@ -250,6 +264,10 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
   Result<std::unique_ptr<PrivateFolder>> socket_dir = PrivateFolder::Make();
   if (!socket_dir.ok()) return Fail(socket_dir.status());
   options.listen = "ipc://" + (socket_dir.value()->path() / "coordinator").string();
+  // The local workers share one binaries tree: a build broken for one is
+  // broken for all, so a second report (if there is a second worker) is
+  // enough to give up on it.
+  options.broken_reports_to_give_up = std::min<std::size_t>(2, local.workers);
   options.keep_going = [&workers]() -> Status {
     for (auto& w : workers) {
       if (!w->WaitFor(std::chrono::milliseconds(0)).ok()) return Status::Ok();
@@ -401,21 +419,24 @@ int WorkerCommand(const WorkerFlags& flags) {
   if (ec || !fs::is_directory(root, ec)) {
     return Fail(Status::NotFound("testdata " + flags.testdata.string() + ": no such directory"));
   }
-  Result<std::vector<InstalledVersion>> installed =
-      DiscoverBinaries(flags.binaries, kVersionCheckTimeout);
+  Result<Binaries> installed = DiscoverBinaries(flags.binaries, kVersionCheckTimeout);
   if (!installed.ok()) return Fail(installed.status());
+  for (const BrokenVersion& b : installed.value().broken) {
+    spdlog::warn("worker: version {} cannot run here: {}; offering the others", b.name, b.reason);
+  }
   WorkerOptions options;
   options.connect = flags.connect;
   options.host = HostName();
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
   options.slots = flags.slots > 0 ? flags.slots : Cores();
   options.prefetch = flags.prefetch;
-  for (const InstalledVersion& v : installed.value()) options.versions.push_back(v.info);
+  for (const InstalledVersion& v : installed.value().working) options.versions.push_back(v.info);
+  options.broken = installed.value().broken;
   Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
   if (!security.ok()) return Fail(security.status());
   options.security = security.value();
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
-  Worker worker(options, std::make_unique<CellRunner>(root, std::move(installed).value(), kKillGrace,
+  Worker worker(options, std::make_unique<CellRunner>(root, std::move(installed.value().working), kKillGrace,
                                                       std::size_t{flags.output_limit_mib} << 20));
   Status st = worker.Run();
   return st.ok() ? kExitOk : Fail(st);

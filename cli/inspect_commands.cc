@@ -66,6 +66,10 @@ std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoin
     }
     out += "versions no connected worker holds: " + missing + "\n";
   }
+  // From coordinators before broken versions were reported, absent.
+  for (const nlohmann::json& v : j.value("broken_versions", nlohmann::json::array())) {
+    out += "broken version, its cells failed: " + v.get<std::string>() + "\n";
+  }
   return out;
 }
 

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <vector>
 
+#include "coordinator/broken_versions.h"
 #include "coordinator/committer.h"
 #include "coordinator/lease_table.h"
 #include "coordinator/live_status.h"
@@ -14,6 +16,7 @@
 #include "coordinator/stored_cells.h"
 #include "coordinator/version_digests.h"
 #include "protocol/messages.h"
+#include "protocol/version_name.h"
 
 namespace imgsweep {
 namespace {
@@ -40,6 +43,7 @@ class Coordinator::Impl {
         leases_(plan_.cell_count(), stored.incarnation),
         scheduler_(&plan_),
         peers_(options_.max_rejected_frames),
+        broken_(options_.broken_reports_to_give_up),
         store_(store),
         digests_(&plan_, store, std::move(stored.digests)),
         started_(clock->Now()),
@@ -82,6 +86,7 @@ class Coordinator::Impl {
     }
     ExpireLeases();
     LoseSilentWorkers();
+    GiveUpBrokenVersions();  // a worker that ran one may have gone
     st = CommitAndAck(/*wait=*/false);
     if (!st.ok()) return st;
     Dispatch();
@@ -120,6 +125,8 @@ class Coordinator::Impl {
     s.infra_attempts = recorder_.infra_attempts();
     s.digest_conflicts = digests_.conflicts();
     s.rejections = peers_.Rejections();
+    s.broken_versions = given_up_;
+    s.broken_cells = broken_cells_;
     return s;
   }
 
@@ -244,6 +251,9 @@ class Coordinator::Impl {
     for (const VersionInfo& v : hello.versions) {
       if (digests_.Accept(hello.name, v)) entry.versions.emplace(v.name, v);
     }
+    for (const BrokenVersion& b : hello.broken) {
+      if (IsVersionName(b.name)) broken_.Report(hello.name, b.name, b.reason);
+    }
     if (returning) {
       spdlog::info("coordinator: worker {}@{} is back; its {} leases stand", hello.name, hello.host,
                    leases_.HeldBy(peer).size());
@@ -255,7 +265,32 @@ class Coordinator::Impl {
     peers_.Admit(std::move(entry));
     Tell(peer, Welcome{options_.sweep_id, static_cast<std::uint32_t>(options_.heartbeat.count()),
                        options_.liveness});
+    GiveUpBrokenVersions();
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
+  }
+
+  // Fails the open cells of each version that enough workers hold broken
+  // and no connected worker runs; the sweep goes on with the others.
+  void GiveUpBrokenVersions() {
+    const std::set<std::string> runnable = peers_.HeldVersions();
+    for (std::size_t v = 0; v < plan_.versions().size(); ++v) {
+      const std::string& version = plan_.versions()[v];
+      if (!broken_.GivenUp(version, runnable.contains(version))) continue;
+      if (!given_up_versions_.insert(version).second) continue;
+      const std::string why = "version " + version + " cannot run on any worker that holds it: " +
+                              broken_.Why(version);
+      std::size_t failed = 0;
+      for (std::size_t cell = 0; cell < plan_.cell_count(); ++cell) {
+        if (plan_.Ref(cell).version != v || recorder_.slot(cell).closed || leases_.IsLeased(cell)) {
+          continue;
+        }
+        recorder_.GiveUp(cell, FailureKind::kBinaryUnrunnable, why);
+        ++failed;
+      }
+      given_up_.push_back(version + " (" + broken_.Why(version) + ")");
+      broken_cells_ += failed;
+      spdlog::error("coordinator: {}; its {} cells fail, the sweep goes on", why, failed);
+    }
   }
 
   // A result counts when its worker holds the cell under that lease. One
@@ -463,7 +498,8 @@ class Coordinator::Impl {
   }
 
   LiveView View() {
-    return LiveView{options_.sweep_id, Snapshot(), plan_, peers_, leases_, recorder_, clock_->Now()};
+    return LiveView{options_.sweep_id, Snapshot(), plan_,       peers_,
+                    leases_,           recorder_,  given_up_, clock_->Now()};
   }
 
   void Notify() {
@@ -493,6 +529,7 @@ class Coordinator::Impl {
   LeaseTable leases_;
   Scheduler scheduler_;
   PeerRegistry peers_;
+  BrokenVersions broken_;
   Store* const store_;
   VersionDigests digests_;
   const Clock::TimePoint started_;
@@ -503,6 +540,9 @@ class Coordinator::Impl {
   std::size_t discarded_results_ = 0;
   std::size_t workers_lost_ = 0;
   std::size_t late_results_ = 0;
+  std::set<std::string> given_up_versions_;
+  std::vector<std::string> given_up_;  // each with why, for the summary and status
+  std::size_t broken_cells_ = 0;
 };
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -77,6 +77,10 @@ struct CoordinatorOptions {
   bool force = false;
   // Infrastructure failures of one cell before it is failed for good.
   unsigned max_attempts = 3;
+  // Workers that must report a version broken (its --version fails there)
+  // before its cells fail, when no connected worker runs it. `run` sets it
+  // to its number of local workers (at most 2): they share one tree.
+  std::size_t broken_reports_to_give_up = 2;
   // Cells per assignment at most; a worker's credit may cap it lower.
   std::size_t max_batch = 64;
   // How often to say which versions no connected worker holds.
@@ -110,6 +114,9 @@ struct SweepSummary : OutcomeCounts {
   std::size_t infra_attempts = 0;   // infrastructure failures recorded, retried or not
   // "worker w2 has 7.2.0 as <sha>, the sweep uses <sha>"
   std::vector<std::string> digest_conflicts;
+  // Versions given up on: "9.9.9 (w1: --version timed out after 30 s)".
+  std::vector<std::string> broken_versions;
+  std::size_t broken_cells = 0;  // failed because their version is broken
 };
 
 class Coordinator {

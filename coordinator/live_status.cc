@@ -81,6 +81,7 @@ std::string LiveStatusJson(const LiveView& view) {
   }
   j["shards"] = shard_list;
   j["versions_without_worker"] = missing;
+  j["broken_versions"] = view.broken_versions;
   return j.dump();
 }
 

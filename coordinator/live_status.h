@@ -6,6 +6,7 @@
 #define IMGSWEEP_COORDINATOR_LIVE_STATUS_H_
 
 #include <string>
+#include <vector>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/lease_table.h"
@@ -23,6 +24,7 @@ struct LiveView {
   const PeerRegistry& peers;
   const LeaseTable& leases;
   const ResultRecorder& recorder;
+  const std::vector<std::string>& broken_versions;  // given up on, with why
   Clock::TimePoint now;
 };
 

@@ -99,6 +99,23 @@ void ResultRecorder::RecordLoss(std::size_t cell, FailureKind kind, const std::s
   Append(cell, write, std::move(attempt), std::string());
 }
 
+void ResultRecorder::GiveUp(std::size_t cell, FailureKind kind, const std::string& why) {
+  CellSlot& slot = cells_[cell];
+  CellWrite& write = pipeline_->WriteFor(cell, plan_->Key(plan_->Ref(cell)), slot.attempts > 0);
+  Attempt attempt;
+  attempt.number = slot.attempts + 1;
+  attempt.outcome = Outcome::kInfraFailure;
+  attempt.failure_kind = kind;
+  attempt.failure = std::string(FailureKindName(kind)) + ": " + why;
+  attempt.started_unix_ms = clock_->UnixMillis();
+  slot.attempts += 1;
+  ++infra_attempts_;
+  write.record.round_start = slot.round_start;
+  write.record.attempts.push_back(std::move(attempt));
+  write.record.state = CellState::kFailed;
+  Close(cell, write.record);
+}
+
 void ResultRecorder::Append(std::size_t cell, CellWrite& write, Attempt attempt,
                             const std::string& worker) {
   CellSlot& slot = cells_[cell];

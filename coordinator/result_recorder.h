@@ -66,6 +66,10 @@ class ResultRecorder {
   void RecordLoss(std::size_t cell, FailureKind kind, const std::string& why,
                   const WorkerEntry* worker);
 
+  // Fails the cell at once, without a retry: no worker can run it (its
+  // version is broken everywhere it was tried).
+  void GiveUp(std::size_t cell, FailureKind kind, const std::string& why);
+
   const OutcomeCounts& counts() const { return counts_; }
   std::size_t ran_now() const { return ran_now_; }
   std::size_t infra_attempts() const { return infra_attempts_; }

@@ -37,6 +37,12 @@ static_assert(kIsKind<kHello, Hello> && kIsKind<kWelcome, Welcome> && kIsKind<kR
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+void Pack(Packer& p, const BrokenVersion& v) {
+  p.pack_array(2);
+  p.pack(v.name);
+  p.pack(v.reason);
+}
+
 void Pack(Packer& p, const VersionInfo& v) {
   p.pack_array(3);
   p.pack(v.name);
@@ -64,12 +70,13 @@ void PackVector(Packer& p, const std::vector<T>& items) {
 struct BodyPacker {
   Packer& p;
   void Body(const Hello& m) {
-    p.pack_array(5);
+    p.pack_array(6);
     p.pack(m.name);
     p.pack(m.host);
     p.pack(m.slots);
     PackVector(p, m.versions);
     p.pack(m.session);
+    PackVector(p, m.broken);
   }
   void Body(const Welcome& m) {
     p.pack_array(3);
@@ -192,6 +199,11 @@ void ReadVersion(FieldReader& r, VersionInfo* v) {
   r.Read("version_line", &v->version_line);
 }
 
+void ReadBroken(FieldReader& r, BrokenVersion* v) {
+  r.Read("name", &v->name);
+  r.Read("reason", &v->reason);
+}
+
 void ReadCell(FieldReader& r, CellSpec* c) {
   r.Read("key", &c->key);
   r.Read("version", &c->version);
@@ -240,6 +252,7 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.Read("slots", &m.slots);
       r.ReadRecords("versions", &m.versions, ReadVersion);
       r.Read("session", &m.session);
+      r.ReadRecords("broken", &m.broken, ReadBroken);
       return m;
     }
     case kWelcome: {

@@ -21,7 +21,7 @@ namespace imgsweep {
 
 // Raised whenever a message changes shape. A peer that speaks another
 // version is refused at hello with a reason that names both versions.
-inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kProtocolVersion = 3;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
@@ -46,6 +46,15 @@ struct VersionInfo {
   bool operator==(const VersionInfo&) const = default;
 };
 
+// A version directory a worker holds but cannot run: its `--version`
+// timed out, exited non-zero or was killed (a missing library, a wrong
+// loader). The worker offers the rest.
+struct BrokenVersion {
+  std::string name;
+  std::string reason;  // "--version timed out after 30 s", "--version exited 127: ..."
+  bool operator==(const BrokenVersion&) const = default;
+};
+
 // worker -> coordinator, first message on a connection.
 struct Hello {
   std::string name;  // unique within the fleet
@@ -56,6 +65,7 @@ struct Hello {
   // session is that worker coming back on a new connection (its leases
   // stay); another session under the name replaces it.
   std::string session;
+  std::vector<BrokenVersion> broken = {};
   bool operator==(const Hello&) const = default;
 };
 

@@ -50,10 +50,10 @@ class CellRunnerTest : public ::testing::Test {
   }
 
   CellRunner Runner() const {
-    Result<std::vector<InstalledVersion>> v =
+    Result<Binaries> v =
         DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
     EXPECT_TRUE(v.ok()) << v.status().ToString();
-    return CellRunner(root_, v.value(), milliseconds(200));
+    return CellRunner(root_, v.value().working, milliseconds(200));
   }
 
   TempDir dir_;
@@ -63,14 +63,14 @@ class CellRunnerTest : public ::testing::Test {
 
 TEST_F(CellRunnerTest, DiscoversVersionsWithTheirVersionLineAndDigest) {
   AddVersion(dir_, "10.0.2", kFakeQemuImg);
-  Result<std::vector<InstalledVersion>> v =
+  Result<Binaries> v =
       DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  ASSERT_EQ(v.value().size(), 2u);
-  EXPECT_EQ(v.value()[0].info.name, "7.2.0");
-  EXPECT_EQ(v.value()[1].info.name, "10.0.2");
-  EXPECT_EQ(v.value()[0].info.version_line, "qemu-img version 7.2.0 (fake)");
-  EXPECT_EQ(v.value()[0].info.binary_sha256, Sha256Hex(kFakeQemuImg));
+  ASSERT_EQ(v.value().working.size(), 2u);
+  EXPECT_EQ(v.value().working[0].info.name, "7.2.0");
+  EXPECT_EQ(v.value().working[1].info.name, "10.0.2");
+  EXPECT_EQ(v.value().working[0].info.version_line, "qemu-img version 7.2.0 (fake)");
+  EXPECT_EQ(v.value().working[0].info.binary_sha256, Sha256Hex(kFakeQemuImg));
 }
 
 // A version directory that is a link to another is the same build: it is
@@ -83,14 +83,14 @@ TEST_F(CellRunnerTest, AsksOneBuildBehindSeveralVersionNamesOnce) {
   std::filesystem::create_directory_symlink(dir_.path() / "bin/x86_64/7.2.0",
                                             dir_.path() / "bin/x86_64/7.2.1");
   AddVersion(dir_, "10.0.2", counting);
-  Result<std::vector<InstalledVersion>> v =
+  Result<Binaries> v =
       DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  ASSERT_EQ(v.value().size(), 3u);
-  EXPECT_EQ(v.value()[1].info.name, "7.2.1");
-  EXPECT_EQ(v.value()[1].info.version_line, v.value()[0].info.version_line);
-  EXPECT_EQ(v.value()[1].info.binary_sha256, v.value()[0].info.binary_sha256);
-  EXPECT_EQ(v.value()[1].program, dir_.path() / "bin/x86_64/7.2.1/qemu-img");
+  ASSERT_EQ(v.value().working.size(), 3u);
+  EXPECT_EQ(v.value().working[1].info.name, "7.2.1");
+  EXPECT_EQ(v.value().working[1].info.version_line, v.value().working[0].info.version_line);
+  EXPECT_EQ(v.value().working[1].info.binary_sha256, v.value().working[0].info.binary_sha256);
+  EXPECT_EQ(v.value().working[1].program, dir_.path() / "bin/x86_64/7.2.1/qemu-img");
   // 7.2.0 (and its link) once, 10.0.2 once.
   std::ifstream asked(dir_.path() / "asked");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(asked), {}), "run\nrun\n");
@@ -101,11 +101,11 @@ TEST_F(CellRunnerTest, AsksOneBuildBehindSeveralVersionNamesOnce) {
 TEST_F(CellRunnerTest, RunsFromABinariesTreeGivenByARelativePath) {
   const std::filesystem::path started = std::filesystem::current_path();
   std::filesystem::current_path(dir_.path());
-  Result<std::vector<InstalledVersion>> v = DiscoverBinaries("bin", milliseconds(20'000));
+  Result<Binaries> v = DiscoverBinaries("bin", milliseconds(20'000));
   std::filesystem::current_path(started);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_EQ(v.value()[0].program, dir_.path() / "bin/x86_64/7.2.0/qemu-img");
-  CellRunner runner(root_, v.value(), milliseconds(200));
+  EXPECT_EQ(v.value().working[0].program, dir_.path() / "bin/x86_64/7.2.0/qemu-img");
+  CellRunner runner(root_, v.value().working, milliseconds(200));
   const CellResult r = runner.Run(Cell());
   EXPECT_EQ(r.outcome, Outcome::kExited) << r.failure;
   EXPECT_EQ(r.exit_code, 1);
@@ -193,10 +193,10 @@ class HostileBinaryTest : public CellRunnerTest {
     AddVersion(dir_, version,
                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo \"qemu-img version " + version +
                    "\"; exit 0; fi\n" + body + "\n");
-    Result<std::vector<InstalledVersion>> v =
+    Result<Binaries> v =
         DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
     EXPECT_TRUE(v.ok()) << v.status().ToString();
-    CellRunner runner(root_, v.value(), milliseconds(200), output_limit);
+    CellRunner runner(root_, v.value().working, milliseconds(200), output_limit);
     CellSpec cell = Cell();
     cell.version = version;
     cell.timeout_ms = static_cast<std::uint32_t>(timeout.count());
@@ -270,6 +270,21 @@ TEST_F(HostileBinaryTest, OneWhoseLoaderIsMissingIsUnrunnable) {
                            " exited 127: loader: not found");
 }
 
+TEST_F(CellRunnerTest, OffersTheVersionsThatRunAndSaysWhyTheOthersDoNot) {
+  AddVersion(dir_, "9.0.0", "#!/bin/sh\necho 'error while loading shared libraries: libaio.so.1' >&2\nexit 127\n");
+  AddVersion(dir_, "9.1.0", "#!/bin/sh\nkill -SEGV $$\n");
+  AddVersion(dir_, "9.2.0", "#!/bin/sh\nexec sleep 30\n");
+  Result<Binaries> v = DiscoverBinaries(dir_.path() / "bin", milliseconds(300));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_EQ(v.value().working.size(), 1u);
+  EXPECT_EQ(v.value().working[0].info.name, "7.2.0");
+  ASSERT_EQ(v.value().broken.size(), 3u);
+  EXPECT_EQ(v.value().broken[0],
+            (BrokenVersion{"9.0.0", "--version exited 127: error while loading shared libraries: libaio.so.1"}));
+  EXPECT_EQ(v.value().broken[1], (BrokenVersion{"9.1.0", "--version killed by signal 11"}));
+  EXPECT_EQ(v.value().broken[2], (BrokenVersion{"9.2.0", "--version timed out after 300 ms"}));
+}
+
 TEST(ReplaceAll, ReplacesEveryOccurrence) {
   EXPECT_EQ(ReplaceAll("/t/a /t/b /tx", "/t", "$R"), "$R/a $R/b $Rx");
   EXPECT_EQ(ReplaceAll("none", "/t", "$R"), "none");
@@ -301,9 +316,9 @@ class ScriptedLauncher final : public ProcessLauncher {
 CellResult RunScripted(const ScriptedLauncher& launcher,
                        const std::filesystem::path& bin, const std::filesystem::path& root,
                        const CellSpec& cell) {
-  Result<std::vector<InstalledVersion>> v = DiscoverBinaries(bin, milliseconds(20'000));
+  Result<Binaries> v = DiscoverBinaries(bin, milliseconds(20'000));
   EXPECT_TRUE(v.ok()) << v.status().ToString();
-  CellRunner runner(root, v.ok() ? v.value() : std::vector<InstalledVersion>{}, milliseconds(200),
+  CellRunner runner(root, v.ok() ? v.value().working : std::vector<InstalledVersion>{}, milliseconds(200),
                     CellRunner::kDefaultOutputLimit, &launcher);
   return runner.Run(cell);
 }

@@ -131,12 +131,13 @@ class CoordinatorTest : public ::testing::Test {
 
 TEST_F(CoordinatorTest, RefusesAnotherProtocolVersionWithTheReason) {
   auto socket = Connect();
-  // A hello whose envelope says protocol version 2: [2, 1, [...]].
+  // A hello whose envelope says protocol version 1: [1, 1, [...]].
   std::string frame = Encode(Hello{"w", "h", 1, {}, ""});
   frame[1] = 1;
   SendRaw(*socket, frame);
   EXPECT_EQ(Expect<Refused>(*socket).reason,
-            "protocol version 1 is not supported (this side speaks 2)");
+            "protocol version 1 is not supported (this side speaks " +
+                std::to_string(kProtocolVersion) + ")");
 }
 
 TEST_F(CoordinatorTest, ANewProcessUnderTheSameNameReplacesTheOldOne) {

@@ -35,7 +35,8 @@ TEST(Messages, HelloRoundTrips) {
                         4,
                         {{"7.2.0", kSha, "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"},
                          {"10.0.2", kSha, "qemu-img version 10.0.2"}},
-                        "5f3a9c01d2e4b687"});
+                        "5f3a9c01d2e4b687",
+                        {{"9.0.0", "--version exited 127: error while loading shared libraries"}}});
 }
 TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000, 3}); }
 TEST(Messages, HelloFirstRoundTrips) { ExpectRoundTrip(HelloFirst{}); }
@@ -97,25 +98,25 @@ std::string ErrorOf(std::string_view frame) {
 
 TEST(Messages, RefusesAnotherProtocolVersionNamingBoth) {
   EXPECT_EQ(ErrorOf(Frame(1, 4, std::vector<int>{1})),
-            "protocol version 1 is not supported (this side speaks 2)");
+            "protocol version 1 is not supported (this side speaks " + std::to_string(kProtocolVersion) + ")");
 }
 
 TEST(Messages, RefusesUnknownKind) {
-  EXPECT_EQ(ErrorOf(Frame(2, 99, std::vector<int>{})), "unknown message kind 99");
+  EXPECT_EQ(ErrorOf(Frame(kProtocolVersion, 99, std::vector<int>{})), "unknown message kind 99");
 }
 
 TEST(Messages, RefusesFieldOfWrongTypeNamingIt) {
-  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<std::string>{"many"})),
+  EXPECT_EQ(ErrorOf(Frame(kProtocolVersion, 4, std::vector<std::string>{"many"})),
             "credit: field \"cells\": wrong type or out of range");
 }
 
 TEST(Messages, RefusesMissingFieldNamingIt) {
-  EXPECT_EQ(ErrorOf(Frame(2, 2, std::vector<std::string>{"sweep"})),
+  EXPECT_EQ(ErrorOf(Frame(kProtocolVersion, 2, std::vector<std::string>{"sweep"})),
             "welcome: field \"heartbeat_ms\" is missing");
 }
 
 TEST(Messages, RefusesOutOfRangeNumbers) {
-  EXPECT_EQ(ErrorOf(Frame(2, 4, std::vector<std::uint64_t>{1ull << 40})),
+  EXPECT_EQ(ErrorOf(Frame(kProtocolVersion, 4, std::vector<std::uint64_t>{1ull << 40})),
             "credit: field \"cells\": wrong type or out of range");
 }
 
@@ -124,7 +125,7 @@ TEST(Messages, RefusesUnknownOutcome) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> p(buffer);
   p.pack_array(3);
-  p.pack(2);
+  p.pack(kProtocolVersion);
   p.pack(6);
   p.pack_array(12);
   p.pack(std::string("k"));

@@ -96,10 +96,14 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
   // Valid msgpack, wrong shapes: an unknown kind, a body of the wrong type,
   // a string that claims 4 GiB.
   auto shapes = connect();
+  // [version, 99, []], [version, CellResult, "abc"], and a str32 that
+  // claims 4 GiB - 1; the version byte is a positive fixint.
+  static_assert(kProtocolVersion < 0x80);
+  const char v = static_cast<char>(kProtocolVersion);
   const std::string malformed[] = {
-      std::string("\x93\x02\x63\x90", 4),          // [2, 99, []]
-      std::string("\x93\x02\x06\xa3" "abc", 7),    // [2, CellResult, "abc"]
-      std::string("\x93\x02\x06\xdb\xff\xff\xff\xff" "x", 9),  // str32 of 4 GiB - 1
+      std::string("\x93") + v + std::string("\x63\x90", 2),
+      std::string("\x93") + v + std::string("\x06\xa3" "abc", 5),
+      std::string("\x93") + v + std::string("\x06\xdb\xff\xff\xff\xff" "x", 7),
   };
   for (const std::string& m : malformed) {
     if (!SendOn(*shapes, m)) return 1;

@@ -41,8 +41,39 @@ fs::path DigestedBinary(const fs::path& dir, const std::string& version) {
   return fs::exists(real, ec) ? real : dir / "x86_64" / version / "qemu-img";
 }
 
-Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& given,
-                                                       std::chrono::milliseconds timeout) {
+namespace {
+
+// The first line of `--version`, or why the version cannot run.
+Result<std::string> VersionLine(const fs::path& program, std::chrono::milliseconds timeout) {
+  RunRequest request;
+  request.program = program;
+  request.args = {"--version"};
+  request.timeout = timeout;
+  Result<RunOutput> run = RunCaptured(request);
+  if (!run.ok()) return Status::InvalidInput("--version cannot start: " + run.status().message());
+  const RunOutput& out = run.value();
+  const std::string err = out.stderr_text.substr(0, out.stderr_text.find('\n'));
+  const std::string said = err.empty() ? "" : ": " + err;
+  switch (out.ending) {
+    case RunOutput::Ending::kTimeout:
+      return Status::InvalidInput("--version timed out after " +
+                                  (timeout.count() % 1000 == 0
+                                       ? std::to_string(timeout.count() / 1000) + " s"
+                                       : std::to_string(timeout.count()) + " ms"));
+    case RunOutput::Ending::kSignaled:
+      return Status::InvalidInput("--version killed by signal " + std::to_string(out.signal) + said);
+    case RunOutput::Ending::kExited:
+      if (out.exit_code != 0) {
+        return Status::InvalidInput("--version exited " + std::to_string(out.exit_code) + said);
+      }
+      break;
+  }
+  return out.stdout_text.substr(0, out.stdout_text.find('\n'));
+}
+
+}  // namespace
+
+Result<Binaries> DiscoverBinaries(const fs::path& given, std::chrono::milliseconds timeout) {
   // Cells run in the testdata root: a program named relative to where the
   // worker started would not be found there.
   std::error_code absolute_ec;
@@ -52,14 +83,25 @@ Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& given,
   if (!names.ok()) return names.status();
   // One file behind several version names (links) is hashed and asked for
   // its version once: the answer cannot differ.
-  std::map<fs::path, std::string> digest_of;        // canonical binary -> sha256
-  std::map<fs::path, std::string> version_line_of;  // canonical program -> --version line
-  std::vector<InstalledVersion> installed;
+  std::map<fs::path, std::string> digest_of;                // canonical binary -> sha256
+  std::map<fs::path, Result<std::string>> version_line_of;  // canonical program -> --version
+  Binaries found;
   for (const std::string& name : names.value()) {
     InstalledVersion v;
     v.info.name = name;
     v.program = dir / "x86_64" / name / "qemu-img";
     std::error_code ec;
+    const fs::path real_program = fs::canonical(v.program, ec);
+    auto known_line = ec ? version_line_of.end() : version_line_of.find(real_program);
+    Result<std::string> line =
+        known_line != version_line_of.end() ? known_line->second : VersionLine(v.program, timeout);
+    if (!ec) version_line_of.emplace(real_program, line);
+    if (!line.ok()) {
+      found.broken.push_back({name, line.status().message()});
+      continue;
+    }
+    v.info.version_line = line.value();
+
     const fs::path binary = DigestedBinary(dir, name);
     const fs::path real_binary = fs::canonical(binary, ec);
     auto known_digest = ec ? digest_of.end() : digest_of.find(real_binary);
@@ -71,35 +113,9 @@ Result<std::vector<InstalledVersion>> DiscoverBinaries(const fs::path& given,
       v.info.binary_sha256 = digest.value();
       if (!ec) digest_of.emplace(real_binary, digest.value());
     }
-
-    const fs::path real_program = fs::canonical(v.program, ec);
-    auto known_line = ec ? version_line_of.end() : version_line_of.find(real_program);
-    if (known_line != version_line_of.end()) {
-      v.info.version_line = known_line->second;
-      installed.push_back(std::move(v));
-      continue;
-    }
-    RunRequest request;
-    request.program = v.program;
-    request.args = {"--version"};
-    request.timeout = timeout;
-    Result<RunOutput> run = RunCaptured(request);
-    const std::string what = "x86_64/" + name + "/qemu-img --version";
-    if (!run.ok()) return Status::InvalidInput(what + ": " + run.status().message());
-    const RunOutput& out = run.value();
-    if (out.ending != RunOutput::Ending::kExited || out.exit_code != 0) {
-      const std::string err = out.stderr_text.substr(0, out.stderr_text.find('\n'));
-      return Status::InvalidInput(what + ": failed (" +
-                                  (out.ending == RunOutput::Ending::kTimeout
-                                       ? std::string("timed out")
-                                       : "status " + std::to_string(out.exit_code)) +
-                                  "): " + err);
-    }
-    v.info.version_line = out.stdout_text.substr(0, out.stdout_text.find('\n'));
-    if (!ec) version_line_of.emplace(real_program, v.info.version_line);
-    installed.push_back(std::move(v));
+    found.working.push_back(std::move(v));
   }
-  return installed;
+  return found;
 }
 
 }  // namespace imgsweep

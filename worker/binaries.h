@@ -28,13 +28,21 @@ Result<std::vector<std::string>> ListVersions(const std::filesystem::path& dir);
 // the version directory holds a wrapper and its build, else qemu-img.
 std::filesystem::path DigestedBinary(const std::filesystem::path& dir, const std::string& version);
 
-// ListVersions, then for each (`program` is absolute, since cells run
-// with the testdata root as their working directory): the binary's sha256 (bin/qemu-img when the
-// directory holds a wrapper and its build) and the first line of
-// `qemu-img --version`, run with `timeout`. kInvalidInput naming the version
-// when one cannot run.
-Result<std::vector<InstalledVersion>> DiscoverBinaries(const std::filesystem::path& dir,
-                                                       std::chrono::milliseconds timeout);
+// What a worker can offer: the versions that run, and the ones that do not
+// with the reason.
+struct Binaries {
+  std::vector<InstalledVersion> working;
+  std::vector<BrokenVersion> broken;
+};
+
+// ListVersions, then for each: the first line of `qemu-img --version`, run
+// with `timeout`, and the binary's sha256 (bin/qemu-img when the directory
+// holds a wrapper and its build). `program` is absolute, since cells run
+// with the testdata root as their working directory. A version whose
+// `--version` cannot start, times out, is killed or exits non-zero is
+// broken, with the reason (the first line of its stderr when it said one);
+// the others still work.
+Result<Binaries> DiscoverBinaries(const std::filesystem::path& dir, std::chrono::milliseconds timeout);
 
 }  // namespace imgsweep
 

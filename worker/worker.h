@@ -41,6 +41,7 @@ struct WorkerOptions {
   // the round trip for very short cells; fewer balances the end of a sweep.
   unsigned prefetch = 0;
   std::vector<VersionInfo> versions;
+  std::vector<BrokenVersion> broken;  // held but not runnable: reported in the hello
   // Until the welcome says the coordinator's; then its own.
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
   unsigned liveness = kDefaultLiveness;
