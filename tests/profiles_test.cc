@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tree/profile_report.h"
 #include "tree/tree_check.h"
 #include "protocol/version_name.h"
@@ -191,6 +193,53 @@ TEST_F(CheckTypeTest, NoVersionMapAtAll) {
   f_.version_map.reset();
   EXPECT_EQ(CheckType(f_),
             std::vector<std::string>{"map-json/version-map.json: missing"});
+}
+
+TEST_F(CheckTypeTest, TheFirstVersionWithoutAMetaHidesTheImageFromReaders) {
+  f_.raw["7.2.0"]["b"].has_meta = false;
+  const std::vector<std::string> v = CheckType(f_);
+  EXPECT_NE(std::find(v.begin(), v.end(),
+                      "map-json/version-map.json: the first version, 7.2.0, has no meta.json for "
+                      "image b: a reader skips the image on every host"),
+            v.end());
+}
+
+// A distro build of 7.2 says 7.2.22: a reader on its host picks the profile
+// of the highest 7.2 patch at or below 7.2.22, which must hold its output.
+TEST_F(CheckTypeTest, AReaderPicksByWhatTheBinarySaysItIs) {
+  for (const char* id : {"a", "b"}) {
+    f_.raw["7.2.5"][id] = Capture(std::string("map-json/raw/7.2.5/") + id, std::string(id) + "5");
+    f_.profiles["profile-7-2-5"][id] = f_.raw["7.2.5"][id];
+    f_.raw["7.2.0"][id].version_line = "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)";
+  }
+  f_.version_map = VersionMapJson({"7.2.0", "7.2.5", "8.0.0"},
+                                  {Profile{"profile-7-2-0", {0, 2}}, Profile{"profile-7-2-5", {1}}});
+  EXPECT_EQ(CheckType(f_), std::vector<std::string>{});  // the tree is true to what ran
+  EXPECT_EQ(CheckReaderPicks(f_),
+            (std::vector<std::string>{
+                "map-json/version-map.json: on a host whose qemu-img says 7.2.22 (version 7.2.0) "
+                "a reader picks profile-7-2-5, whose stdout differs on image a",
+                "map-json/version-map.json: on a host whose qemu-img says 7.2.22 (version 7.2.0) "
+                "a reader picks profile-7-2-5, whose stdout differs on image b"}));
+}
+
+TEST(PickProfileTest, FollowsTheConsumersRule) {
+  VersionMap map;
+  map.version_to_profile = {{"6.0.0", "p6"}, {"6.1.0", "p61"}, {"7.2.0", "p7"}, {"7.2.5", "p725"},
+                            {"8.0.0", "p8"}};
+  EXPECT_EQ(PickProfile(map, "7.2.0"), "p7");     // the exact entry
+  EXPECT_EQ(PickProfile(map, "7.2.22"), "p725");  // the highest patch at or below, same minor
+  EXPECT_EQ(PickProfile(map, "7.2.3"), "p7");
+  EXPECT_EQ(PickProfile(map, "7.1.0"), "p61");    // else the highest version below
+  EXPECT_EQ(PickProfile(map, "9.0.0"), "p8");
+  EXPECT_EQ(PickProfile(map, "5.2.0"), "p6");     // else the lowest
+  EXPECT_EQ(PickProfile(VersionMap{}, "7.2.0"), "");
+}
+
+TEST(ReportedVersionTest, ReadsTheVersionOutOfTheLine) {
+  EXPECT_EQ(ReportedVersion("qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"), "7.2.22");
+  EXPECT_EQ(ReportedVersion("qemu-img version 10.0.2"), "10.0.2");
+  EXPECT_EQ(ReportedVersion("something else"), "");
 }
 
 TEST(UnifiedDiffTest, ShowsChangedLinesAndCutsLongDiffs) {

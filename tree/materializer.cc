@@ -103,6 +103,7 @@ CaptureFacts Facts(const fs::path& where, const CellRecord& record,
   c.stdout_size = blobs.at(a.stdout_sha256).size();
   c.stdout_bytes = a.stdout_bytes;
   c.stdout_id = a.stdout_sha256;
+  c.version_line = a.version_line;
   return c;
 }
 

@@ -1,5 +1,7 @@
 #include "tree/profiles.h"
 
+#include "protocol/version_name.h"
+
 #include <nlohmann/json.hpp>
 
 #include <map>
@@ -110,6 +112,38 @@ Result<VersionMap> ParseVersionMap(std::string_view text) {
     }
   }
   return map;
+}
+
+std::string PickProfile(const VersionMap& map, std::string_view host_version) {
+  const auto& listed = map.version_to_profile;
+  if (listed.empty()) return "";
+  const auto minor = [](std::string_view v) { return v.substr(0, v.rfind('.')); };
+  const std::pair<std::string, std::string>* same_minor = nullptr;
+  const std::pair<std::string, std::string>* below = nullptr;
+  const std::pair<std::string, std::string>* lowest = nullptr;
+  for (const auto& entry : listed) {
+    const std::string& v = entry.first;
+    if (!IsVersionName(v)) continue;
+    if (v == host_version) return entry.second;
+    if (lowest == nullptr || VersionLess(v, lowest->first)) lowest = &entry;
+    if (!IsVersionName(host_version) || !VersionLess(v, host_version)) continue;
+    if (below == nullptr || VersionLess(below->first, v)) below = &entry;
+    if (minor(v) == minor(host_version) &&
+        (same_minor == nullptr || VersionLess(same_minor->first, v))) {
+      same_minor = &entry;
+    }
+  }
+  if (same_minor != nullptr) return same_minor->second;
+  if (below != nullptr) return below->second;
+  return lowest != nullptr ? lowest->second : "";
+}
+
+std::string ReportedVersion(std::string_view version_line) {
+  const std::size_t at = version_line.find("version ");
+  if (at == std::string_view::npos) return "";
+  std::string_view rest = version_line.substr(at + 8);
+  rest = rest.substr(0, rest.find_first_not_of("0123456789."));
+  return IsVersionName(rest) ? std::string(rest) : "";
 }
 
 }  // namespace imgsweep

@@ -69,6 +69,17 @@ struct VersionMap {
 // JSON, a member missing, a value that is not a string).
 Result<VersionMap> ParseVersionMap(std::string_view text);
 
+// The profile a consumer's reader picks on a host whose `qemu-img
+// --version` says `host_version` (X.Y.Z): the entry of version_to_profile
+// for that exact version; else the highest patch at or below it in the same
+// major.minor; else the highest version below it; else the lowest. Empty
+// when the map lists no version.
+std::string PickProfile(const VersionMap& map, std::string_view host_version);
+
+// "7.2.22" from "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7)"; empty when
+// the line holds no X.Y.Z after "version ".
+std::string ReportedVersion(std::string_view version_line);
+
 }  // namespace imgsweep
 
 #endif  // IMGSWEEP_TREE_PROFILES_H_

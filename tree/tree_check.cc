@@ -174,6 +174,23 @@ void CheckProfileOutputs(const TypeFacts& f, const VersionMap& map,
   }
 }
 
+// The consumers' reader gates each image on the raw meta.json of the first
+// version in version_to_profile: a missing one skips the image silently.
+void CheckAsTheReaderReads(const TypeFacts& f, const VersionMap& map,
+                           const std::set<std::string>& images, const std::string& where,
+                           std::vector<std::string>* out) {
+  if (map.version_to_profile.empty()) return;
+  const std::string& first = map.version_to_profile.front().first;
+  auto first_raw = f.raw.find(first);
+  for (const std::string& id : images) {
+    if (first_raw == f.raw.end() || !first_raw->second.contains(id) ||
+        !first_raw->second.at(id).has_meta) {
+      out->push_back(where + ": the first version, " + first + ", has no meta.json for image " +
+                     id + ": a reader skips the image on every host");
+    }
+  }
+}
+
 void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& versions,
                      const std::set<std::string>& images, std::vector<std::string>* out) {
   const std::string where = f.type + "/" + std::string(kVersionMapFile);
@@ -189,6 +206,7 @@ void CheckVersionMap(const TypeFacts& f, const std::vector<std::string>& version
   CheckVersionList(f, parsed.value(), versions, where, out);
   CheckProfileList(f, parsed.value(), where, out);
   CheckProfileOutputs(f, parsed.value(), versions, images, where, out);
+  CheckAsTheReaderReads(f, parsed.value(), images, where, out);
 }
 
 // Reads a whole file; false when it cannot be read.
@@ -232,9 +250,13 @@ CapturesByImage ScanCaptures(const fs::path& dir, const std::string& where) {
       const nlohmann::json meta = nlohmann::json::parse(content, nullptr, false);
       if (!meta.is_object()) {
         c.problem = "meta.json is not a JSON object";
-      } else if (auto it = meta.find("stdout_bytes");
-                 it != meta.end() && it->is_number_unsigned()) {
-        c.stdout_bytes = it->get<std::uint64_t>();
+      } else {
+        if (auto it = meta.find("stdout_bytes"); it != meta.end() && it->is_number_unsigned()) {
+          c.stdout_bytes = it->get<std::uint64_t>();
+        }
+        if (auto it = meta.find("version_line"); it != meta.end() && it->is_string()) {
+          c.version_line = it->get<std::string>();
+        }
       }
     }
   }
@@ -340,12 +362,42 @@ Result<std::vector<TypeFacts>> ScanTree(const fs::path& out) {
   return types;
 }
 
+std::vector<std::string> CheckReaderPicks(const TypeFacts& f) {
+  std::vector<std::string> violations;
+  std::vector<std::string>* out = &violations;
+  if (!f.version_map) return violations;  // CheckType says so
+  Result<VersionMap> parsed = ParseVersionMap(*f.version_map);
+  if (!parsed.ok()) return violations;  // CheckType says why
+  const VersionMap& map = parsed.value();
+  const std::string where = f.type + "/" + std::string(kVersionMapFile);
+  for (const auto& [v, mapped] : map.version_to_profile) {
+    auto raw = f.raw.find(v);
+    if (raw == f.raw.end() || raw->second.empty()) continue;  // reported already
+    std::string host = ReportedVersion(raw->second.begin()->second.version_line);
+    if (host.empty()) host = v;
+    const std::string picked = PickProfile(map, host);
+    if (picked == mapped) continue;  // CheckType compares those
+    auto folder = f.profiles.find(picked);
+    if (folder == f.profiles.end()) continue;  // reported already
+    for (const auto& [id, c] : raw->second) {
+      auto p = folder->second.find(id);
+      if (p == folder->second.end() || !c.has_stdout || !p->second.has_stdout) continue;
+      if (c.stdout_id != p->second.stdout_id) {
+        out->push_back(where + ": on a host whose qemu-img says " + host + " (version " + v +
+                       ") a reader picks " + picked + ", whose stdout differs on image " + id);
+      }
+    }
+  }
+  return violations;
+}
+
 Result<std::vector<std::string>> ValidateTree(const fs::path& out) {
   Result<std::vector<TypeFacts>> types = ScanTree(out);
   if (!types.ok()) return types.status();
   std::vector<std::string> violations;
   for (const TypeFacts& f : types.value()) {
     for (std::string& v : CheckType(f)) violations.push_back(std::move(v));
+    for (std::string& v : CheckReaderPicks(f)) violations.push_back(std::move(v));
   }
   return violations;
 }

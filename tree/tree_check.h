@@ -40,6 +40,7 @@ struct CaptureFacts {
   std::uint64_t stdout_size = 0;              // the .stdout.txt's length
   std::optional<std::uint64_t> stdout_bytes;  // meta.json's field; absent when it has none
   std::string stdout_id;                      // equal ids <=> equal stdout
+  std::string version_line;                   // meta.json's: what the binary said it is
   std::string problem;                        // what was wrong reading them, if anything
 };
 using CapturesByImage = std::map<std::string, CaptureFacts>;
@@ -56,12 +57,22 @@ struct TypeFacts {
 // for a valid output type.
 std::vector<std::string> CheckType(const TypeFacts& facts);
 
+// What a consumer's reader would get wrong: for each version, a reader on
+// a host whose qemu-img says what that version's binary says (its
+// meta.json's version_line, e.g. 7.2.22 for the 7.2.0 folder) picks a
+// profile by PickProfile; that profile must hold the stdout the version
+// printed. Only `validate` asks this: the tree it judges is true to what
+// each binary printed, and a binaries tree whose folders are not the
+// releases their binaries say (a benchmark's links) is no consumer's host.
+std::vector<std::string> CheckReaderPicks(const TypeFacts& facts);
+
 // Reads `<out>/<type>/...` for every output type folder under `out`.
 // kNotFound when `out` is not a folder, kInvalidInput when it holds no output
 // type folder.
 Result<std::vector<TypeFacts>> ScanTree(const std::filesystem::path& out);
 
-// ScanTree, then CheckType on each: every violation of the tree.
+// ScanTree, then CheckType and CheckReaderPicks on each: every violation
+// of the tree.
 Result<std::vector<std::string>> ValidateTree(const std::filesystem::path& out);
 
 }  // namespace imgsweep
