@@ -21,6 +21,7 @@ class BrokenVersions {
   explicit BrokenVersions(std::size_t reports_to_give_up);
 
   void Report(const std::string& worker, const std::string& version, const std::string& reason);
+  bool empty() const { return reasons_.empty(); }
   // Reported by enough workers, and `runnable` (some connected worker runs
   // it) is false.
   bool GivenUp(const std::string& version, bool runnable) const;

@@ -272,6 +272,7 @@ class Coordinator::Impl {
   // Fails the open cells of each version that enough workers hold broken
   // and no connected worker runs; the sweep goes on with the others.
   void GiveUpBrokenVersions() {
+    if (broken_.empty()) return;  // every round: the usual case costs nothing
     const std::set<std::string> runnable = peers_.HeldVersions();
     for (std::size_t v = 0; v < plan_.versions().size(); ++v) {
       const std::string& version = plan_.versions()[v];
