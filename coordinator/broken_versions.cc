@@ -1,5 +1,7 @@
 #include "coordinator/broken_versions.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 namespace imgsweep {
@@ -32,10 +34,29 @@ std::string BrokenVersions::Why(const std::string& version) const {
   return why;
 }
 
-std::vector<std::string> BrokenVersions::Describe() const {
-  std::vector<std::string> out;
-  for (const auto& [version, by_worker] : reasons_) out.push_back(version + " (" + Why(version) + ")");
-  return out;
+std::size_t BrokenVersions::GiveUp(const Plan& plan, const std::set<std::string>& runnable,
+                                   const LeaseTable& leases, ResultRecorder* recorder) {
+  std::size_t failed = 0;
+  for (std::size_t v = 0; v < plan.versions().size(); ++v) {
+    const std::string& version = plan.versions()[v];
+    if (!GivenUp(version, runnable.contains(version))) continue;
+    const bool first = given_up_versions_.insert(version).second;
+    const std::string why =
+        "version " + version + " cannot run on any worker that holds it: " + Why(version);
+    std::size_t cells = 0;
+    for (std::size_t cell = 0; cell < plan.cell_count(); ++cell) {
+      if (plan.Ref(cell).version != v || recorder->slot(cell).closed || leases.IsLeased(cell)) {
+        continue;
+      }
+      recorder->GiveUp(cell, FailureKind::kBinaryUnrunnable, why);
+      ++cells;
+    }
+    failed += cells;
+    if (!first) continue;  // cells that came back from a lost worker's lease
+    given_up_.push_back(version + " (" + Why(version) + ")");
+    spdlog::error("coordinator: {}; its {} cells fail, the sweep goes on", why, cells);
+  }
+  return failed;
 }
 
 }  // namespace imgsweep

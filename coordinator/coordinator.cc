@@ -86,13 +86,13 @@ class Coordinator::Impl {
     }
     ExpireLeases();
     LoseSilentWorkers();
-    GiveUpBrokenVersions();  // a worker that ran one may have gone
     st = CommitAndAck(/*wait=*/false);
     if (!st.ok()) return st;
     Dispatch();
     SendHeartbeats();
     Notify();
     if (clock_->Now() >= next_missing_report_) {
+      GiveUpBrokenVersions();  // a worker that ran one may have gone, its cells come back
       ReportMissingVersions();
       next_missing_report_ = clock_->Now() + options_.missing_report_interval;
     }
@@ -125,7 +125,7 @@ class Coordinator::Impl {
     s.infra_attempts = recorder_.infra_attempts();
     s.digest_conflicts = digests_.conflicts();
     s.rejections = peers_.Rejections();
-    s.broken_versions = given_up_;
+    s.broken_versions = broken_.given_up();
     s.broken_cells = broken_cells_;
     return s;
   }
@@ -272,26 +272,8 @@ class Coordinator::Impl {
   // Fails the open cells of each version that enough workers hold broken
   // and no connected worker runs; the sweep goes on with the others.
   void GiveUpBrokenVersions() {
-    if (broken_.empty()) return;  // every round: the usual case costs nothing
-    const std::set<std::string> runnable = peers_.HeldVersions();
-    for (std::size_t v = 0; v < plan_.versions().size(); ++v) {
-      const std::string& version = plan_.versions()[v];
-      if (!broken_.GivenUp(version, runnable.contains(version))) continue;
-      if (!given_up_versions_.insert(version).second) continue;
-      const std::string why = "version " + version + " cannot run on any worker that holds it: " +
-                              broken_.Why(version);
-      std::size_t failed = 0;
-      for (std::size_t cell = 0; cell < plan_.cell_count(); ++cell) {
-        if (plan_.Ref(cell).version != v || recorder_.slot(cell).closed || leases_.IsLeased(cell)) {
-          continue;
-        }
-        recorder_.GiveUp(cell, FailureKind::kBinaryUnrunnable, why);
-        ++failed;
-      }
-      given_up_.push_back(version + " (" + broken_.Why(version) + ")");
-      broken_cells_ += failed;
-      spdlog::error("coordinator: {}; its {} cells fail, the sweep goes on", why, failed);
-    }
+    if (broken_.empty()) return;
+    broken_cells_ += broken_.GiveUp(plan_, peers_.HeldVersions(), leases_, &recorder_);
   }
 
   // A result counts when its worker holds the cell under that lease. One
@@ -499,8 +481,9 @@ class Coordinator::Impl {
   }
 
   LiveView View() {
-    return LiveView{options_.sweep_id, Snapshot(), plan_,       peers_,
-                    leases_,           recorder_,  given_up_, clock_->Now()};
+    return LiveView{options_.sweep_id, Snapshot(), plan_,
+                    peers_,            leases_,    recorder_,
+                    broken_.given_up(), clock_->Now()};
   }
 
   void Notify() {
@@ -541,8 +524,6 @@ class Coordinator::Impl {
   std::size_t discarded_results_ = 0;
   std::size_t workers_lost_ = 0;
   std::size_t late_results_ = 0;
-  std::set<std::string> given_up_versions_;
-  std::vector<std::string> given_up_;  // each with why, for the summary and status
   std::size_t broken_cells_ = 0;
 };
 

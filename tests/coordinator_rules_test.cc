@@ -40,6 +40,7 @@ class CoordinatorRules : public ::testing::Test {
   Status Start(unsigned max_attempts = 3) {
     CoordinatorOptions options;
     options.max_attempts = max_attempts;
+    options.broken_reports_to_give_up = 2;
     wire_ = FakeTransport::Wire{};
     Result<std::unique_ptr<Coordinator>> c = Coordinator::CreateWith(
         options, plan_, faults_.get(), std::make_unique<FakeTransport>(&clock_, &wire_), &clock_);
@@ -283,6 +284,43 @@ TEST_F(CoordinatorRules, ADamagedStoreStopsTheStartAndWritesNothing) {
   const Status st = Start();
   EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
   EXPECT_EQ(faults_->commits(), 0);
+}
+
+TEST_F(CoordinatorRules, GivesUpOnAVersionNoWorkerRunsOnceTwoReportItBroken) {
+  ASSERT_TRUE(Start().ok());
+  const std::size_t open = coordinator_->open_cells();
+  const auto broken = [this](const std::string& name) {
+    wire_.Deliver(name, Hello{name, "h", 1, {}, "s-" + name,
+                              {{"7.2.0", "--version exited 127: libaio.so.1: cannot open"}}});
+    ASSERT_TRUE(Await<Welcome>(name).has_value());
+  };
+  broken("w1");
+  EXPECT_EQ(coordinator_->open_cells(), open);  // another worker may run it
+  broken("w2");
+  EXPECT_EQ(coordinator_->open_cells(), 0u);
+  Result<SweepSummary> s = coordinator_->Finish();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().broken_cells, open);
+  EXPECT_EQ(s.value().broken_versions,
+            std::vector<std::string>{"7.2.0 (w1: --version exited 127: libaio.so.1: cannot open; "
+                                     "w2: --version exited 127: libaio.so.1: cannot open)"});
+  const CellRecord record = Stored(plan_.Key(plan_.Ref(0)));
+  EXPECT_EQ(record.state, CellState::kFailed);
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].failure_kind, FailureKind::kBinaryUnrunnable);
+}
+
+TEST_F(CoordinatorRules, KeepsAVersionThatAConnectedWorkerRuns) {
+  ASSERT_TRUE(Start().ok());
+  const std::size_t open = coordinator_->open_cells();
+  Join("runs-it");
+  for (const std::string name : {"w1", "w2"}) {
+    wire_.Deliver(name, Hello{name, "h", 1, {}, "s-" + name, {{"7.2.0", "--version timed out"}}});
+    ASSERT_TRUE(Await<Welcome>(name).has_value());
+  }
+  EXPECT_EQ(coordinator_->open_cells(), open);
+  wire_.Deliver("runs-it", Credit{1});
+  EXPECT_TRUE(Await<Assignment>("runs-it").has_value());
 }
 
 TEST(LeaseTable, KnowsTheLeasesOfEarlierIncarnationsAndNoneAhead) {
