@@ -46,6 +46,7 @@ class Coordinator::Impl {
         broken_(options_.broken_reports_to_give_up),
         store_(store),
         digests_(&plan_, store, std::move(stored.digests)),
+        layouts_(&plan_, options_.image_layout, std::move(stored.layouts)),
         started_(clock->Now()),
         next_missing_report_(started_ + options_.missing_report_interval) {
     for (std::size_t i = 0; i < stored.slots.size(); ++i) {
@@ -124,6 +125,7 @@ class Coordinator::Impl {
     s.late_results = late_results_;
     s.infra_attempts = recorder_.infra_attempts();
     s.digest_conflicts = digests_.conflicts();
+    s.layout_conflicts = layouts_.conflicts();
     s.rejections = peers_.Rejections();
     s.broken_versions = broken_.given_up();
     s.broken_cells = broken_cells_;
@@ -251,6 +253,8 @@ class Coordinator::Impl {
     for (const VersionInfo& v : hello.versions) {
       if (digests_.Accept(hello.name, v)) entry.versions.emplace(v.name, v);
     }
+    entry.layout = TreeLayout(hello.sparse);
+    entry.refused_images = layouts_.Refused(hello.name, entry.layout);
     for (const BrokenVersion& b : hello.broken) {
       if (IsVersionName(b.name)) broken_.Report(hello.name, b.name, b.reason);
     }
@@ -483,7 +487,7 @@ class Coordinator::Impl {
   LiveView View() {
     return LiveView{options_.sweep_id, Snapshot(), plan_,
                     peers_,            leases_,    recorder_,
-                    broken_.given_up(), clock_->Now()};
+                    broken_.given_up(), layouts_.conflicts(), clock_->Now()};
   }
 
   void Notify() {
@@ -516,6 +520,7 @@ class Coordinator::Impl {
   BrokenVersions broken_;
   Store* const store_;
   VersionDigests digests_;
+  ImageLayouts layouts_;
   const Clock::TimePoint started_;
   Clock::TimePoint next_missing_report_;
   Progress progress_;
@@ -536,7 +541,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions opti
   Result<std::unique_ptr<RouterSocket>> socket =
       RouterSocket::Bind(*context, options.listen, options.security, options.max_frame_bytes);
   if (!socket.ok()) return socket.status();
-  Result<StoredCells> stored = LoadStoredCells(plan, store, options.binary_digests, options.force);
+  Result<StoredCells> stored = LoadStoredCells(plan, store, options.binary_digests, options.force,
+                                                options.image_layout);
   if (!stored.ok()) return stored.status();
   auto impl = std::make_unique<Impl>(std::move(options), std::move(plan), store, std::move(context),
                                      std::move(socket).value(), &SystemClock(),
@@ -548,7 +554,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions opti
 Result<std::unique_ptr<Coordinator>> Coordinator::CreateWith(
     CoordinatorOptions options, Plan plan, Store* store, std::unique_ptr<ServerTransport> transport,
     const Clock* clock) {
-  Result<StoredCells> stored = LoadStoredCells(plan, store, options.binary_digests, options.force);
+  Result<StoredCells> stored = LoadStoredCells(plan, store, options.binary_digests, options.force,
+                                                options.image_layout);
   if (!stored.ok()) return stored.status();
   auto impl = std::make_unique<Impl>(std::move(options), std::move(plan), store, nullptr,
                                      std::move(transport), clock, std::move(stored).value());

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/image_layouts.h"
 #include "coordinator/peer_registry.h"
 #include "protocol/clock.h"
 #include "sweep/plan.h"
@@ -75,6 +76,8 @@ struct CoordinatorOptions {
   std::map<std::string, std::string> binary_digests;
   // Runs every cell again, whatever the store holds for its inputs.
   bool force = false;
+  // The layout on disk each image's cells run on (coordinator/image_layouts.h).
+  ImageLayout image_layout = ImageLayout::kDense;
   // Infrastructure failures of one cell before it is failed for good.
   unsigned max_attempts = 3;
   // Workers that must report a version broken (its --version fails there)
@@ -114,6 +117,7 @@ struct SweepSummary : OutcomeCounts {
   std::size_t infra_attempts = 0;   // infrastructure failures recorded, retried or not
   // "worker w2 has 7.2.0 as <sha>, the sweep uses <sha>"
   std::vector<std::string> digest_conflicts;
+  std::vector<std::string> layout_conflicts;  // workers whose images lie otherwise
   // Versions given up on: "9.9.9 (w1: --version timed out after 30 s)".
   std::vector<std::string> broken_versions;
   std::size_t broken_cells = 0;  // failed because their version is broken

@@ -82,6 +82,7 @@ std::string LiveStatusJson(const LiveView& view) {
   j["shards"] = shard_list;
   j["versions_without_worker"] = missing;
   j["broken_versions"] = view.broken_versions;
+  j["layout_conflicts"] = view.layout_conflicts;
   return j.dump();
 }
 

@@ -25,6 +25,7 @@ struct LiveView {
   const LeaseTable& leases;
   const ResultRecorder& recorder;
   const std::vector<std::string>& broken_versions;  // given up on, with why
+  const std::vector<std::string>& layout_conflicts;  // ImageLayouts::conflicts
   Clock::TimePoint now;
 };
 

@@ -48,6 +48,13 @@ std::string PeerRegistry::CheckHello(const Hello& hello) {
     if (!IsVersionName(v.name)) problem = "\"" + v.name + "\" is not a version name";
     if (!IsSha256Hex(v.binary_sha256)) problem = "version " + v.name + ": bad binary sha256";
   }
+  for (const FileLayout& f : hello.sparse) {
+    if (f.path.empty() || !StaysInsideRoot(f.path)) {
+      problem = "sparse file \"" + f.path + "\" is not a path inside the testdata root";
+    } else if (!IsLayoutFingerprint(f.fingerprint) || f.fingerprint == kDenseLayout) {
+      problem = "sparse file " + f.path + ": bad layout fingerprint";
+    }
+  }
   return problem;
 }
 

@@ -37,6 +37,8 @@ struct WorkerEntry {
   std::optional<std::size_t> last_version;      // the shard it worked on last
   Clock::TimePoint last_seen;                   // its last frame
   Clock::TimePoint last_told;                   // the coordinator's last frame to it
+  std::string layout = {};                    // of its testdata (TreeLayout)
+  std::set<std::size_t> refused_images = {};  // laid out otherwise than the sweep's
 };
 
 // What the coordinator knows of any peer, worker or not.

@@ -15,6 +15,7 @@ Retry RetryFor(FailureKind kind) {
     case FailureKind::kImageMismatch:
     case FailureKind::kOutputLimit:
     case FailureKind::kPathRefused:
+    case FailureKind::kImageLayout:
       return Retry::kElsewhere;
     case FailureKind::kWorkerLost:
     case FailureKind::kLeaseExpired:
@@ -64,6 +65,7 @@ void ResultRecorder::RecordResult(const WorkerEntry& worker, std::size_t cell,
     attempt.version_line = v->second.version_line;
     attempt.binary_sha256 = v->second.binary_sha256;
   }
+  attempt.image_layout = worker.layout;
   CellWrite& write = pipeline_->WriteFor(cell, plan_->Key(ref), slot.attempts > 0);
   if (result.outcome == Outcome::kInfraFailure) {
     spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
@@ -76,7 +78,7 @@ void ResultRecorder::RecordResult(const WorkerEntry& worker, std::size_t cell,
     attempt.stderr_bytes = result.stderr_text.size();
     write.blobs.push_back({attempt.stdout_sha256, std::move(result.stdout_text)});
     write.blobs.push_back({attempt.stderr_sha256, std::move(result.stderr_text)});
-    write.record.inputs = plan_->CacheKey(ref, attempt.binary_sha256);
+    write.record.inputs = plan_->CacheKey(ref, attempt.binary_sha256, attempt.image_layout);
   }
   Append(cell, write, std::move(attempt), worker.name);
 }

@@ -44,6 +44,10 @@ std::vector<std::size_t> Scheduler::Take(
       const std::size_t cell = queue.front();
       queue.pop_front();
       if (!takeable(cell)) continue;
+      if (worker.refused_images.contains(plan_->Ref(cell).image)) {
+        set_aside.push_back(cell);
+        continue;
+      }
       auto avoid = avoid_.find(cell);
       if (avoid != avoid_.end()) {
         if (avoid->second == worker.name && other_holds(version)) {

@@ -6,7 +6,8 @@
 // A cell that failed on a worker for a reason of that host (its image or
 // binary is missing or differs, the process could not start) is not given
 // back to that worker while another connected worker holds its version: the
-// retry goes elsewhere when it can.
+// retry goes elsewhere when it can. A worker never gets a cell of an image
+// it holds laid out otherwise than the sweep's (WorkerEntry::refused_images).
 //
 // Thread-safety: the coordinator's thread only.
 #ifndef IMGSWEEP_COORDINATOR_SCHEDULER_H_

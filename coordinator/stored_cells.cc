@@ -50,22 +50,31 @@ Status LoadDigests(const Plan& plan, Store* store,
   return Status::Ok();
 }
 
-// Whether the stored outcome still stands for the plan and digests.
+// Whether the stored outcome still stands for the plan, digests and layouts.
+// With kAsIs, an image's layout is the one its stored outcomes ran on.
 bool Current(const Plan& plan, const CellRef& ref, const CellRecord& record, bool force,
-             std::map<std::string, std::string>* digests) {
+             ImageLayout mode, StoredCells* out) {
   if (record.state != CellState::kDone || record.attempts.empty() || force) return false;
-  const std::string& ran = record.attempts.back().binary_sha256;
+  const Attempt& last = record.attempts.back();
   // Stores from before digests were kept: the cells say which bytes ran.
-  auto digest = digests->try_emplace(plan.versions()[ref.version], ran).first;
-  const std::string inputs = record.inputs.empty() ? plan.CacheKey(ref, ran) : record.inputs;
-  return inputs == plan.CacheKey(ref, digest->second);
+  auto digest = out->digests.try_emplace(plan.versions()[ref.version], last.binary_sha256).first;
+  std::string layout(kDenseLayout);
+  if (mode == ImageLayout::kAsIs) {
+    if (last.image_layout.empty()) return false;  // from before layouts were kept
+    layout = out->layouts.try_emplace(plan.images()[ref.image].path, last.image_layout)
+                 .first->second;
+  }
+  const std::string inputs = record.inputs.empty()
+                                 ? plan.CacheKey(ref, last.binary_sha256, last.image_layout)
+                                 : record.inputs;
+  return inputs == plan.CacheKey(ref, digest->second, layout);
 }
 
 }  // namespace
 
 Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
                                     const std::map<std::string, std::string>& binary_digests,
-                                    bool force) {
+                                    bool force, ImageLayout image_layout) {
   StoredCells out;
   Status st = LoadIncarnation(store, &out);
   if (!st.ok()) return st;
@@ -88,7 +97,7 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
     slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
     slot.round_start = record.round_start;
     if (record.state == CellState::kPending) return true;
-    if (Current(plan, plan.Ref(index.value()), record, force, &out.digests)) {
+    if (Current(plan, plan.Ref(index.value()), record, force, image_layout, &out)) {
       out.reused[index.value()] = true;
       out.reused_counts.Add(record);
       return true;

@@ -1,7 +1,7 @@
 // What a coordinator starts from: its incarnation on the store, the sweep's
 // binary digests, and which stored outcomes still stand. A stored outcome
 // is reused only while its inputs (Plan::CacheKey, with the version's
-// digest) are the same and it is not a failure; every other stored cell is
+// digest and the image's layout) are the same and it is not a failure; every other stored cell is
 // put back in the queue in one durable write, keeping its attempts, so a
 // tree is never written from an outcome whose inputs have changed.
 //
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/image_layouts.h"
 #include "protocol/status.h"
 #include "storage/store.h"
 #include "sweep/plan.h"
@@ -25,6 +26,8 @@ struct StoredCells {
   // Version -> the sweep's binary sha256: a pin (`binary_digests`) over the
   // one stored by an earlier run.
   std::map<std::string, std::string> digests;
+  // Image path -> the layout its stored outcomes ran on (ImageLayout::kAsIs).
+  std::map<std::string, std::string> layouts;
   struct Slot {
     std::uint32_t attempts = 0;
     std::uint32_t round_start = 0;
@@ -40,7 +43,7 @@ struct StoredCells {
 // they are. Records the new incarnation and digests durably.
 Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
                                     const std::map<std::string, std::string>& binary_digests,
-                                    bool force);
+                                    bool force, ImageLayout image_layout);
 
 }  // namespace imgsweep
 

@@ -43,6 +43,12 @@ void Pack(Packer& p, const BrokenVersion& v) {
   p.pack(v.reason);
 }
 
+void Pack(Packer& p, const FileLayout& f) {
+  p.pack_array(2);
+  p.pack(f.path);
+  p.pack(f.fingerprint);
+}
+
 void Pack(Packer& p, const VersionInfo& v) {
   p.pack_array(3);
   p.pack(v.name);
@@ -70,13 +76,14 @@ void PackVector(Packer& p, const std::vector<T>& items) {
 struct BodyPacker {
   Packer& p;
   void Body(const Hello& m) {
-    p.pack_array(6);
+    p.pack_array(7);
     p.pack(m.name);
     p.pack(m.host);
     p.pack(m.slots);
     PackVector(p, m.versions);
     p.pack(m.session);
     PackVector(p, m.broken);
+    PackVector(p, m.sparse);
   }
   void Body(const Welcome& m) {
     p.pack_array(3);
@@ -204,6 +211,11 @@ void ReadBroken(FieldReader& r, BrokenVersion* v) {
   r.Read("reason", &v->reason);
 }
 
+void ReadLayout(FieldReader& r, FileLayout* f) {
+  r.Read("path", &f->path);
+  r.Read("fingerprint", &f->fingerprint);
+}
+
 void ReadCell(FieldReader& r, CellSpec* c) {
   r.Read("key", &c->key);
   r.Read("version", &c->version);
@@ -253,6 +265,7 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.ReadRecords("versions", &m.versions, ReadVersion);
       r.Read("session", &m.session);
       r.ReadRecords("broken", &m.broken, ReadBroken);
+      r.ReadRecords("sparse", &m.sparse, ReadLayout);
       return m;
     }
     case kWelcome: {
@@ -336,6 +349,16 @@ const char* OutcomeName(Outcome outcome) {
   return "unknown";
 }
 
+bool IsLayoutFingerprint(std::string_view text) {
+  if (text == kDenseLayout) return true;
+  constexpr std::string_view kSparse = "sparse:";
+  if (text.size() != kSparse.size() + 16 || !text.starts_with(kSparse)) return false;
+  for (char c : text.substr(kSparse.size())) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 const char* FailureKindName(FailureKind kind) {
   switch (kind) {
     case FailureKind::kNone:
@@ -356,6 +379,8 @@ const char* FailureKindName(FailureKind kind) {
       return "worker-lost";
     case FailureKind::kLeaseExpired:
       return "lease-expired";
+    case FailureKind::kImageLayout:
+      return "image-layout";
   }
   return "unknown";
 }

@@ -21,7 +21,7 @@ namespace imgsweep {
 
 // Raised whenever a message changes shape. A peer that speaks another
 // version is refused at hello with a reason that names both versions.
-inline constexpr std::uint32_t kProtocolVersion = 3;
+inline constexpr std::uint32_t kProtocolVersion = 4;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
@@ -55,6 +55,23 @@ struct BrokenVersion {
   bool operator==(const BrokenVersion&) const = default;
 };
 
+// How one file lies on a worker's disk, where it has holes. A file missing
+// from Hello::sparse is dense: every byte allocated, as a git checkout
+// writes it. `fingerprint` is "sparse:" and 16 hex digits of the sha256 of
+// its data extents; two files with the same bytes and the same fingerprint
+// print the same `qemu-img map`.
+struct FileLayout {
+  std::string path;  // relative to the testdata root
+  std::string fingerprint;
+  bool operator==(const FileLayout&) const = default;
+};
+
+// The layout of every file a worker's hello does not list: every byte
+// allocated.
+inline constexpr std::string_view kDenseLayout = "dense";
+// "dense", or "sparse:" and 16 lowercase hex digits.
+bool IsLayoutFingerprint(std::string_view text);
+
 // worker -> coordinator, first message on a connection.
 struct Hello {
   std::string name;  // unique within the fleet
@@ -66,6 +83,10 @@ struct Hello {
   // stay); another session under the name replaces it.
   std::string session;
   std::vector<BrokenVersion> broken = {};
+  // The files under its testdata root that have holes, when it runs cells on
+  // the checkout as it lies (--image-layout as-is); empty when it runs them
+  // on its dense staged copy.
+  std::vector<FileLayout> sparse = {};
   bool operator==(const Hello&) const = default;
 };
 
@@ -117,8 +138,8 @@ enum class Outcome : std::uint8_t { kExited = 0, kSignaled = 1, kTimeout = 2, kI
 const char* OutcomeName(Outcome outcome);  // "exited", "signaled", "timeout", "infra-failure"
 
 // Why an attempt was an infrastructure failure (kNone for a cell's own
-// outcome). The first kinds come from workers, the last two from the
-// coordinator itself. Numbers never change meaning.
+// outcome). kWorkerLost and kLeaseExpired come from the coordinator itself,
+// the others from workers. Numbers never change meaning.
 enum class FailureKind : std::uint8_t {
   kNone = 0,
   kSpawnError = 1,         // the process could not be started
@@ -129,8 +150,9 @@ enum class FailureKind : std::uint8_t {
   kPathRefused = 6,        // an image path or argument that leaves the testdata root
   kWorkerLost = 7,         // the worker went silent or away holding the cell
   kLeaseExpired = 8,       // the worker kept the cell past its lease
+  kImageLayout = 9,        // this host cannot keep the image's staged copy dense
 };
-inline constexpr FailureKind kLastFailureKind = FailureKind::kLeaseExpired;
+inline constexpr FailureKind kLastFailureKind = FailureKind::kImageLayout;
 // "spawn-error", "binary-missing", ..., "" for kNone.
 const char* FailureKindName(FailureKind kind);
 

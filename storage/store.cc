@@ -94,7 +94,7 @@ std::string EncodeRecord(const CellRecord& record) {
   PackField(p, "attempts");
   p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
   for (const Attempt& a : record.attempts) {
-    p.pack_map(16);
+    p.pack_map(17);
     PackNumber(p, "n", a.number);
     PackNumber(p, "outcome", static_cast<int>(a.outcome));
     PackNumber(p, "exit_code", a.exit_code);
@@ -111,6 +111,7 @@ std::string EncodeRecord(const CellRecord& record) {
     PackText(p, "binary_sha256", a.binary_sha256);
     PackText(p, "failure", a.failure);
     PackNumber(p, "kind", static_cast<int>(a.failure_kind));
+    PackText(p, "layout", a.image_layout);
   }
   return std::string(buffer.data(), buffer.size());
 }
@@ -147,6 +148,10 @@ class MapReader {
   T NumberOr(std::string_view name, T fallback) const {
     const msgpack::object* found = Find(name);
     return found == nullptr ? fallback : Convert<T>(*found, name);
+  }
+  std::string TextOr(std::string_view name, std::string fallback) const {
+    if (Find(name) == nullptr) return fallback;
+    return Text(name);
   }
   std::string Text(std::string_view name) const {
     const msgpack::object* found = Find(name);
@@ -213,6 +218,8 @@ void DecodeAttempt(const msgpack::object& o, Attempt* a, std::string* error) {
   a->failure = ra.Text("failure");
   // Records of stores made before failure kinds were stored have none.
   a->failure_kind = ra.Enum<FailureKind>("kind", kLastFailureKind, /*fallback=*/0);
+  // Nor a layout, before layouts were.
+  a->image_layout = ra.TextOr("layout", "");
 }
 
 // kCorruption naming the cell: the store wrote these bytes itself, so a

@@ -41,6 +41,9 @@ struct Attempt {
   std::string binary_sha256;
   std::string failure;
   FailureKind failure_kind = FailureKind::kNone;
+  // How the image's file lay on the worker's disk ("dense", "sparse:..."):
+  // `qemu-img map` prints its holes. Empty in records made before it was kept.
+  std::string image_layout = {};
   bool operator==(const Attempt&) const = default;
 };
 

@@ -169,13 +169,16 @@ std::vector<std::string> Plan::Args(const CellRef& ref) const {
   return args;
 }
 
-std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256) const {
+std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
+                           std::string_view image_layout) const {
   // Each part on its own line, arguments NUL-separated: names and digests
   // hold neither, so no two different inputs read the same.
   std::string text = "imgsweep-cell 1\nbinary ";
   text += binary_sha256;
   text += "\nimage ";
   text += images_[ref.image].sha256;
+  text += "\nlayout ";
+  text += image_layout;
   text += "\ntype ";
   text += types_[ref.type].name;
   text += "\nargv";

@@ -70,10 +70,12 @@ class Plan {
   std::vector<std::string> Args(const CellRef& ref) const;
   CellSpec Spec(const CellRef& ref, std::uint32_t attempt) const;
   // The digest of everything a cell's outcome depends on: the binary's
-  // sha256, the image's sha256, the output type, the argv template and the
-  // timeout. A stored outcome with the same key is reused, like a build
-  // cache's; any change runs the cell again.
-  std::string CacheKey(const CellRef& ref, std::string_view binary_sha256) const;
+  // sha256, the image's sha256 and the layout of its file on disk
+  // (FileLayout), the output type, the argv template and the timeout. A
+  // stored outcome with the same key is reused, like a build cache's; any
+  // change runs the cell again.
+  std::string CacheKey(const CellRef& ref, std::string_view binary_sha256,
+                       std::string_view image_layout) const;
 
   bool operator==(const Plan& other) const { return ToJson() == other.ToJson(); }
 

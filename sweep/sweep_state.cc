@@ -225,7 +225,8 @@ Result<std::string> AdoptPlan(Store& store, const Plan& plan) {
       write.key = std::string(key);
       write.record = record;
       write.record.inputs = before.value().CacheKey(before.value().Ref(index.value()),
-                                                    record.attempts.back().binary_sha256);
+                                                    record.attempts.back().binary_sha256,
+                                                    record.attempts.back().image_layout);
       return true;
     });
     if (!st.ok()) return st;

@@ -8,6 +8,8 @@
 #include <future>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "protocol/sha256.h"
 #include "protocol/transport.h"
 #include "tests/manifest_json.h"
@@ -234,6 +236,7 @@ TEST_F(CoordinatorTest, ReusesAStoredOutcomeOnlyWhileItsInputsAreTheSame) {
     Attempt ran;
     ran.number = 1;
     ran.binary_sha256 = kSha;
+    ran.image_layout = "dense";
     ran.stdout_sha256 = Sha256Hex("");
     ran.stderr_sha256 = Sha256Hex("");
     return CellWrite{key, {CellState::kDone, {ran}, 0, inputs}, {{Sha256Hex(""), ""}}};
@@ -246,9 +249,9 @@ TEST_F(CoordinatorTest, ReusesAStoredOutcomeOnlyWhileItsInputsAreTheSame) {
   lost.outcome = Outcome::kInfraFailure;
   lost.failure_kind = FailureKind::kWorkerLost;
   ASSERT_TRUE(store_
-                  ->Commit({done("map-human/7.2.0/a", plan_.CacheKey(CellRef{0, 0, 0}, kSha)),
+                  ->Commit({done("map-human/7.2.0/a", plan_.CacheKey(CellRef{0, 0, 0}, kSha, "dense")),
                             done("map-json/7.2.0/a", ""),  // a record from before keys were kept
-                            done("map-human/10.0.2/a", slower.CacheKey(CellRef{0, 1, 0}, kSha)),
+                            done("map-human/10.0.2/a", slower.CacheKey(CellRef{0, 1, 0}, kSha, "dense")),
                             {"map-json/10.0.2/a", {CellState::kFailed, {lost}, 0, ""}, {}}})
                   .ok());
   CoordinatorOptions options;
@@ -272,15 +275,83 @@ TEST_F(CoordinatorTest, ReusesAStoredOutcomeOnlyWhileItsInputsAreTheSame) {
             "--binary-digest names 9.9.9, which is not a version of this sweep");
 }
 
+// `qemu-img map` prints holes: the layout an outcome ran on is one of its
+// inputs. The default sweep wants dense files; as-is keeps the stored one.
+TEST_F(CoordinatorTest, AStoredOutcomeOnAnotherLayoutRunsAgain) {
+  const std::string sparse = "sparse:0123456789abcdef";
+  auto ran_on = [&](const std::string& key, const std::string& layout, const CellRef& ref) {
+    Attempt ran;
+    ran.number = 1;
+    ran.binary_sha256 = kSha;
+    ran.image_layout = layout;
+    ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
+    return CellWrite{key,
+                     {CellState::kDone, {ran}, 0, plan_.CacheKey(ref, kSha, layout)},
+                     {{Sha256Hex(""), ""}}};
+  };
+  Attempt before_layouts;  // a record from before layouts were kept
+  before_layouts.number = 1;
+  before_layouts.binary_sha256 = kSha;
+  before_layouts.stdout_sha256 = before_layouts.stderr_sha256 = Sha256Hex("");
+  ASSERT_TRUE(store_
+                  ->Commit({ran_on("map-human/7.2.0/a", sparse, CellRef{0, 0, 0}),
+                            ran_on("map-human/10.0.2/a", sparse, CellRef{0, 1, 0}),
+                            ran_on("map-json/7.2.0/a", "dense", CellRef{1, 0, 0}),
+                            {"map-json/10.0.2/a",
+                             {CellState::kDone, {before_layouts}, 0, ""},
+                             {{Sha256Hex(""), ""}}}})
+                  .ok());
+  CoordinatorOptions options;
+  options.listen = "tcp://127.0.0.1:*";
+  options.image_layout = ImageLayout::kAsIs;
+  // As-is: the image's layout is the one it ran on (the first record's); the
+  // record without a layout runs again, and so does the one on "dense".
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 2u);
+  EXPECT_EQ(store_->GetCell("map-json/7.2.0/a").value()->state, CellState::kPending);
+  EXPECT_EQ(store_->GetCell("map-human/7.2.0/a").value()->state, CellState::kDone);
+  // Dense, the default: the sparse outcomes run again.
+  options.image_layout = ImageLayout::kDense;
+  EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 4u);
+  EXPECT_EQ(store_->GetCell("map-human/7.2.0/a").value()->state, CellState::kPending);
+}
+
+// A worker with a file that has holes (here a backing file: any file an
+// image may read) gets none of the cells in a dense sweep; the conflict is
+// reported, and a dense worker runs them.
+TEST_F(CoordinatorTest, AWorkerWithAnImageLaidOutOtherwiseGetsNoneOfItsCells) {
+  auto sparse = Connect();
+  Hello hello{"w2", "h", 4, Versions(), "session-2"};
+  hello.sparse = {{"images/a.raw.backing", "sparse:0123456789abcdef"}};
+  const std::string layout = TreeLayout(hello.sparse);
+  EXPECT_TRUE(IsLayoutFingerprint(layout) && layout != "dense") << layout;
+  Send(*sparse, hello);
+  Expect<Welcome>(*sparse);
+  Send(*sparse, Credit{4});
+  Send(*sparse, StatusRequest{});
+  const auto status = nlohmann::json::parse(Expect<StatusReply>(*sparse).json);
+  EXPECT_EQ(status.at("layout_conflicts"),
+            nlohmann::json::array({"worker w2 has its testdata on " + layout +
+                                   ", the sweep uses dense for images/a.raw"}));
+  auto dense = Connect();
+  Send(*dense, Hello{"w1", "h", 4, Versions(), "session-1"});
+  Expect<Welcome>(*dense);
+  Send(*dense, Credit{4});
+  std::size_t cells = Expect<Assignment>(*dense).cells.size();
+  if (cells < 4) cells += Expect<Assignment>(*dense).cells.size();
+  EXPECT_EQ(cells, 4u);  // every cell: w2 took none
+}
+
 TEST_F(CoordinatorTest, ForceRunsEveryStoredCellAgain) {
   Attempt ran;
   ran.number = 1;
   ran.binary_sha256 = kSha;
+  ran.image_layout = "dense";
   ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
   const std::string key = "map-human/7.2.0/a";
   ASSERT_TRUE(store_
                   ->Commit({{key,
-                             {CellState::kDone, {ran}, 0, plan_.CacheKey(CellRef{0, 0, 0}, kSha)},
+                             {CellState::kDone, {ran}, 0,
+                              plan_.CacheKey(CellRef{0, 0, 0}, kSha, "dense")},
                              {{Sha256Hex(""), ""}}}})
                   .ok());
   CoordinatorOptions options;

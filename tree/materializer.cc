@@ -62,6 +62,8 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
       meta["return_code"] = nullptr;
       break;
   }
+  // Where the image's holes were, which `qemu-img map` prints.
+  if (!a.image_layout.empty()) meta["image_layout"] = a.image_layout;
   if (options.provenance) {
     meta["attempts"] = record.attempts.size();
     meta["duration_ms"] = static_cast<double>(a.duration_us) / 1000.0;

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   const std::pair<const char*, Message> seeds[] = {
       {"hello",
        Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}, "5f3a9c01d2e4b687",
-             {{"9.0.0", "--version timed out after 30 s"}}}},
+             {{"9.0.0", "--version timed out after 30 s"}},
+             {{"images/raw/sparse.raw", "sparse:0123456789abcdef"}}}},
       {"welcome", Welcome{"sweep", 1000, 3}},
       {"refused", Refused{"say hello first"}},
       {"credit", Credit{4}},
