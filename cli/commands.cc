@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "protocol/version_name.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
+#include "worker/image_layout.h"
 #include "worker/subprocess.h"
 #include "worker/worker.h"
 
@@ -31,21 +33,11 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kVersionCheckTimeout = std::chrono::seconds(30);
-constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // How long local workers get to exit after the sweep says shutdown.
 constexpr auto kWorkerExitWait = std::chrono::seconds(10);
 // How often the progress line is redrawn on a terminal, or logged elsewhere.
 constexpr auto kLiveProgressInterval = std::chrono::milliseconds(200);
 constexpr auto kLoggedProgressInterval = std::chrono::milliseconds(10'000);
-
-std::string HostName() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "unknown-host";
-  return name;
-}
-
-unsigned Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 void PrintSummary(const SweepSummary& s, double seconds) {
   const std::size_t closed = s.closed();
@@ -77,6 +69,9 @@ void PrintSummary(const SweepSummary& s, double seconds) {
   }
   for (const std::string& conflict : s.digest_conflicts) {
     std::printf("imgsweep: binary conflict: %s\n", conflict.c_str());
+  }
+  for (const std::string& conflict : s.layout_conflicts) {
+    std::printf("imgsweep: layout conflict: %s\n", conflict.c_str());
   }
 }
 
@@ -238,6 +233,9 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
   options.liveness = faults.liveness;
   options.max_attempts = faults.max_attempts;
   options.force = faults.force;
+  Result<ImageLayout> layout = ParseImageLayout(faults.image_layout);
+  if (!layout.ok()) return layout.status();
+  options.image_layout = layout.value();
   for (const std::string& pin : faults.binary_digests) {
     const std::size_t eq = pin.find('=');
     const std::string version = pin.substr(0, eq);
@@ -299,6 +297,8 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
                                      std::to_string(local.output_limit_mib),
                                      "--name",
                                      "local-" + std::to_string(i)};
+    if (options.image_layout == ImageLayout::kAsIs) args.insert(args.end(), {"--image-layout", "as-is"});
+    if (!local.stage_dir.empty()) args.insert(args.end(), {"--stage-dir", local.stage_dir.string()});
     if (local.quiet) args.insert(args.begin(), "--quiet");
     if (local.log_format != "text") args.insert(args.begin(), {"--log-format", local.log_format});
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
@@ -337,6 +337,14 @@ int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOption
 }
 
 }  // namespace
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown-host";
+  return name;
+}
+
+unsigned Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 int RunCommand(const RunFlags& flags) {
   if (flags.local.workers == 0) return Fail(Status::InvalidInput("--workers must be at least 1"));
@@ -411,35 +419,6 @@ int RerunCommand(const RerunFlags& flags) {
   }
   return RunLocally(sweep, flags.local, options.value(), flags.serve.watch, flags.out,
                     flags.serve.tree);
-}
-
-int WorkerCommand(const WorkerFlags& flags) {
-  std::error_code ec;
-  const fs::path root = fs::canonical(flags.testdata, ec);
-  if (ec || !fs::is_directory(root, ec)) {
-    return Fail(Status::NotFound("testdata " + flags.testdata.string() + ": no such directory"));
-  }
-  Result<Binaries> installed = DiscoverBinaries(flags.binaries, kVersionCheckTimeout);
-  if (!installed.ok()) return Fail(installed.status());
-  for (const BrokenVersion& b : installed.value().broken) {
-    spdlog::warn("worker: version {} cannot run here: {}; offering the others", b.name, b.reason);
-  }
-  WorkerOptions options;
-  options.connect = flags.connect;
-  options.host = HostName();
-  options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
-  options.slots = flags.slots > 0 ? flags.slots : Cores();
-  options.prefetch = flags.prefetch;
-  for (const InstalledVersion& v : installed.value().working) options.versions.push_back(v.info);
-  options.broken = installed.value().broken;
-  Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
-  if (!security.ok()) return Fail(security.status());
-  options.security = security.value();
-  options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
-  Worker worker(options, std::make_unique<CellRunner>(root, std::move(installed.value().working), kKillGrace,
-                                                      std::size_t{flags.output_limit_mib} << 20));
-  Status st = worker.Run();
-  return st.ok() ? kExitOk : Fail(st);
 }
 
 }  // namespace imgsweep

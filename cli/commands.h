@@ -27,6 +27,13 @@ inline constexpr int kExitBadInput = 2;
 // Prints "imgsweep: <message>" on stderr; the exit code the Status calls for.
 int Fail(const Status& status);
 
+// What a cell's process gets between SIGTERM and SIGKILL.
+inline constexpr auto kKillGrace = std::chrono::milliseconds(500);
+// This host's name; "unknown-host" when it has none.
+std::string HostName();
+// The cores cells may use by default.
+unsigned Cores();
+
 struct SweepInputs {
   std::filesystem::path manifest;
   std::filesystem::path testdata;  // empty: not checked here (remote workers)
@@ -68,6 +75,7 @@ struct FaultFlags {
   unsigned max_attempts = 3;
   std::vector<std::string> binary_digests;  // "VERSION=SHA256", the right bytes
   bool force = false;                       // run every cell, stored or not
+  std::string image_layout = "dense";       // or "as-is" (coordinator/image_layouts.h)
 };
 
 // `run`'s (and `rerun`'s) worker processes on this host.
@@ -77,6 +85,7 @@ struct LocalWorkers {
   unsigned workers = 2;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
   unsigned output_limit_mib = 64;
+  std::filesystem::path stage_dir;  // empty: DefaultStageCache()
   bool quiet = false;  // passed on to the local workers
   std::string log_format = "text";
 };
@@ -148,6 +157,8 @@ struct WorkerFlags {
   std::filesystem::path coordinator_key;  // the coordinator's .pub file
   unsigned output_limit_mib = 64;         // per stream of a cell
   unsigned give_up_after_s = 600;         // without a coordinator
+  std::string image_layout = "dense";     // or "as-is": run on the checkout as it lies
+  std::filesystem::path stage_dir;        // dense: where the staged copy goes (empty: default)
 };
 int WorkerCommand(const WorkerFlags& flags);
 

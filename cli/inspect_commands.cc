@@ -70,6 +70,9 @@ std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoin
   for (const nlohmann::json& v : j.value("broken_versions", nlohmann::json::array())) {
     out += "broken version, its cells failed: " + v.get<std::string>() + "\n";
   }
+  for (const nlohmann::json& v : j.value("layout_conflicts", nlohmann::json::array())) {
+    out += "layout conflict: " + v.get<std::string>() + "\n";
+  }
   return out;
 }
 

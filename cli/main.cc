@@ -39,6 +39,20 @@ void AddTimeout(CLI::App* app, double* seconds) {
       ->check(CLI::Range(0.001, 86400.0));
 }
 
+void AddImageLayout(CLI::App* app, std::string* layout) {
+  app->add_option("--image-layout", *layout,
+                  "dense (default): cells run on a staged copy of each image with every byte "
+                  "allocated, as in a git checkout, so `map` does not depend on the host; "
+                  "as-is: on the testdata as it lies, one layout per image across the fleet")
+      ->check(CLI::IsMember({"dense", "as-is"}));
+}
+
+void AddStageDir(CLI::App* app, std::filesystem::path* dir) {
+  app->add_option("--stage-dir", *dir,
+                  "Where workers stage the dense copies (default "
+                  "$XDG_CACHE_HOME/imgsweep/staged or ~/.cache/imgsweep/staged)");
+}
+
 void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
   app->add_option("--heartbeat-ms", faults->heartbeat_ms,
                   "Heartbeat interval both ways, in ms (default 1000)")
@@ -54,7 +68,9 @@ void AddFaultFlags(CLI::App* app, imgsweep::FaultFlags* faults) {
                   "(repeatable)");
   app->add_flag("--force", faults->force,
                 "Run every cell again. Without it a stored outcome is reused while its inputs "
-                "(binary and image sha256, output type, argv, timeout) are unchanged");
+                "(binary and image sha256, image layout, output type, argv, timeout) are "
+                "unchanged");
+  AddImageLayout(app, &faults->image_layout);
 }
 
 void AddMetrics(CLI::App* app, imgsweep::WatchFlags* watch) {
@@ -100,6 +116,7 @@ void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
   app->add_option("--slots", local->slots, "Cells at once per worker (default cores / workers)")
       ->check(CLI::Range(1, 4096));
   AddOutputLimit(app, &local->output_limit_mib);
+  AddStageDir(app, &local->stage_dir);
 }
 
 void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options);
@@ -240,6 +257,8 @@ Command AddWorker(CLI::App& app) {
   cmd->add_option("--coordinator-key", worker->coordinator_key,
                   "The coordinator's public key file (NAME.pub)");
   AddOutputLimit(cmd, &worker->output_limit_mib);
+  AddImageLayout(cmd, &worker->image_layout);
+  AddStageDir(cmd, &worker->stage_dir);
   cmd->add_option("--give-up-after", worker->give_up_after_s,
                   "Seconds without a coordinator (not yet there, or gone) before the "
                   "worker exits 1 (default 600); until then it reconnects by itself")

@@ -7,6 +7,9 @@
 #   IMGSWEEP_SLOTS      cells at once (default: cores)
 #   IMGSWEEP_KEY        this worker's key file (NAME.key, a mounted secret) and
 #   IMGSWEEP_COORDINATOR_KEY  the coordinator's .pub: CURVE
+#   IMGSWEEP_STAGE_DIR  where the dense copy of the testdata is staged (default
+#                       ~/.cache/imgsweep/staged; an emptyDir or volume keeps it between runs)
+#   IMGSWEEP_IMAGE_LAYOUT  dense (default) or as-is
 #   IMGSWEEP_BIN        the imgsweep binary (default: imgsweep on PATH)
 # Arguments are passed on to `imgsweep worker`.
 set -eu
@@ -17,6 +20,8 @@ set -- --connect "$IMGSWEEP_CONNECT" \
   --testdata "${IMGSWEEP_TESTDATA:-/srv/testdata}" \
   --name "${IMGSWEEP_NAME:-$(hostname)}" "$@"
 if [ -n "${IMGSWEEP_SLOTS:-}" ]; then set -- --slots "$IMGSWEEP_SLOTS" "$@"; fi
+if [ -n "${IMGSWEEP_STAGE_DIR:-}" ]; then set -- --stage-dir "$IMGSWEEP_STAGE_DIR" "$@"; fi
+if [ -n "${IMGSWEEP_IMAGE_LAYOUT:-}" ]; then set -- --image-layout "$IMGSWEEP_IMAGE_LAYOUT" "$@"; fi
 if [ -n "${IMGSWEEP_KEY:-}" ]; then
   : "${IMGSWEEP_COORDINATOR_KEY:?IMGSWEEP_KEY needs IMGSWEEP_COORDINATOR_KEY (its .pub)}"
   set -- --curve-secret "$IMGSWEEP_KEY" --coordinator-key "$IMGSWEEP_COORDINATOR_KEY" "$@"

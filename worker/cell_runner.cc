@@ -101,6 +101,13 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   std::string failure;
   FailureKind kind = FailureKind::kNone;
   if (!ImageMatches(cell, &kind, &failure)) return InfraFailure(cell, kind, failure);
+  if (!bad_layout_.empty()) {  // an image may read any of them: a backing file, an extent
+    return InfraFailure(cell, FailureKind::kImageLayout,
+                        std::to_string(bad_layout_.size()) + " files under " + root_text_ +
+                            " (" + *bad_layout_.begin() +
+                            ", ...) have holes after staging; this host's filesystem does not "
+                            "keep zero blocks allocated");
+  }
 
   RunRequest request;
   request.program = version->second.program;

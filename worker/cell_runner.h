@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,12 @@ class CellRunner final : public CellExecutor {
   // external data file against it).
   CellResult Run(const CellSpec& cell) override;
 
+  // Files under the root (relative paths) whose layout this host cannot
+  // keep as the sweep wants it (StagedTree::not_dense). While there are
+  // any, every cell is an image-layout infrastructure failure and runs
+  // elsewhere: an image may read any file (a backing file, an extent).
+  void RefuseLayoutOf(std::set<std::string> paths) { bad_layout_ = std::move(paths); }
+
  private:
   // The image's digest, cached; an error message when it cannot be read.
   bool ImageMatches(const CellSpec& cell, FailureKind* kind, std::string* failure);
@@ -60,6 +67,7 @@ class CellRunner final : public CellExecutor {
   const std::chrono::milliseconds grace_;
   const std::size_t output_limit_;
   const ProcessLauncher* const launcher_;
+  std::set<std::string> bad_layout_;
 
   std::mutex mu_;
   std::map<std::string, std::string> digests_;  // guarded by mu_; path -> sha256

@@ -42,6 +42,7 @@ struct WorkerOptions {
   unsigned prefetch = 0;
   std::vector<VersionInfo> versions;
   std::vector<BrokenVersion> broken;  // held but not runnable: reported in the hello
+  std::vector<FileLayout> sparse;     // --image-layout as-is: its files with holes
   // Until the welcome says the coordinator's; then its own.
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
   unsigned liveness = kDefaultLiveness;

@@ -1,0 +1,98 @@
+// `imgsweep worker`: its binaries, where its cells run (a dense staged copy
+// of the testdata, or the testdata as it lies), and the worker loop.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "cli/commands.h"
+#include "cli/keys.h"
+#include "worker/binaries.h"
+#include "worker/cell_runner.h"
+#include "worker/image_layout.h"
+#include "worker/subprocess.h"
+#include "worker/worker.h"
+
+namespace imgsweep {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr auto kVersionCheckTimeout = std::chrono::seconds(30);
+
+// Where a worker's cells run: its dense staged copy of the testdata (the
+// default), or the testdata as it lies with the files that have holes.
+struct LaidOut {
+  fs::path root;
+  std::vector<FileLayout> sparse;
+  std::set<std::string> not_dense;
+};
+
+Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
+  LaidOut out;
+  if (flags.image_layout == "as-is") {
+    Result<std::vector<FileLayout>> sparse = SparseFiles(root);
+    if (!sparse.ok()) return sparse.status();
+    spdlog::info("worker: cells run on {} as it lies; {} files there have holes", root.string(),
+                 sparse.value().size());
+    out.root = root;
+    out.sparse = std::move(sparse).value();
+    return out;
+  }
+  fs::path cache = flags.stage_dir;
+  if (cache.empty()) {
+    Result<fs::path> fallback = DefaultStageCache();
+    if (!fallback.ok()) return fallback.status();
+    cache = fallback.value();
+  }
+  Result<StagedTree> staged = StageDense(root, cache);
+  if (!staged.ok()) return staged.status();
+  spdlog::info("worker: cells run on a dense copy of {} at {}: {} files, {} copied now",
+               root.string(), staged.value().root.string(), staged.value().files,
+               staged.value().copied);
+  for (const std::string& path : staged.value().not_dense) {
+    spdlog::warn("worker: {} still has holes after staging at {}; its cells go to other workers",
+                 path, staged.value().root.string());
+  }
+  out.root = staged.value().root;
+  out.not_dense = std::move(staged.value().not_dense);
+  return out;
+}
+
+}  // namespace
+
+int WorkerCommand(const WorkerFlags& flags) {
+  std::error_code ec;
+  const fs::path root = fs::canonical(flags.testdata, ec);
+  if (ec || !fs::is_directory(root, ec)) {
+    return Fail(Status::NotFound("testdata " + flags.testdata.string() + ": no such directory"));
+  }
+  Result<Binaries> installed = DiscoverBinaries(flags.binaries, kVersionCheckTimeout);
+  if (!installed.ok()) return Fail(installed.status());
+  for (const BrokenVersion& b : installed.value().broken) {
+    spdlog::warn("worker: version {} cannot run here: {}; offering the others", b.name, b.reason);
+  }
+  WorkerOptions options;
+  options.connect = flags.connect;
+  options.host = HostName();
+  options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
+  options.slots = flags.slots > 0 ? flags.slots : Cores();
+  options.prefetch = flags.prefetch;
+  for (const InstalledVersion& v : installed.value().working) options.versions.push_back(v.info);
+  options.broken = installed.value().broken;
+  Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
+  if (!security.ok()) return Fail(security.status());
+  options.security = security.value();
+  options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
+  Result<LaidOut> laid_out = LayOut(root, flags);
+  if (!laid_out.ok()) return Fail(laid_out.status());
+  options.sparse = std::move(laid_out.value().sparse);
+  auto runner = std::make_unique<CellRunner>(laid_out.value().root,
+                                             std::move(installed.value().working), kKillGrace,
+                                             std::size_t{flags.output_limit_mib} << 20);
+  runner->RefuseLayoutOf(std::move(laid_out.value().not_dense));
+  Worker worker(options, std::move(runner));
+  Status st = worker.Run();
+  return st.ok() ? kExitOk : Fail(st);
+}
+
+}  // namespace imgsweep

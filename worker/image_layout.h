@@ -1,0 +1,58 @@
+// How the image files lie on this host's disk, and the dense copy cells run
+// on by default. `qemu-img map` prints where a file has holes, so the same
+// bytes laid out otherwise (a sparse `qemu-img create`, a `cp` or tar
+// copy, a git checkout that writes every byte) print different extents.
+//
+// StageDense mirrors the testdata tree into a cache, every byte allocated
+// as in the consumers' git checkouts: relative backing files and VMDK
+// extents resolve there as in the checkout, and the staged root stands in
+// for the real one (its path becomes $TESTDATA_ROOT in the outputs).
+//
+// Thread-safety: free functions; StageDense serialises processes of one
+// host that stage the same tree with a lock file.
+#ifndef IMGSWEEP_WORKER_IMAGE_LAYOUT_H_
+#define IMGSWEEP_WORKER_IMAGE_LAYOUT_H_
+
+#include <cstddef>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "protocol/messages.h"
+#include "protocol/status.h"
+
+namespace imgsweep {
+
+// "dense" when every byte of the file is allocated (or the filesystem
+// reports no holes), else "sparse:" and 16 hex digits of the sha256 of its
+// data extents. Errors name the path.
+Result<std::string> LayoutFingerprint(const std::filesystem::path& file);
+
+// The regular files under `root` that have holes, by path relative to it,
+// sorted; the top-level .git and expected-outputs folders are left out
+// (neither holds images).
+Result<std::vector<FileLayout>> SparseFiles(const std::filesystem::path& root);
+
+struct StagedTree {
+  std::filesystem::path root;  // canonical
+  std::size_t files = 0;
+  std::size_t copied = 0;  // the rest were already there with the same bytes
+  // Files whose staged copy still has holes: this host's filesystem turns
+  // zero blocks into holes, so cells on them cannot run here.
+  std::set<std::string> not_dense;
+};
+
+// `cache/<16 hex digits of the root's path>`, a dense copy of every regular
+// file under `root` (outside .git and expected-outputs) and its symbolic
+// links as they are. A staged file is kept while its sha256 equals the
+// source's; files no longer in the source are removed. Each staged file is
+// checked with SEEK_HOLE. REQUIRES: `root` canonical.
+Result<StagedTree> StageDense(const std::filesystem::path& root, const std::filesystem::path& cache);
+
+// $XDG_CACHE_HOME/imgsweep/staged, else $HOME/.cache/imgsweep/staged.
+Result<std::filesystem::path> DefaultStageCache();
+
+}  // namespace imgsweep
+
+#endif  // IMGSWEEP_WORKER_IMAGE_LAYOUT_H_
