@@ -20,7 +20,8 @@
 #   keys_of_log LOG         the cell key of each logged execution, one per line
 #   child_of PID            the process that `timeout` (PID) runs
 #   wait_for_lines FILE N SECONDS  waits until FILE (a growing log) has N lines
-# Sourcing it makes the scratch folder $work, and at exit stops every process
+# Sourcing it makes the scratch folder $work (and $XDG_CACHE_HOME in it, where
+# workers stage their dense copies), and at exit stops every process
 # it started and removes $work (kept when KEEP_WORK is set, to look at after a failure).
 # REQUIRES: $imgsweep and $testdata, before any helper runs.
 pids=()
@@ -112,12 +113,13 @@ WRAPPER
 # The test bed's cells: safe images x versions x the 2 map output types.
 cell_count() { echo $(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 )); }
 keys_of_log() {
-  local root
-  root="$(realpath "$testdata")/"
-  awk -v root="$root" 'NR == FNR { id[$2] = $1; next }
+  # The image is the logged path's tail that names a manifest entry: the
+  # workers ran it under their staged copy of the testdata.
+  awk 'NR == FNR { id[$2] = $1; next }
     { type = ($4 == "--output=json") ? "map-json" : "map-human"
-      p = $NF; if (index(p, root) == 1) p = substr(p, length(root) + 1)
-      print type "/" $2 "/" id[p] }' <(safe_cells) "$1"
+      p = $NF; key = ""
+      for (i = 1; i <= length(p); i++) if ((i == 1 || substr(p, i - 1, 1) == "/") && (substr(p, i) in id)) { key = id[substr(p, i)]; break }
+      print type "/" $2 "/" key }' <(safe_cells) "$1"
 }
 child_of() { pgrep -P "$1" | head -1; }
 wait_for_lines() {
@@ -130,4 +132,6 @@ wait_for_lines() {
 }
 
 work="$(mktemp -d)"
+# The workers' dense staged copies of the testdata, one cache per test.
+export XDG_CACHE_HOME="$work/cache"
 trap 'stop_all; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
