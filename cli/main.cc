@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -442,7 +444,17 @@ int main(int argc, char** argv) {
   }
   SetUpLogging(globals);
   for (const Command& c : commands) {
-    if (*c.app) return c.run();
+    if (!*c.app) continue;
+    // The last line of defence: a library that throws on input nobody
+    // checked (bad UTF-8 in a JSON document, say) ends the command with a
+    // message and exit 1, never with std::terminate. The store's writes are
+    // durable as they happen, so nothing stored is lost.
+    try {
+      return c.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "imgsweep: %s failed: %s\n", c.app->get_name().c_str(), e.what());
+      return imgsweep::kExitFailed;
+    }
   }
   return kExitOk;
 }

@@ -16,6 +16,7 @@
 #include "coordinator/stored_cells.h"
 #include "coordinator/version_digests.h"
 #include "protocol/messages.h"
+#include "protocol/utf8.h"
 #include "protocol/version_name.h"
 
 namespace imgsweep {
@@ -60,6 +61,7 @@ class Coordinator::Impl {
       }
     }
     recorder_.CountReused(stored.reused_counts);
+    if (options_.sweep_id.empty()) options_.sweep_id = stored.sweep_id;
   }
 
   const std::string& endpoint() const { return transport_->endpoint(); }
@@ -91,6 +93,7 @@ class Coordinator::Impl {
     if (!st.ok()) return st;
     Dispatch();
     SendHeartbeats();
+    EvictBusy();
     Notify();
     if (clock_->Now() >= next_missing_report_) {
       GiveUpBrokenVersions();  // a worker that ran one may have gone, its cells come back
@@ -150,6 +153,7 @@ class Coordinator::Impl {
       if (!got.value()) break;
       handling_ = &*got.value();
       HandleFrame(*got.value());
+      EvictBusy();
       handling_ = nullptr;
       wait = std::chrono::milliseconds(0);
     }
@@ -161,6 +165,12 @@ class Coordinator::Impl {
   // failure is only logged.
   bool Tell(const std::string& peer, const Message& message) {
     Status st = transport_->Send(peer, Encode(message));
+    if (st.code() == StatusCode::kBusy) {
+      // It has not read what it was sent (a whole queue): it never blocks
+      // this thread, and it is cut off; what it held goes back at EvictBusy.
+      if (peers_.CutOff(peer, "it left its queue of frames unread")) busy_.push_back(peer);
+      return false;
+    }
     if (!st.ok()) {
       spdlog::debug("coordinator: {} not delivered: {}", MessageName(message), st.message());
       return false;
@@ -170,7 +180,12 @@ class Coordinator::Impl {
   }
 
   void Drop(const std::string& peer, const std::string& why) {
-    if (!peers_.Reject(peer, why)) return;
+    if (peers_.Reject(peer, why)) Evict(peer);
+  }
+
+  // A peer just cut off: its connection closed when its frame is the one
+  // in hand, and as a worker, its leases back to the queue.
+  void Evict(const std::string& peer) {
     if (handling_ != nullptr && handling_->peer == peer) {
       Status closed = transport_->Disconnect(*handling_);
       if (!closed.ok()) spdlog::debug("coordinator: {}", closed.message());
@@ -179,6 +194,14 @@ class Coordinator::Impl {
       ReleaseLeasesOf(peer);
       peers_.Remove(peer);
     }
+  }
+
+  // Tell cuts a peer off while loops may walk the workers; they are
+  // evicted here, between steps.
+  void EvictBusy() {
+    std::vector<std::string> busy;
+    busy.swap(busy_);
+    for (const std::string& peer : busy) Evict(peer);
   }
 
   void HandleFrame(const Envelope& envelope) {
@@ -192,7 +215,15 @@ class Coordinator::Impl {
       return Drop(envelope.peer, decoded.status().message());
     }
     Message& message = decoded.value();
+    if (const std::string bad = FirstNonUtf8Field(message); !bad.empty()) {
+      const std::string why = std::string(MessageName(message)) + ": " + bad + " is not UTF-8";
+      if (worker == nullptr) Tell(envelope.peer, Refused{why});
+      return Drop(envelope.peer, why);
+    }
     if (std::holds_alternative<StatusRequest>(message)) {
+      if (!PeerRegistry::TakeStatusToken(state, clock_->Now())) {
+        return Drop(envelope.peer, "status requests faster than the limit");
+      }
       Tell(envelope.peer, StatusReply{LiveStatusJson(View())});
       return;
     }
@@ -281,9 +312,11 @@ class Coordinator::Impl {
   }
 
   // A result counts when its worker holds the cell under that lease. One
-  // from a lease no longer current (the worker was taken for lost, or the
-  // coordinator restarted) is the cell's outcome if the cell is still open
-  // and the worker could have been given it; the first stored result wins.
+  // from a lease no longer current is the cell's outcome while the cell is
+  // open, if that lease gave the cell to this worker process (it was taken
+  // for lost, then came back), or if it is a lease of the sweep from before
+  // a coordinator restart and the worker holds the version. The first
+  // stored result wins; any other is forged and dropped.
   void HandleResult(WorkerEntry& worker, CellResult& result) {
     Result<std::size_t> index = plan_.IndexOfKey(result.key);
     if (!index.ok()) return Drop(worker.peer, index.status().message());
@@ -299,7 +332,10 @@ class Coordinator::Impl {
         return;
       }
       const std::string& version = plan_.versions()[plan_.Ref(cell).version];
-      if (!leases_.IssuedBySweep(result.lease_id) || !worker.versions.contains(version)) {
+      const bool granted = leases_.Granted(result.lease_id, worker.session, cell);
+      const bool before_restart =
+          leases_.FromEarlierIncarnation(result.lease_id) && worker.versions.contains(version);
+      if (!granted && !before_restart) {
         return Drop(worker.peer, "a result for " + result.key + " which it was not given");
       }
       if (result.outcome == Outcome::kInfraFailure) {  // a late failure is only forgotten
@@ -391,7 +427,7 @@ class Coordinator::Impl {
         kLeaseSlack;
     const Clock::TimePoint sending = clock_->Now();
     Assignment assignment;
-    assignment.lease_id = leases_.Issue(worker.peer, cells, sending, sending + span);
+    assignment.lease_id = leases_.Issue(worker.peer, worker.session, cells, sending, sending + span);
     assignment.deadline_unix_ms =
         clock_->UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
     for (std::size_t cell : cells) {
@@ -530,6 +566,7 @@ class Coordinator::Impl {
   std::size_t workers_lost_ = 0;
   std::size_t late_results_ = 0;
   std::size_t broken_cells_ = 0;
+  std::vector<std::string> busy_;  // peers cut off by Tell, to evict
 };
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -66,7 +66,8 @@ class CoordinatorObserver {
 
 struct CoordinatorOptions {
   std::string listen = "tcp://127.0.0.1:*";
-  std::string sweep_id = "sweep";
+  // Empty: the store's own, made at its first start (LoadStoredCells).
+  std::string sweep_id;
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
   // Heartbeats a worker may miss in a row before it is taken for lost.
   unsigned liveness = kDefaultLiveness;

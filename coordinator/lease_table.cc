@@ -1,13 +1,20 @@
 #include "coordinator/lease_table.h"
 
+#include <algorithm>
+
 namespace imgsweep {
 
 LeaseTable::LeaseTable(std::size_t cells, std::uint64_t incarnation)
     : lease_of_(cells, 0), incarnation_(incarnation) {}
 
-std::uint64_t LeaseTable::Issue(const std::string& peer, const std::vector<std::size_t>& cells,
-                                Clock::TimePoint sent, Clock::TimePoint deadline) {
+std::uint64_t LeaseTable::Issue(const std::string& peer, const std::string& session,
+                                const std::vector<std::size_t>& cells, Clock::TimePoint sent,
+                                Clock::TimePoint deadline) {
   const std::uint64_t id = (incarnation_ << kCounterBits) | ++last_counter_;
+  Grant& grant = granted_[id];
+  grant.session = session;
+  grant.cells = cells;
+  std::sort(grant.cells.begin(), grant.cells.end());
   Lease& lease = leases_[id];
   lease.peer = peer;
   lease.sent = sent;
@@ -36,6 +43,16 @@ bool LeaseTable::IssuedBySweep(std::uint64_t id) const {
   const std::uint64_t counter = id & ((std::uint64_t{1} << kCounterBits) - 1);
   if (incarnation == 0 || incarnation > incarnation_ || counter == 0) return false;
   return incarnation < incarnation_ || counter <= last_counter_;
+}
+
+bool LeaseTable::Granted(std::uint64_t id, const std::string& session, std::size_t cell) const {
+  auto grant = granted_.find(id);
+  return grant != granted_.end() && grant->second.session == session &&
+         std::binary_search(grant->second.cells.begin(), grant->second.cells.end(), cell);
+}
+
+bool LeaseTable::FromEarlierIncarnation(std::uint64_t id) const {
+  return IssuedBySweep(id) && (id >> kCounterBits) < incarnation_;
 }
 
 void LeaseTable::Close(std::size_t cell) {

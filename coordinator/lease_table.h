@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "protocol/clock.h"
@@ -36,10 +37,11 @@ class LeaseTable {
   // REQUIRES: incarnation >= 1.
   LeaseTable(std::size_t cells, std::uint64_t incarnation);
 
-  // A new lease of `cells` to `peer`. REQUIRES: `cells` is not empty and
-  // none of them is leased.
-  std::uint64_t Issue(const std::string& peer, const std::vector<std::size_t>& cells,
-                      Clock::TimePoint sent, Clock::TimePoint deadline);
+  // A new lease of `cells` to `peer`, the worker process `session`.
+  // REQUIRES: `cells` is not empty and none of them is leased.
+  std::uint64_t Issue(const std::string& peer, const std::string& session,
+                      const std::vector<std::size_t>& cells, Clock::TimePoint sent,
+                      Clock::TimePoint deadline);
 
   const Lease* Find(std::uint64_t id) const;
   bool IsLeased(std::size_t cell) const { return lease_of_[cell] != 0; }
@@ -47,6 +49,12 @@ class LeaseTable {
   bool Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const;
   // A lease id this sweep handed out, in this incarnation or an earlier one.
   bool IssuedBySweep(std::uint64_t id) const;
+  // True when this incarnation issued lease `id` to the worker process
+  // `session` with `cell` in it, whether or not the lease still stands:
+  // the only late results of this incarnation that count.
+  bool Granted(std::uint64_t id, const std::string& session, std::size_t cell) const;
+  // A lease id of an earlier incarnation of this sweep (before a restart).
+  bool FromEarlierIncarnation(std::uint64_t id) const;
 
   // The cell leaves whatever lease holds it.
   void Close(std::size_t cell);
@@ -65,7 +73,13 @@ class LeaseTable {
  private:
   static constexpr int kCounterBits = 32;
 
+  struct Grant {
+    std::string session;
+    std::vector<std::size_t> cells;  // sorted
+  };
+
   std::map<std::uint64_t, Lease> leases_;
+  std::unordered_map<std::uint64_t, Grant> granted_;  // every lease of this incarnation
   std::vector<std::uint64_t> lease_of_;  // by cell; 0 when not leased
   const std::uint64_t incarnation_;
   std::uint64_t last_counter_ = 0;

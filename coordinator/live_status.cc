@@ -83,7 +83,9 @@ std::string LiveStatusJson(const LiveView& view) {
   j["versions_without_worker"] = missing;
   j["broken_versions"] = view.broken_versions;
   j["layout_conflicts"] = view.layout_conflicts;
-  return j.dump();
+  // Every string from the wire was checked at the boundary; a store made
+  // before that may still hold other bytes, which must not end the sweep.
+  return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
 std::string VersionsWithoutWorker(const LiveView& view) {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "protocol/version_name.h"
@@ -35,6 +37,32 @@ bool PeerRegistry::Reject(const std::string& peer, const std::string& why) {
   spdlog::warn("coordinator: cut off {} after {} rejected frames: connection closed, its "
                "frames ignored from now on",
                state.label, state.rejected);
+  return true;
+}
+
+bool PeerRegistry::CutOff(const std::string& peer, const std::string& why) {
+  ++rejected_frames_;
+  auto tracked = peers_.find(peer);
+  PeerState& state = tracked == peers_.end() ? overflow_ : tracked->second;
+  ++state.rejected;
+  if (state.cut_off) return false;
+  state.cut_off = true;
+  spdlog::warn("coordinator: cut off {}: {}; its frames ignored from now on", state.label, why);
+  return true;
+}
+
+bool PeerRegistry::TakeStatusToken(PeerState& state, Clock::TimePoint now) {
+  if (!state.status_seen) {
+    state.status_seen = true;
+    state.status_tokens = kStatusRequestBurst;
+  } else {
+    const double seconds = std::chrono::duration<double>(now - state.status_refilled).count();
+    state.status_tokens = std::min(kStatusRequestBurst,
+                                   state.status_tokens + seconds * kStatusRequestsPerSecond);
+  }
+  state.status_refilled = now;
+  if (state.status_tokens < 1) return false;
+  state.status_tokens -= 1;
   return true;
 }
 

@@ -47,7 +47,17 @@ struct PeerState {
   std::size_t rejected = 0;
   bool cut_off = false;
   Clock::TimePoint told_hello_first{};  // the last hello-first sent to it
+  // Status requests it may still send now (a token bucket, refilled at
+  // kStatusRequestsPerSecond up to kStatusRequestBurst).
+  double status_tokens = 0;
+  Clock::TimePoint status_refilled{};
+  bool status_seen = false;
 };
+
+// Status requests a peer may send in a burst, and on average per second;
+// beyond that each is a rejected frame. `status --connect` sends one.
+inline constexpr double kStatusRequestBurst = 10;
+inline constexpr double kStatusRequestsPerSecond = 5;
 
 // Frames the coordinator refused from one peer.
 struct PeerRejections {
@@ -68,6 +78,11 @@ class PeerRegistry {
   // back what it held.
   bool Reject(const std::string& peer, const std::string& why);
   void CountIgnored() { ++ignored_frames_; }
+  // Cuts `peer` off at once, counted as a rejected frame: its frames are
+  // ignored from now on. False if it already was.
+  bool CutOff(const std::string& peer, const std::string& why);
+  // Takes one of `state`'s status-request tokens; false when it has none.
+  static bool TakeStatusToken(PeerState& state, Clock::TimePoint now);
 
   // Empty, or why the hello is refused (names, slots, digests).
   static std::string CheckHello(const Hello& hello);

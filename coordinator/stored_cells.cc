@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <random>
 
 namespace imgsweep {
 namespace {
@@ -21,6 +23,20 @@ Status LoadIncarnation(Store* store, StoredCells* out) {
     out->incarnation = before + 1;
   }
   return store->PutMeta("incarnation", std::to_string(out->incarnation));
+}
+
+Status LoadSweepId(Store* store, StoredCells* out) {
+  Result<std::optional<std::string>> stored = store->GetMeta("sweep_id");
+  if (!stored.ok()) return stored.status();
+  if (stored.value()) {
+    out->sweep_id = *stored.value();
+    return Status::Ok();
+  }
+  std::random_device random;
+  char text[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(text + 8 * i, 9, "%08x", random());
+  out->sweep_id = text;
+  return store->PutMeta("sweep_id", out->sweep_id);
 }
 
 // A pin (for `run`, the local binary's) over the one stored by an earlier
@@ -77,6 +93,8 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
                                     bool force, ImageLayout image_layout) {
   StoredCells out;
   Status st = LoadIncarnation(store, &out);
+  if (!st.ok()) return st;
+  st = LoadSweepId(store, &out);
   if (!st.ok()) return st;
   st = LoadDigests(plan, store, binary_digests, &out);
   if (!st.ok()) return st;

@@ -23,6 +23,9 @@ namespace imgsweep {
 
 struct StoredCells {
   std::uint64_t incarnation = 1;  // this start on the store: 1, 2, ...
+  // 32 random hex digits, made at the store's first start and kept: one id
+  // per sweep, whatever restarts it.
+  std::string sweep_id;
   // Version -> the sweep's binary sha256: a pin (`binary_digests`) over the
   // one stored by an earlier run.
   std::map<std::string, std::string> digests;

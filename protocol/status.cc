@@ -25,6 +25,8 @@ std::string Status::ToString() const {
       return "I/O error: " + message_;
     case StatusCode::kCorruption:
       return "corruption: " + message_;
+    case StatusCode::kBusy:
+      return "busy: " + message_;
   }
   return "unknown status: " + message_;
 }

@@ -29,6 +29,9 @@ enum class StatusCode {
   // The store holds bytes it cannot read back. Stop: writing on would bury
   // the damage; nothing is retried or overwritten.
   kCorruption,
+  // The other side cannot take more now (a peer's outbound queue is full).
+  // Do not wait for it: drop, or cut the peer off.
+  kBusy,
 };
 
 class [[nodiscard]] Status {
@@ -50,6 +53,7 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string message) {
     return Status(StatusCode::kCorruption, std::move(message));
   }
+  static Status Busy(std::string message) { return Status(StatusCode::kBusy, std::move(message)); }
   // "<context>: <strerror(error_number)>", with kNotFound for ENOENT.
   static Status FromErrno(std::string_view context, int error_number);
 

@@ -185,8 +185,10 @@ Result<std::unique_ptr<RouterSocket>> RouterSocket::Bind(Context& context,
       impl->socket.set(zmq::sockopt::curve_server, 1);
       SetCurveKeys(impl->socket, *security.curve);
     }
-    // Sending to a peer that has gone is an error we see, not a silent drop.
+    // Sending to a peer that has gone is an error we see, not a silent drop;
+    // so is sending to one whose queue is full (Send: kBusy).
     impl->socket.set(zmq::sockopt::router_mandatory, 1);
+    impl->socket.set(zmq::sockopt::sndhwm, static_cast<int>(kPeerQueueFrames));
     impl->socket.bind(endpoint);
     std::string bound = impl->socket.get(zmq::sockopt::last_endpoint);
     return std::unique_ptr<RouterSocket>(new RouterSocket(std::move(impl), std::move(bound)));
@@ -197,10 +199,15 @@ Result<std::unique_ptr<RouterSocket>> RouterSocket::Bind(Context& context,
 
 Status RouterSocket::Send(std::string_view peer, std::string_view frame) {
   try {
-    if (!impl_->socket.send(zmq::buffer(peer.data(), peer.size()), zmq::send_flags::sndmore)) {
-      return Status::NotFound("peer is not connected");
+    // Never blocks: with ROUTER_MANDATORY a peer whose queue is full
+    // (kPeerQueueFrames unread) makes the identity part fail with EAGAIN.
+    if (!impl_->socket.send(zmq::buffer(peer.data(), peer.size()),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return Status::Busy("the peer has " + std::to_string(kPeerQueueFrames) +
+                          " frames unread");
     }
-    impl_->socket.send(zmq::buffer(frame.data(), frame.size()), zmq::send_flags::none);
+    // The rest of a message whose first part was taken always goes.
+    impl_->socket.send(zmq::buffer(frame.data(), frame.size()), zmq::send_flags::dontwait);
     return Status::Ok();
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return Status::NotFound("peer is no longer connected");

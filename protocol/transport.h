@@ -74,6 +74,10 @@ struct Envelope {
   int source_fd = -1;  // the connection it came on (tcp), for Disconnect
 };
 
+// Frames queued for one peer at most (ZMQ_SNDHWM); a peer that leaves
+// this many unread cannot be sent more.
+inline constexpr std::size_t kPeerQueueFrames = 1000;
+
 // What the coordinator needs of its socket: the seam between its rules and
 // ZeroMQ. RouterSocket is the real one; tests drive the coordinator through
 // one of their own, on a FakeClock.
@@ -81,7 +85,8 @@ class ServerTransport {
  public:
   virtual ~ServerTransport() = default;
   virtual const std::string& endpoint() const = 0;
-  // Never blocks for long. kNotFound when the peer is no longer connected.
+  // Never blocks. kNotFound when the peer is no longer connected, kBusy
+  // when its outbound queue (kPeerQueueFrames) is full.
   virtual Status Send(std::string_view peer, std::string_view frame) = 0;
   // Waits up to `timeout` (zero: only what is queued), or until `wake_fd`
   // (when not -1) is readable; nullopt when nothing came.

@@ -325,19 +325,33 @@ TEST_F(CoordinatorRules, KeepsAVersionThatAConnectedWorkerRuns) {
 
 TEST(LeaseTable, KnowsTheLeasesOfEarlierIncarnationsAndNoneAhead) {
   LeaseTable first(4, 1);
-  const std::uint64_t a = first.Issue("p", {0, 1}, {}, {});
+  const std::uint64_t a = first.Issue("p", "s", {0, 1}, {}, {});
   LeaseTable second(4, 2);
   EXPECT_TRUE(second.IssuedBySweep(a));
-  const std::uint64_t b = second.Issue("p", {2}, {}, {});
+  const std::uint64_t b = second.Issue("p", "s", {2}, {}, {});
   EXPECT_TRUE(second.IssuedBySweep(b));
   EXPECT_FALSE(second.IssuedBySweep(b + 1));           // not issued yet
   EXPECT_FALSE(second.IssuedBySweep((3ull << 32) | 1));  // a later incarnation
   EXPECT_FALSE(second.IssuedBySweep(0));
 }
 
+TEST(LeaseTable, GrantsALeaseToOneSessionForItsCellsOnly) {
+  LeaseTable first(4, 1);
+  const std::uint64_t before = first.Issue("p", "s", {3}, {}, {});
+  LeaseTable leases(4, 2);
+  const std::uint64_t id = leases.Issue("p", "s", {2, 0}, {}, {});
+  leases.End(id);
+  EXPECT_TRUE(leases.Granted(id, "s", 0));   // ended, still granted
+  EXPECT_FALSE(leases.Granted(id, "s", 1));  // not in it
+  EXPECT_FALSE(leases.Granted(id, "t", 2));  // another worker process
+  EXPECT_FALSE(leases.Granted(id + 1, "s", 2));
+  EXPECT_TRUE(leases.FromEarlierIncarnation(before));
+  EXPECT_FALSE(leases.FromEarlierIncarnation(id));
+}
+
 TEST(LeaseTable, ALeaseEndsWithItsLastOpenCell) {
   LeaseTable leases(3, 1);
-  const std::uint64_t id = leases.Issue("p", {0, 2}, {}, {});
+  const std::uint64_t id = leases.Issue("p", "s", {0, 2}, {}, {});
   EXPECT_TRUE(leases.Holds(id, "p", 2));
   EXPECT_FALSE(leases.Holds(id, "q", 2));
   leases.Close(0);

@@ -341,6 +341,74 @@ TEST_F(CoordinatorTest, AWorkerWithAnImageLaidOutOtherwiseGetsNoneOfItsCells) {
   EXPECT_EQ(cells, 4u);  // every cell: w2 took none
 }
 
+// Text from the wire ends up in the status JSON, which would throw on bytes
+// that are not UTF-8 and abort the coordinator: such a hello is refused.
+TEST_F(CoordinatorTest, RefusesAHelloWhoseTextIsNotUtf8AndStillAnswersStatus) {
+  auto bad_host = Connect();
+  Send(*bad_host, Hello{"w9", "host\xff\xfe", 1, Versions(), "session-9"});
+  EXPECT_EQ(Expect<Refused>(*bad_host).reason, "hello: field \"host\" is not UTF-8");
+  auto bad_line = Connect();
+  Send(*bad_line, Hello{"w8", "h", 1, {{"7.2.0", kSha, "qemu-img version \xc0\xaf"}}, "s-8"});
+  EXPECT_EQ(Expect<Refused>(*bad_line).reason,
+            "hello: field \"versions.version_line\" is not UTF-8");
+  auto asker = Connect();
+  Send(*asker, StatusRequest{});
+  const auto status = nlohmann::json::parse(Expect<StatusReply>(*asker).json);
+  EXPECT_EQ(status.at("workers").size(), 0u);
+}
+
+// Thousands of status requests from a peer that never reads: the
+// coordinator answers a few (the rate limit), cuts it off, never blocks on
+// it, and a worker's cells go on.
+TEST_F(CoordinatorTest, APeerThatNeverReadsCannotStallTheCoordinator) {
+  auto flood = Connect();
+  Send(*flood, StatusRequest{});
+  const std::string frame = Encode(StatusRequest{});
+  for (int i = 0; i < 20'000; ++i) {
+    Result<bool> sent = flood->Send(frame);
+    ASSERT_TRUE(sent.ok());
+    if (!sent.value()) break;  // its own queue is full, or it was cut off
+  }
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment a = Expect<Assignment>(*worker);
+  ASSERT_EQ(a.cells.size(), 1u);
+  Send(*worker, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*worker).keys, std::vector<std::string>{a.cells[0].key});
+  std::size_t replies = 0;
+  for (;;) {
+    Result<std::optional<std::string>> got = flood->Receive(milliseconds(0));
+    ASSERT_TRUE(got.ok());
+    if (!got.value()) break;
+    ++replies;
+  }
+  // A burst per connection it made (it is cut off and reconnects).
+  EXPECT_LE(replies, 200u);
+}
+
+// A peer whose queue is full is never waited for: Send says so at once.
+TEST(RouterSocketTest, SendingToAPeerThatNeverReadsFailsFastWhenItsQueueIsFull) {
+  Context context;
+  auto router = std::move(RouterSocket::Bind(context, "tcp://127.0.0.1:*", {}, kMaxFrameBytes)).value();
+  auto dealer = std::move(DealerSocket::Connect(context, router->endpoint())).value();
+  std::optional<Envelope> hello;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!hello && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(dealer->Send("hi").ok());
+    hello = router->Receive(milliseconds(10), -1).value();
+  }
+  ASSERT_TRUE(hello.has_value());
+  const std::string big(64 << 10, 'x');
+  std::size_t sent = 0;
+  Status st = Status::Ok();
+  while (st.ok() && sent < 1'000'000) {
+    st = router->Send(hello->peer, big);
+    if (st.ok()) ++sent;
+  }
+  EXPECT_EQ(st.code(), StatusCode::kBusy) << st.ToString();
+  EXPECT_GE(sent, kPeerQueueFrames);
+}
+
 TEST_F(CoordinatorTest, ForceRunsEveryStoredCellAgain) {
   Attempt ran;
   ran.number = 1;
@@ -400,6 +468,43 @@ TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
   EXPECT_EQ(stored.value()->state, CellState::kDone);
   EXPECT_EQ(stored.value()->attempts[0].worker, "w1");
   EXPECT_EQ(stored.value()->attempts[0].version_line.rfind("qemu-img version", 0), 0u);
+}
+
+// A peer that says hello with real digests and guesses lease ids: its
+// results for cells another worker holds, or that are still queued, are
+// never stored, and the honest result is.
+TEST_F(CoordinatorTest, AForgerWithRealDigestsCannotStoreResultsItWasNotGiven) {
+  auto honest = Join();
+  Send(*honest, Credit{1});
+  const Assignment a = Expect<Assignment>(*honest);
+  ASSERT_EQ(a.cells.size(), 1u);
+  auto forger = Connect();
+  Send(*forger, Hello{"w2", "h2", 1, Versions(), "session-2"});
+  Expect<Welcome>(*forger);
+  CellResult forged = Done(a.cells[0], a.lease_id);  // the honest worker's lease
+  forged.stdout_text = "forged\n";
+  Send(*forger, forged);
+  for (std::size_t i = 0; i < plan_.cell_count(); ++i) {  // and guesses at queued cells
+    CellResult guess = Done(plan_.Spec(plan_.Ref(i), 1), a.lease_id + 1 + i);
+    guess.stdout_text = "forged\n";
+    Send(*forger, guess);
+  }
+  // Its frames are handled in order: by this reply, every guess was judged.
+  Send(*forger, StatusRequest{});
+  Expect<StatusReply>(*forger);
+  Send(*honest, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*honest).keys, std::vector<std::string>{a.cells[0].key});
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].worker, "w1");
+  bool any_forged = false;
+  ASSERT_TRUE(store_
+                  ->ForEachCell([&](std::string_view, const CellRecord& r) {
+                    for (const Attempt& at : r.attempts) any_forged |= at.worker == "w2";
+                    return true;
+                  })
+                  .ok());
+  EXPECT_FALSE(any_forged);
 }
 
 TEST_F(CoordinatorTest, DropsAResultForACellThePeerWasNotGiven) {

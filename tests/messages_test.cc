@@ -1,4 +1,5 @@
 #include "protocol/messages.h"
+#include "protocol/utf8.h"
 
 #include <gtest/gtest.h>
 
@@ -168,6 +169,23 @@ TEST(Messages, RefusesEnvelopeOfWrongShape) {
   msgpack::pack(buffer, std::vector<int>{1, 4});
   EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
             "frame is not an envelope [version, kind, body]");
+}
+
+TEST(Utf8Test, TellsWellFormedTextFromOtherBytes) {
+  EXPECT_TRUE(IsUtf8("qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7) \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+  EXPECT_FALSE(IsUtf8("\xff"));              // never in UTF-8
+  EXPECT_FALSE(IsUtf8("\xc0\xaf"));          // overlong "/"
+  EXPECT_FALSE(IsUtf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(IsUtf8("\xe2\x82"));          // cut short
+  EXPECT_EQ(ToUtf8("a\xff" "b\xe2\x82"), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(ToUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(FirstNonUtf8Field(Hello{"w1", "h\xff", 1, {}, "s"}), "field \"host\"");
+  CellResult r;
+  r.stdout_text = "\xff\xfe";  // outputs are bytes
+  EXPECT_EQ(FirstNonUtf8Field(r), "");
+  r.failure = "spawn-error: \xff";
+  EXPECT_EQ(FirstNonUtf8Field(r), "field \"failure\"");
 }
 
 }  // namespace

@@ -70,7 +70,9 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
     meta["host"] = a.host;
     meta["worker"] = a.worker;
   }
-  return meta.dump(2) + "\n";
+  // Version lines and hosts came from workers: a store from before they
+  // were checked at the boundary may hold other bytes than UTF-8.
+  return meta.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 // A file of the tree, relative to --out; the content lives in the blob map

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "protocol/sha256.h"
+#include "protocol/utf8.h"
 #include "protocol/version_name.h"
 #include "worker/subprocess.h"
 
@@ -97,10 +98,11 @@ Result<Binaries> DiscoverBinaries(const fs::path& given, std::chrono::millisecon
         known_line != version_line_of.end() ? known_line->second : VersionLine(v.program, timeout);
     if (!ec) version_line_of.emplace(real_program, line);
     if (!line.ok()) {
-      found.broken.push_back({name, line.status().message()});
+      // The reason may quote the build's stderr: the hello takes only UTF-8.
+      found.broken.push_back({name, ToUtf8(line.status().message())});
       continue;
     }
-    v.info.version_line = line.value();
+    v.info.version_line = ToUtf8(line.value());
 
     const fs::path binary = DigestedBinary(dir, name);
     const fs::path real_binary = fs::canonical(binary, ec);

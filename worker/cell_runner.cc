@@ -2,6 +2,7 @@
 
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
+#include "protocol/utf8.h"
 #include "worker/subprocess.h"
 
 namespace imgsweep {
@@ -13,7 +14,8 @@ CellResult InfraFailure(const CellSpec& cell, FailureKind kind, const std::strin
   result.attempt = cell.attempt;
   result.outcome = Outcome::kInfraFailure;
   result.failure_kind = kind;
-  result.failure = std::string(FailureKindName(kind)) + ": " + failure;
+  // It may quote a process's stderr; the coordinator takes only UTF-8.
+  result.failure = ToUtf8(std::string(FailureKindName(kind)) + ": " + failure);
   return result;
 }
 
