@@ -19,6 +19,7 @@ Result<ImageLayout> ParseImageLayout(std::string_view text) {
 std::string TreeLayout(const std::vector<FileLayout>& sparse) {
   if (sparse.empty()) return std::string(kDenseLayout);
   std::vector<std::string> lines;
+  lines.reserve(sparse.size());
   for (const FileLayout& f : sparse) lines.push_back(f.path + '\0' + f.fingerprint + '\n');
   std::sort(lines.begin(), lines.end());
   std::string text;

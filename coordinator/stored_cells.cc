@@ -34,7 +34,7 @@ Status LoadSweepId(Store* store, StoredCells* out) {
   }
   std::random_device random;
   char text[33];
-  for (int i = 0; i < 4; ++i) std::snprintf(text + 8 * i, 9, "%08x", random());
+  for (std::size_t i = 0; i < 4; ++i) std::snprintf(text + 8 * i, 9, "%08x", random());
   out->sweep_id = text;
   return store->PutMeta("sweep_id", out->sweep_id);
 }
