@@ -251,6 +251,16 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
 
 // Runs the sweep's open cells with worker processes of this host over a
 // private ipc socket, then writes the tree. The exit code.
+// The coordinator refuses results over the limit the workers keep to, and
+// frames over what such a result needs (both streams, and room for the
+// rest), unless told a frame limit of its own.
+void SetOutputLimit(unsigned output_limit_mib, unsigned max_frame_mib, CoordinatorOptions* options) {
+  options->output_limit_bytes = std::size_t{output_limit_mib} << 20;
+  options->max_frame_bytes = max_frame_mib > 0
+                                 ? std::size_t{max_frame_mib} << 20
+                                 : std::min(kMaxFrameBytes, 2 * options->output_limit_bytes + (1u << 20));
+}
+
 int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
                const WatchFlags& watch, const fs::path& out, const MaterializeOptions& tree) {
   Watchers watchers;
@@ -262,6 +272,7 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
   Result<std::unique_ptr<PrivateFolder>> socket_dir = PrivateFolder::Make();
   if (!socket_dir.ok()) return Fail(socket_dir.status());
   options.listen = "ipc://" + (socket_dir.value()->path() / "coordinator").string();
+  SetOutputLimit(local.output_limit_mib, 0, &options);
   // The local workers share one binaries tree: a build broken for one is
   // broken for all, so a second report (if there is a second worker) is
   // enough to give up on it.
@@ -319,7 +330,7 @@ int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOption
   Watchers watchers;
   Status watching = StartWatchers(flags.watch, &options, &watchers);
   if (!watching.ok()) return Fail(watching);
-  if (flags.max_frame_mib > 0) options.max_frame_bytes = std::size_t{flags.max_frame_mib} << 20;
+  SetOutputLimit(flags.output_limit_mib, flags.max_frame_mib, &options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
@@ -415,6 +426,7 @@ int RerunCommand(const RerunFlags& flags) {
   if (serve) {
     CoordinatorFlags served = flags.serve;
     served.out = flags.out;
+    served.output_limit_mib = flags.local.output_limit_mib;
     return Serve(sweep, served, options.value());
   }
   return RunLocally(sweep, flags.local, options.value(), flags.serve.watch, flags.out,

@@ -114,7 +114,8 @@ struct CoordinatorFlags {
   std::filesystem::path curve_secret;   // with allow_workers: CURVE
   std::filesystem::path allow_workers;  // folder of worker *.pub files
   bool insecure = false;                // plain text on a non-loopback address
-  unsigned max_frame_mib = 0;           // 0: the protocol's limit
+  unsigned max_frame_mib = 0;           // 0: room for a result at the output limit
+  unsigned output_limit_mib = 64;       // per stream of a result
   FaultFlags faults;
   WatchFlags watch;
 };

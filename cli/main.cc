@@ -109,7 +109,7 @@ void AddOutputLimit(CLI::App* app, unsigned* mib) {
   app->add_option("--output-limit-mib", *mib,
                   "Bytes a cell may print per stream, in MiB (default 64); beyond it the "
                   "process is killed and the attempt fails with output-limit")
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 255));  // both streams fit one frame of at most 512 MiB
 }
 
 void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
@@ -138,8 +138,8 @@ void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
   app->add_flag("--insecure", coord->insecure,
                 "Listen on a non-loopback address without CURVE (trusted networks only)");
   app->add_option("--max-frame-mib", coord->max_frame_mib,
-                  "Largest frame a peer may send, in MiB (default 512); a peer that sends "
-                  "more is disconnected")
+                  "Largest frame a peer may send, in MiB (default: room for a result at the "
+                  "output limit, 129 for 64); a peer that sends more is disconnected")
       ->check(CLI::Range(1, 512));
 }
 
@@ -224,6 +224,7 @@ Command AddCoordinator(CLI::App& app, const Globals& g) {
   bin_opt->excludes(ver_opt);
   AddTimeout(cmd, timeout.get());
   AddServeFlags(cmd, coord.get());
+  AddOutputLimit(cmd, &coord->output_limit_mib);
   return {cmd, [coord, timeout, versions, &g] {
             if (coord->binaries.empty() && versions->empty()) {
               std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");

@@ -207,7 +207,10 @@ class Coordinator::Impl {
   void HandleFrame(const Envelope& envelope) {
     PeerState& state = peers_.StateOf(envelope);
     if (state.cut_off) return peers_.CountIgnored();
-    if (envelope.parts != 1) return Drop(envelope.peer, "not a single frame");
+    if (envelope.parts != 1) {
+      return Drop(envelope.peer, "a message of " + std::to_string(envelope.parts) +
+                                     " frames; the protocol sends one");
+    }
     Result<Message> decoded = Decode(envelope.frame);
     WorkerEntry* worker = peers_.Worker(envelope.peer);
     if (!decoded.ok()) {
@@ -317,7 +320,29 @@ class Coordinator::Impl {
   // for lost, then came back), or if it is a lease of the sweep from before
   // a coordinator restart and the worker holds the version. The first
   // stored result wins; any other is forged and dropped.
+  // A result over the output limit is refused as a frame and recorded as
+  // an output-limit failure of its attempt, so the cell runs elsewhere.
   void HandleResult(WorkerEntry& worker, CellResult& result) {
+    std::string over;
+    for (const auto* stream : {&result.stdout_text, &result.stderr_text}) {
+      if (stream->size() > options_.output_limit_bytes && over.empty()) {
+        over = "a result for " + result.key + " with " + std::to_string(stream->size()) +
+               " bytes of " + (stream == &result.stdout_text ? "stdout" : "stderr") +
+               ", over the output limit of " + std::to_string(options_.output_limit_bytes);
+      }
+    }
+    if (over.empty()) return AcceptResult(worker, result);
+    result.outcome = Outcome::kInfraFailure;
+    result.failure_kind = FailureKind::kOutputLimit;
+    result.failure = "output-limit: the coordinator refused " + over;
+    result.stdout_text.clear();
+    result.stderr_text.clear();
+    const std::string peer = worker.peer;  // AcceptResult may evict the worker
+    AcceptResult(worker, result);
+    Drop(peer, over);
+  }
+
+  void AcceptResult(WorkerEntry& worker, CellResult& result) {
     Result<std::size_t> index = plan_.IndexOfKey(result.key);
     if (!index.ok()) return Drop(worker.peer, index.status().message());
     const std::size_t cell = index.value();

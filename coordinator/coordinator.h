@@ -95,6 +95,9 @@ struct CoordinatorOptions {
   // Who may connect (CURVE keys), and the largest frame a peer may send.
   ServerSecurity security;
   std::size_t max_frame_bytes = kMaxFrameBytes;
+  // The most a result may hold per stream (workers stop a cell there); a
+  // result over it is refused and its attempt fails with output-limit.
+  std::size_t output_limit_bytes = std::size_t{64} << 20;
   // Frames a peer may get rejected before it is cut off: its later frames
   // are ignored unread and whatever it leased goes back to the queue.
   std::size_t max_rejected_frames = 16;

@@ -1,5 +1,7 @@
 #include "protocol/messages.h"
 
+#include "protocol/frame_shape.h"
+
 #include <limits>
 #include <msgpack.hpp>
 #include <type_traits>
@@ -326,12 +328,16 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
   }
 }
 
-// Bounds on what one frame may declare, so a forged length cannot make the
-// decoder allocate more than the frame could hold.
+// The decoder's own bounds, behind CheckFrameShape's: no container over the
+// item cap, no string over the frame, no ext at all.
 msgpack::unpack_limit FrameLimits(std::size_t frame_size) {
-  const auto n = static_cast<std::size_t>(std::min<std::size_t>(frame_size, UINT32_MAX));
-  return msgpack::unpack_limit(n, n, n, n, n, 16);
+  const auto bytes = static_cast<std::size_t>(std::min<std::size_t>(frame_size, UINT32_MAX));
+  return msgpack::unpack_limit(kMaxFrameItems, kMaxFrameItems / 2, bytes, bytes, 0, kMaxFrameDepth);
 }
+
+// Strings and binaries point into the frame instead of being copied: the
+// frame outlives the handle, and the message copies what it keeps.
+bool ReferenceFrame(msgpack::type::object_type, std::size_t, void*) { return true; }
 
 }  // namespace
 
@@ -409,15 +415,12 @@ Result<Message> Decode(std::string_view frame) {
     return Status::InvalidInput("frame of " + std::to_string(frame.size()) +
                                 " bytes is over the limit of " + std::to_string(kMaxFrameBytes));
   }
+  if (Status shape = CheckFrameShape(frame); !shape.ok()) return shape;
   msgpack::object_handle handle;
   try {
     std::size_t offset = 0;
-    handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr,
+    handle = msgpack::unpack(frame.data(), frame.size(), offset, ReferenceFrame, nullptr,
                              FrameLimits(frame.size()));
-    if (offset != frame.size()) {
-      return Status::InvalidInput("frame has " + std::to_string(frame.size() - offset) +
-                                  " bytes after the message");
-    }
   } catch (const std::exception& e) {
     return Status::InvalidInput(std::string("frame is not msgpack: ") + e.what());
   }
@@ -437,6 +440,13 @@ Result<Message> Decode(std::string_view frame) {
   }
   if (parts[1].via.u64 > UINT32_MAX) {
     return Status::InvalidInput("unknown message kind " + std::to_string(parts[1].via.u64));
+  }
+  if (parts[1].via.u64 != kResult && parts[1].via.u64 != kStatusReply &&
+      frame.size() > kMaxControlFrameBytes) {
+    return Status::InvalidInput("frame of kind " + std::to_string(parts[1].via.u64) + " has " +
+                                std::to_string(frame.size()) + " bytes; only a result or a "
+                                "status reply may be over " +
+                                std::to_string(kMaxControlFrameBytes));
   }
   Status error;
   Message message = DecodeBody(static_cast<std::uint32_t>(parts[1].via.u64), parts[2], &error);

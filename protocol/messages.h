@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "protocol/frame_shape.h"
 #include "protocol/status.h"
 
 namespace imgsweep {
@@ -25,6 +26,10 @@ inline constexpr std::uint32_t kProtocolVersion = 4;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
+// Only a result or a status reply carries bulk: every other kind is refused
+// beyond this, so a large but well-formed heartbeat is no way to spend the
+// other side's memory.
+inline constexpr std::size_t kMaxControlFrameBytes = 8u << 20;
 
 // The literal that stands for a worker's testdata root: in a cell's args
 // ("$TESTDATA_ROOT/<path>" names the image) and, replacing the real root, in

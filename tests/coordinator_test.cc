@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <zmq.hpp>
 
 #include "protocol/sha256.h"
 #include "protocol/transport.h"
@@ -35,6 +36,7 @@ class CoordinatorTest : public ::testing::Test {
     CoordinatorOptions options;
     options.heartbeat = milliseconds(50);
     options.liveness = Liveness();
+    options.output_limit_bytes = OutputLimit();
     options.keep_going = [this] {
       return stop_ ? Status::InvalidInput("stopped by the test") : Status::Ok();
     };
@@ -45,6 +47,7 @@ class CoordinatorTest : public ::testing::Test {
   // Test workers send no heartbeats unless a test says so: by default they
   // are given 10 s of silence.
   virtual unsigned Liveness() const { return 200; }
+  virtual std::size_t OutputLimit() const { return std::size_t{64} << 20; }
 
   void TearDown() override {
     stop_ = true;  // Run returns at its next round
@@ -110,6 +113,26 @@ class CoordinatorTest : public ::testing::Test {
     }
     ADD_FAILURE() << "no message within the deadline";
     return T{};
+  }
+
+  // A worker that joins and does every open cell; the sweep's summary.
+  Result<SweepSummary> FinishWithOneWorker() {
+    auto worker = Join();
+    Send(*worker, Credit{static_cast<std::uint32_t>(plan_.cell_count())});
+    std::size_t acked = 0;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (acked < plan_.cell_count() && std::chrono::steady_clock::now() < deadline) {
+      Result<std::optional<std::string>> frame = worker->Receive(kWait);
+      if (!frame.ok() || !frame.value()) break;
+      Result<Message> m = Decode(*frame.value());
+      if (!m.ok()) return m.status();
+      if (auto* a = std::get_if<Assignment>(&m.value())) {
+        for (const CellSpec& cell : a->cells) Send(*worker, Done(cell, a->lease_id));
+      } else if (auto* ack = std::get_if<Ack>(&m.value())) {
+        acked += ack->keys.size();
+      }
+    }
+    return run_.get();
   }
 
   static CellResult Done(const CellSpec& cell, std::uint64_t lease) {
@@ -561,28 +584,89 @@ TEST_F(CoordinatorTest, CutsOffAPeerThatKeepsSendingGarbageAndCountsIt) {
   }
   EXPECT_TRUE(welcomed) << "the cut-off peer's connection was not closed";
   // A worker then does the whole sweep, and the summary says what happened.
-  auto worker = Join();
-  Send(*worker, Credit{static_cast<std::uint32_t>(plan_.cell_count())});
-  std::size_t acked = 0;
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (acked < plan_.cell_count() && std::chrono::steady_clock::now() < deadline) {
-    Result<std::optional<std::string>> frame = worker->Receive(kWait);
-    ASSERT_TRUE(frame.ok() && frame.value());
-    Result<Message> m = Decode(*frame.value());
-    ASSERT_TRUE(m.ok());
-    if (auto* a = std::get_if<Assignment>(&m.value())) {
-      for (const CellSpec& cell : a->cells) Send(*worker, Done(cell, a->lease_id));
-    } else if (auto* ack = std::get_if<Ack>(&m.value())) {
-      acked += ack->keys.size();
-    }
-  }
-  Result<SweepSummary> s = run_.get();
+  Result<SweepSummary> s = FinishWithOneWorker();
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s.value().rejected_frames, 16u);
   ASSERT_EQ(s.value().rejections.size(), 1u);
   EXPECT_EQ(s.value().rejections[0].peer, "peer 127.0.0.1 #1");
   EXPECT_EQ(s.value().rejections[0].frames, 16u);
   EXPECT_TRUE(s.value().rejections[0].cut_off);
+}
+
+// What ZeroMQ hands over whole: a multipart message, and frames whose
+// declared sizes are more than they hold or whose values really are too
+// many. Each is refused before it costs memory, counted, and the sweep goes on.
+TEST_F(CoordinatorTest, RefusesMultipartMessagesAndSizesTheFrameCannotHold) {
+  zmq::context_t raw_context;
+  zmq::socket_t raw(raw_context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(coordinator_->endpoint());
+  const std::string status = Encode(StatusRequest{});
+  ASSERT_TRUE(raw.send(zmq::buffer(status), zmq::send_flags::sndmore));
+  ASSERT_TRUE(raw.send(zmq::buffer(status), zmq::send_flags::sndmore));
+  ASSERT_TRUE(raw.send(zmq::buffer(status), zmq::send_flags::none));
+  const std::string lying("\xdd\xff\xff\xff\xff", 5);  // 2^32-1 elements, in 5 bytes
+  ASSERT_TRUE(raw.send(zmq::buffer(lying), zmq::send_flags::none));
+  std::string many = std::string("\x93\x04\x08\xdd", 4);  // a heartbeat of 8 Mi nils
+  for (int shift = 24; shift >= 0; shift -= 8) many += static_cast<char>(((8u << 20) >> shift) & 0xff);
+  many += std::string(8u << 20, '\xc0');
+  ASSERT_TRUE(raw.send(zmq::buffer(many), zmq::send_flags::none));
+  std::vector<std::string> reasons;
+  while (reasons.size() < 2) {
+    std::array<zmq::pollitem_t, 1> items{{{raw.handle(), 0, ZMQ_POLLIN, 0}}};
+    ASSERT_GT(zmq::poll(items.data(), items.size(), kWait), 0) << "no refusal within the deadline";
+    zmq::message_t reply;
+    ASSERT_TRUE(raw.recv(reply, zmq::recv_flags::none));
+    Result<Message> m = Decode(reply.to_string_view());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    ASSERT_TRUE(std::holds_alternative<Refused>(m.value())) << MessageName(m.value());
+    reasons.push_back(std::get<Refused>(m.value()).reason);
+  }
+  EXPECT_EQ(reasons[0], "frame declares an array of 4294967295 items, more than its 5 bytes can hold");
+  EXPECT_EQ(reasons[1], "frame holds more than " + std::to_string(kMaxFrameItems) + " values");
+  Result<SweepSummary> s = FinishWithOneWorker();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().rejected_frames, 3u);  // the multipart message, and the two frames
+  ASSERT_EQ(s.value().rejections.size(), 1u);
+  EXPECT_EQ(s.value().rejections[0].frames, 3u);
+  EXPECT_FALSE(s.value().rejections[0].cut_off);
+  EXPECT_EQ(s.value().ran_now, plan_.cell_count());
+}
+
+class SmallOutputLimitTest : public CoordinatorTest {
+ protected:
+  std::size_t OutputLimit() const override { return 1024; }
+};
+
+// A result over the coordinator's output limit is not stored: its attempt
+// fails with output-limit, the frame counts as rejected, and the cell runs
+// again.
+TEST_F(SmallOutputLimitTest, RefusesAResultOverTheOutputLimitAndRunsTheCellAgain) {
+  auto socket = Join();
+  Send(*socket, Credit{1});
+  const Assignment a = Expect<Assignment>(*socket);
+  ASSERT_EQ(a.cells.size(), 1u);
+  CellResult big = Done(a.cells[0], a.lease_id);
+  big.stdout_text = std::string(2048, 'x');
+  Send(*socket, big);
+  EXPECT_EQ(Expect<Ack>(*socket).keys, std::vector<std::string>{a.cells[0].key});
+  const CellRecord failed = *store_->GetCell(a.cells[0].key).value();
+  EXPECT_EQ(failed.state, CellState::kPending);
+  ASSERT_EQ(failed.attempts.size(), 1u);
+  EXPECT_EQ(failed.attempts[0].failure,
+            "output-limit: the coordinator refused a result for " + a.cells[0].key +
+                " with 2048 bytes of stdout, over the output limit of 1024");
+  Send(*socket, Credit{1});
+  const Assignment retry = Expect<Assignment>(*socket);
+  ASSERT_EQ(retry.cells.size(), 1u);
+  EXPECT_EQ(retry.cells[0].key, a.cells[0].key);
+  EXPECT_EQ(retry.cells[0].attempt, 2u);
+  Send(*socket, Done(retry.cells[0], retry.lease_id));
+  Expect<Ack>(*socket);
+  const CellRecord done = *store_->GetCell(a.cells[0].key).value();
+  EXPECT_EQ(done.state, CellState::kDone);
+  ASSERT_EQ(done.attempts.size(), 2u);
+  EXPECT_EQ(done.attempts[1].outcome, Outcome::kExited);
 }
 
 }  // namespace

@@ -153,15 +153,69 @@ TEST(Messages, RefusesUnknownFailureKind) {
 }
 
 TEST(Messages, RefusesNonMsgpackAndTruncatedFrames) {
-  EXPECT_EQ(ErrorOf("\xc1"), "frame is not msgpack: parse error");
+  EXPECT_EQ(ErrorOf("\xc1"), "frame is not msgpack (bad byte at offset 0)");
   const std::string frame = Encode(Hello{"w", "h", 1, {}, ""});
-  EXPECT_EQ(ErrorOf(frame.substr(0, frame.size() - 2)).rfind("frame is not msgpack", 0), 0u);
+  EXPECT_EQ(ErrorOf(frame.substr(0, frame.size() - 2)), "frame ends in the middle of a value");
   EXPECT_EQ(ErrorOf(frame + "x"), "frame has 1 bytes after the message");
 }
 
 TEST(Messages, RefusesLengthsTheFrameCannotHold) {
   // An array header claiming 2^32-1 elements in a 5-byte frame.
-  EXPECT_EQ(ErrorOf(std::string("\xdd\xff\xff\xff\xff", 5)).rfind("frame is not msgpack", 0), 0u);
+  EXPECT_EQ(ErrorOf(std::string("\xdd\xff\xff\xff\xff", 5)),
+            "frame declares an array of 4294967295 items, more than its 5 bytes can hold");
+  // Arrays nested in one another, each claiming the whole frame: together
+  // they claim more than it holds, though none does alone.
+  std::string nested;
+  for (int i = 0; i < 4; ++i) nested += std::string("\xdc\x00\x20", 3);  // array16 of 32
+  nested += std::string(20, '\xc0');
+  ASSERT_EQ(nested.size(), 32u);
+  EXPECT_EQ(ErrorOf(nested), "frame declares an array of 32 items, more than its 32 bytes can hold");
+  // A map's pairs are two values each: 4 pairs cannot fit in 6 bytes.
+  EXPECT_EQ(ErrorOf(std::string("\xde\x00\x04\xc0\xc0\xc0", 6)),
+            "frame declares a map of 8 items, more than its 6 bytes can hold");
+}
+
+TEST(Messages, RefusesFramesThatReallyHoldTooManyValues) {
+  // An envelope whose body is an array that truly holds kMaxFrameItems + 1
+  // nils: well-formed, but 16 bytes of decoder memory for each of its bytes.
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(buffer);
+  p.pack_array(3);
+  p.pack(kProtocolVersion);
+  p.pack(8);  // heartbeat
+  p.pack_array(kMaxFrameItems + 1);
+  for (std::size_t i = 0; i <= kMaxFrameItems; ++i) p.pack_nil();
+  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
+            "frame holds more than " + std::to_string(kMaxFrameItems) + " values");
+}
+
+TEST(Messages, RefusesDeepNestingAndExtValues) {
+  EXPECT_EQ(ErrorOf(std::string(kMaxFrameDepth + 1, '\x91') + '\xc0'),
+            "frame nests containers deeper than " + std::to_string(kMaxFrameDepth));
+  EXPECT_EQ(ErrorOf(std::string("\xd4\x01\x00", 3)),
+            "frame holds a msgpack ext value, which no message has");
+}
+
+TEST(Messages, OnlyResultsAndStatusRepliesCarryBulk) {
+  // A heartbeat padded with a string past kMaxControlFrameBytes: the body
+  // decoder would skip the extra field, so the size is what refuses it.
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(buffer);
+  p.pack_array(3);
+  p.pack(kProtocolVersion);
+  p.pack(8);  // heartbeat
+  p.pack_array(1);
+  p.pack(std::string(kMaxControlFrameBytes, 'x'));
+  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
+            "frame of kind 8 has " + std::to_string(buffer.size()) +
+                " bytes; only a result or a status reply may be over " +
+                std::to_string(kMaxControlFrameBytes));
+  CellResult big;
+  big.key = "k";
+  big.stdout_text = std::string(kMaxControlFrameBytes, 'x');
+  Result<Message> decoded = Decode(Encode(big));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(std::get<CellResult>(decoded.value()).stdout_text.size(), kMaxControlFrameBytes);
 }
 
 TEST(Messages, RefusesEnvelopeOfWrongShape) {
