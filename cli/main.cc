@@ -259,6 +259,9 @@ Command AddWorker(CLI::App& app) {
                   "This worker's key file (NAME.key): talk CURVE to the coordinator");
   cmd->add_option("--coordinator-key", worker->coordinator_key,
                   "The coordinator's public key file (NAME.pub)");
+  cmd->add_flag("--insecure", worker->insecure,
+                "Connect in plain text to a coordinator that is not on loopback (trusted "
+                "networks only: anyone on the path can read and send its cells)");
   AddOutputLimit(cmd, &worker->output_limit_mib);
   AddImageLayout(cmd, &worker->image_layout);
   AddStageDir(cmd, &worker->stage_dir);

@@ -82,6 +82,12 @@ int WorkerCommand(const WorkerFlags& flags) {
   Result<ClientSecurity> security = ClientSecurityOf(flags.curve_secret, flags.coordinator_key);
   if (!security.ok()) return Fail(security.status());
   options.security = security.value();
+  if (!options.security.curve && !IsLoopbackEndpoint(flags.connect) && !flags.insecure) {
+    return Fail(Status::InvalidInput(
+        "refusing to connect to " + flags.connect +
+        " in plain text: give --curve-secret and --coordinator-key (keys from `imgsweep keys "
+        "generate`), or --insecure on a network you trust"));
+  }
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
   Result<LaidOut> laid_out = LayOut(root, flags);
   if (!laid_out.ok()) return Fail(laid_out.status());

@@ -6,7 +6,8 @@
 #   IMGSWEEP_NAME       name in the fleet (default: the host name, unique per pod/container)
 #   IMGSWEEP_SLOTS      cells at once (default: cores)
 #   IMGSWEEP_KEY        this worker's key file (NAME.key, a mounted secret) and
-#   IMGSWEEP_COORDINATOR_KEY  the coordinator's .pub: CURVE
+#   IMGSWEEP_COORDINATOR_KEY  the coordinator's .pub: CURVE; without it
+#                       IMGSWEEP_INSECURE=1 is needed for a coordinator off loopback
 #   IMGSWEEP_STAGE_DIR  where the dense copy of the testdata is staged (default
 #                       ~/.cache/imgsweep/staged; an emptyDir or volume keeps it between runs)
 #   IMGSWEEP_IMAGE_LAYOUT  dense (default) or as-is
@@ -25,5 +26,7 @@ if [ -n "${IMGSWEEP_IMAGE_LAYOUT:-}" ]; then set -- --image-layout "$IMGSWEEP_IM
 if [ -n "${IMGSWEEP_KEY:-}" ]; then
   : "${IMGSWEEP_COORDINATOR_KEY:?IMGSWEEP_KEY needs IMGSWEEP_COORDINATOR_KEY (its .pub)}"
   set -- --curve-secret "$IMGSWEEP_KEY" --coordinator-key "$IMGSWEEP_COORDINATOR_KEY" "$@"
+elif [ "${IMGSWEEP_INSECURE:-0}" = 1 ]; then
+  set -- --insecure "$@"
 fi
 exec "$bin" worker "$@"

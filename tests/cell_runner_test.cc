@@ -157,10 +157,40 @@ TEST_F(CellRunnerTest, RefusesPathsThatLeaveTheRoot) {
   cell.image_path = "../secret";
   EXPECT_EQ(Runner().Run(cell).failure,
             "path-refused: image path \"../secret\" leaves the testdata root");
-  cell = Cell();
+}
+
+// What a coordinator sends is run only when it is a command line of the
+// worker's table whose one path is the image the worker checked.
+TEST_F(CellRunnerTest, RunsOnlyCommandLinesOfItsTable) {
+  const std::string refused = "path-refused: command line refused: ";
+  CellSpec cell = Cell();
   cell.args.back() = "$TESTDATA_ROOT/../../etc/passwd";
   EXPECT_EQ(Runner().Run(cell).failure,
-            "path-refused: argument \"$TESTDATA_ROOT/../../etc/passwd\" leaves the testdata root");
+            refused + "argument \"$TESTDATA_ROOT/../../etc/passwd\" is neither a flag map allows "
+                      "here nor the image it checked ($TESTDATA_ROOT/images/raw/a.raw)");
+  cell = Cell();
+  cell.args = {"convert", "-O", "raw", "$TESTDATA_ROOT/images/raw/a.raw", "/tmp/x"};
+  EXPECT_EQ(Runner().Run(cell).failure,
+            refused + "subcommand \"convert\" is not in this worker's table (map "
+                      "(--output=human, --output=json))");
+  cell = Cell();
+  cell.args.insert(cell.args.begin() + 1, "--object");
+  EXPECT_EQ(Runner().Run(cell).failure,
+            refused + "argument \"--object\" is neither a flag map allows here nor the image "
+                      "it checked ($TESTDATA_ROOT/images/raw/a.raw)");
+  cell = Cell();
+  cell.args.push_back(cell.args.back());
+  EXPECT_EQ(Runner().Run(cell).failure, refused + "the image is given twice");
+  cell = Cell();
+  cell.args = {"map", "--output=json", "--output=json", "$TESTDATA_ROOT/images/raw/a.raw"};
+  EXPECT_EQ(Runner().Run(cell).failure, refused + "argument \"--output=json\" is given twice");
+  cell = Cell();
+  cell.args = {"map", "--output=json"};
+  EXPECT_EQ(Runner().Run(cell).failure,
+            refused + "the command line does not name $TESTDATA_ROOT/images/raw/a.raw");
+  cell = Cell();
+  cell.args = {"map", "--output=json", "$TESTDATA_ROOT/images/raw/a.raw"};
+  EXPECT_EQ(Runner().Run(cell).outcome, Outcome::kExited);
 }
 
 TEST_F(CellRunnerTest, RefusesALinkThatLeadsOutOfTheRoot) {
@@ -211,6 +241,14 @@ class HostileBinaryTest : public CellRunnerTest {
   }
   milliseconds elapsed_{0};
 };
+
+// A cell dumps no core and writes no file past the output limit: dash's
+// ulimit counts 512-byte blocks, so 1 MiB is 2048 of them.
+TEST_F(HostileBinaryTest, OneRunsWithoutCoreFilesAndWithAFileSizeCap) {
+  CellResult r = RunAs("1.0.8", "ulimit -c; ulimit -f", milliseconds(20'000), 1u << 20);
+  EXPECT_EQ(r.outcome, Outcome::kExited) << r.failure;
+  EXPECT_EQ(r.stdout_text, "0\n2048\n");
+}
 
 TEST_F(HostileBinaryTest, OneThatHangsTimesOut) {
   CellResult r = RunAs("1.0.1", "exec sleep 600", milliseconds(300));

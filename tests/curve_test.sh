@@ -63,7 +63,12 @@ check "it is told its key is not allowed ($err)" has "$err" \
   "the handshake with $endpoint failed: the coordinator does not allow this worker's key"
 run limit "${wrap[@]}" "$imgsweep" worker --connect "$endpoint" --binaries "$binaries" \
   --testdata "$testdata" --name plain
-check "a plain-text worker: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "a plain-text worker off loopback refuses to connect: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "it says how to fix it ($err)" has "$err" \
+  "refusing to connect to $endpoint in plain text: give --curve-secret and --coordinator-key"
+run limit "${wrap[@]}" "$imgsweep" worker --connect "$endpoint" --binaries "$binaries" \
+  --testdata "$testdata" --name plain --insecure
+check "a plain-text worker with --insecure: exit 2 ($rc)" [ "$rc" -eq 2 ]
 # ZeroMQ reports either a mechanism mismatch or a closed handshake; both
 # messages name CURVE.
 check "it is told the handshake failed over CURVE ($err)" \

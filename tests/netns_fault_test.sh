@@ -47,11 +47,13 @@ port=${endpoint##*:}
 check "the coordinator listens in its namespace ($endpoint)" [ -n "$port" ]
 wrap=(ip netns exec "$n1")
 endpoint="tcp://10.213.1.1:$port" IMGSWEEP_TEST_WORKER=w1 IMGSWEEP_TEST_DELAY=0.03 \
-  start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 1
+  start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 1 \
+    --insecure
 pid_w1=$!
 wrap=(ip netns exec "$n2")
 endpoint="tcp://10.213.2.1:$port" IMGSWEEP_TEST_WORKER=w2 IMGSWEEP_TEST_DELAY=0.03 \
-  start_worker w2 --binaries "$work/bins" --testdata "$testdata" --slots 1
+  start_worker w2 --binaries "$work/bins" --testdata "$testdata" --slots 1 \
+    --insecure
 pid_w2=$!
 
 check "60 cells ran" wait_for_lines "$log" 60 60

@@ -3,6 +3,7 @@
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "protocol/utf8.h"
+#include "worker/command_table.h"
 #include "worker/subprocess.h"
 
 namespace imgsweep {
@@ -117,17 +118,15 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   request.timeout = std::chrono::milliseconds(cell.timeout_ms);
   request.grace = grace_;
   request.output_limit = output_limit_;
+  // Only a command line of this worker's table, whose one path is the image
+  // just checked (which stays inside the root: StaysInsideRoot above).
+  if (Status allowed = CheckCellArgs(cell.args, cell.image_path); !allowed.ok()) {
+    return InfraFailure(cell, FailureKind::kPathRefused, "command line refused: " + allowed.message());
+  }
   const std::string token = std::string(kTestdataRootToken) + "/";
   for (const std::string& arg : cell.args) {
-    if (arg.rfind(token, 0) == 0) {
-      if (!StaysInsideRoot(arg.substr(token.size()))) {
-        return InfraFailure(cell, FailureKind::kPathRefused,
-                            "argument \"" + arg + "\" leaves the testdata root");
-      }
-      request.args.push_back(root_text_ + "/" + arg.substr(token.size()));
-    } else {
-      request.args.push_back(arg);
-    }
+    request.args.push_back(arg.starts_with(token) ? root_text_ + "/" + arg.substr(token.size())
+                                                  : arg);
   }
   CellResult result;
   result.key = cell.key;

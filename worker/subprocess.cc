@@ -44,6 +44,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Run in the child before exec (vforked: system calls only): no core files,
+// and no regular file written past `file_bytes`, so a cell cannot fill the
+// worker's disk. A write beyond it gets SIGXFSZ.
+struct ChildLimits : bp::extend::handler {
+  rlim_t file_bytes;
+  explicit ChildLimits(std::size_t bytes) : file_bytes(static_cast<rlim_t>(bytes)) {}
+  template <typename Executor>
+  void on_exec_setup(Executor&) const {
+    const rlimit core{0, 0};
+    (void)::setrlimit(RLIMIT_CORE, &core);
+    const rlimit size{file_bytes, file_bytes};
+    (void)::setrlimit(RLIMIT_FSIZE, &size);
+  }
+};
+
 // Both ends close-on-exec, so a cell started from another thread never
 // inherits this cell's write end (which would delay our EOF until it exits).
 // The child's dup2 onto 1 and 2 clears the flag there.
@@ -287,11 +302,12 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in<bp::null, bp::std_out> out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
-                      bp::posix::use_vfork);
+                      ChildLimits(request.output_limit), bp::posix::use_vfork);
 #else
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in<bp::null, bp::std_out> out_pipe.value(),
-                      bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group);
+                      bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
+                      ChildLimits(request.output_limit));
 #endif
   } catch (const std::exception& e) {
     group.detach();

@@ -33,6 +33,8 @@ struct RunRequest {
   // group still holds a pipe open, how long before SIGKILL.
   std::chrono::milliseconds grace{500};
   // Bytes kept per stream; beyond it the group is killed (output_limit_hit).
+  // Also the largest file the child may write (RLIMIT_FSIZE); it dumps no
+  // core (RLIMIT_CORE 0).
   std::size_t output_limit = 64u << 20;
 };
 
