@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -323,6 +325,30 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
   return code;
 }
 
+volatile std::sig_atomic_t g_reload_keys = 0;
+extern "C" void AskToReloadKeys(int) { g_reload_keys = 1; }
+
+// On SIGHUP the coordinator reads --allow-workers again: a key taken out of
+// the folder is revoked mid-sweep. A folder that cannot be read keeps the
+// list before, and says so.
+void ReloadKeysOnSighup(const fs::path& allow_workers, CoordinatorOptions* options) {
+  struct sigaction action {};
+  action.sa_handler = AskToReloadKeys;  // no SA_RESTART: the poll wakes up
+  ::sigemptyset(&action.sa_mask);
+  ::sigaction(SIGHUP, &action, nullptr);
+  options->allowed_keys_update = [allow_workers]() -> std::optional<std::set<std::string>> {
+    if (g_reload_keys == 0) return std::nullopt;
+    g_reload_keys = 0;
+    Result<std::set<std::string>> keys = LoadAllowedKeys(allow_workers);
+    if (!keys.ok()) {
+      spdlog::error("coordinator: SIGHUP: keeping the allowed keys as they were: {}",
+                    keys.status().message());
+      return std::nullopt;
+    }
+    return std::move(keys).value();
+  };
+}
+
 // Serves the sweep's open cells to workers that connect, then writes the
 // tree. `options` has the security already. The exit code.
 int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOptions options) {
@@ -331,6 +357,7 @@ int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOption
   Status watching = StartWatchers(flags.watch, &options, &watchers);
   if (!watching.ok()) return Fail(watching);
   SetOutputLimit(flags.output_limit_mib, flags.max_frame_mib, &options);
+  if (options.security.curve) ReloadKeysOnSighup(flags.allow_workers, &options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());

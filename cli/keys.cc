@@ -97,9 +97,18 @@ Status WriteKeyPair(const fs::path& base) {
 Result<CurveKeyPair> LoadSecretKey(const fs::path& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return Status::FromErrno("key file " + file.string(), errno);
-  if ((st.st_mode & 077) != 0) {
+  // The owner's alone (0600, 0400), or a group's to read (0640, 0440): how
+  // orchestrators mount a secret owned by root for a non-root user (its
+  // group, say Kubernetes' fsGroup). Never other users', never a group's
+  // to change. The mode is the target's when the path is a link, as in a
+  // mounted secret's folder.
+  if ((st.st_mode & 007) != 0) {
     return Status::InvalidInput("key file " + file.string() +
-                                " can be read by others; chmod 600 it");
+                                " can be read by any user; chmod 600 it (or 640 for a group)");
+  }
+  if ((st.st_mode & 020) != 0) {
+    return Status::InvalidInput("key file " + file.string() +
+                                " can be changed by its group; chmod 640 or 600 it");
   }
   Result<std::map<std::string, std::string>> values = ReadKeyFile(file);
   if (!values.ok()) return values.status();

@@ -80,6 +80,11 @@ class Coordinator::Impl {
   }
 
   Status Round() {
+    if (options_.allowed_keys_update) {
+      if (std::optional<std::set<std::string>> keys = options_.allowed_keys_update()) {
+        AllowOnly(*keys);
+      }
+    }
     Status st = ReceiveRound();
     if (!st.ok()) return st;
     for (const Refusal& r : transport_->TakeRefusals()) {
@@ -196,6 +201,22 @@ class Coordinator::Impl {
     }
   }
 
+  // A new allowlist: later handshakes need one of `keys`, and whoever is
+  // connected with another key is cut off (its leases go back to the queue,
+  // its frames are ignored; its next connection fails the handshake).
+  void AllowOnly(const std::set<std::string>& keys) {
+    if (Status st = transport_->AllowKeys(keys); !st.ok()) {
+      spdlog::error("coordinator: cannot change the allowed keys: {}", st.message());
+      return;
+    }
+    const std::vector<std::string> revoked = peers_.PeersOutside(keys);
+    spdlog::info("coordinator: {} worker keys allowed now; {} connected peers lose theirs",
+                 keys.size(), revoked.size());
+    for (const std::string& peer : revoked) {
+      if (peers_.CutOff(peer, "its key is no longer allowed")) Evict(peer);
+    }
+  }
+
   // Tell cuts a peer off while loops may walk the workers; they are
   // evicted here, between steps.
   void EvictBusy() {
@@ -230,7 +251,9 @@ class Coordinator::Impl {
       Tell(envelope.peer, StatusReply{LiveStatusJson(View())});
       return;
     }
-    if (auto* hello = std::get_if<Hello>(&message)) return HandleHello(envelope.peer, *hello);
+    if (auto* hello = std::get_if<Hello>(&message)) {
+      return HandleHello(envelope.peer, envelope.key, *hello);
+    }
     if (worker == nullptr) return HandleStranger(envelope.peer, state, message);
     worker->last_seen = clock_->Now();
     if (auto* credit = std::get_if<Credit>(&message)) {
@@ -260,12 +283,24 @@ class Coordinator::Impl {
     Drop(peer, std::string(MessageName(message)) + " before hello");
   }
 
-  void HandleHello(const std::string& peer, const Hello& hello) {
+  // `key`: the peer's CURVE key, empty in plain text. With CURVE a name
+  // belongs to the key that first said hello with it in this run, so no
+  // other allowed peer can take it over and evict its worker.
+  void HandleHello(const std::string& peer, const std::string& key, const Hello& hello) {
     const std::string problem = PeerRegistry::CheckHello(hello);
     if (!problem.empty()) {
       spdlog::warn("coordinator: refused worker {}@{}: {}", hello.name, hello.host, problem);
       Tell(peer, Refused{problem});
       return;
+    }
+    if (!key.empty()) {
+      const auto [owner, first] = name_keys_.try_emplace(hello.name, key);
+      if (!first && owner->second != key) {
+        const std::string why = "the name " + hello.name + " belongs to another key (" +
+                                owner->second.substr(0, 8) + "...) in this sweep";
+        Tell(peer, Refused{why});
+        return Drop(peer, "hello: " + why);
+      }
     }
     // The same name again: the same process on a new connection keeps its
     // leases; another process under the name replaces the one before.
@@ -592,6 +627,7 @@ class Coordinator::Impl {
   std::size_t late_results_ = 0;
   std::size_t broken_cells_ = 0;
   std::vector<std::string> busy_;  // peers cut off by Tell, to evict
+  std::map<std::string, std::string> name_keys_;  // worker name -> its CURVE key
 };
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -23,6 +23,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,10 @@ struct CoordinatorOptions {
   std::function<Status()> keep_going;
   // Who may connect (CURVE keys), and the largest frame a peer may send.
   ServerSecurity security;
+  // With CURVE, asked each round: a new list of allowed keys (`coordinator`
+  // reloads its --allow-workers folder on SIGHUP), or nullopt. Connected
+  // peers whose key is not on a new list are cut off.
+  std::function<std::optional<std::set<std::string>>()> allowed_keys_update;
   std::size_t max_frame_bytes = kMaxFrameBytes;
   // The most a result may hold per stream (workers stop a cell there); a
   // result over it is refused and its attempt fails with output-limit.

@@ -18,6 +18,7 @@ PeerState& PeerRegistry::StateOf(const Envelope& envelope) {
   if (peers_.size() >= kMaxTrackedPeers && !peers_.contains(envelope.peer)) return overflow_;
   auto [it, inserted] = peers_.try_emplace(envelope.peer);
   if (inserted) {
+    it->second.key = envelope.key;
     it->second.label = "peer " +
                        (envelope.address.empty() ? std::string("(local)") : envelope.address) +
                        " #" + std::to_string(++peers_seen_);
@@ -49,6 +50,14 @@ bool PeerRegistry::CutOff(const std::string& peer, const std::string& why) {
   state.cut_off = true;
   spdlog::warn("coordinator: cut off {}: {}; its frames ignored from now on", state.label, why);
   return true;
+}
+
+std::vector<std::string> PeerRegistry::PeersOutside(const std::set<std::string>& keys) const {
+  std::vector<std::string> out;
+  for (const auto& [peer, state] : peers_) {
+    if (!state.key.empty() && !state.cut_off && !keys.contains(state.key)) out.push_back(peer);
+  }
+  return out;
 }
 
 bool PeerRegistry::TakeStatusToken(PeerState& state, Clock::TimePoint now) {

@@ -44,6 +44,7 @@ struct WorkerEntry {
 // What the coordinator knows of any peer, worker or not.
 struct PeerState {
   std::string label;  // "peer 127.0.0.1 #3", then "worker NAME"
+  std::string key{};  // its CURVE public key; empty in plain text
   std::size_t rejected = 0;
   bool cut_off = false;
   Clock::TimePoint told_hello_first{};  // the last hello-first sent to it
@@ -81,6 +82,8 @@ class PeerRegistry {
   // Cuts `peer` off at once, counted as a rejected frame: its frames are
   // ignored from now on. False if it already was.
   bool CutOff(const std::string& peer, const std::string& why);
+  // The peers not yet cut off whose CURVE key is not in `keys`.
+  std::vector<std::string> PeersOutside(const std::set<std::string>& keys) const;
   // Takes one of `state`'s status-request tokens; false when it has none.
   static bool TakeStatusToken(PeerState& state, Clock::TimePoint now);
 

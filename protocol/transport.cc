@@ -70,6 +70,11 @@ class ZapHandler {
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
+  void Allow(std::set<std::string> keys) {
+    std::lock_guard<std::mutex> lock(mu_);
+    allowed_ = std::move(keys);
+  }
+
   std::vector<Refusal> TakeRefusals() {
     std::lock_guard<std::mutex> lock(mu_);
     return std::exchange(refusals_, {});
@@ -105,7 +110,12 @@ class ZapHandler {
       zmq_z85_encode(z85.data(), reinterpret_cast<const std::uint8_t*>(request[6].data()),
                      kBinaryKeyLength);
       key = z85.data();
-      if (allowed_.contains(key)) {
+      bool allowed = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        allowed = allowed_.contains(key);
+      }
+      if (allowed) {
         code = "200";
         text = "OK";
       } else {
@@ -127,7 +137,7 @@ class ZapHandler {
   }
 
   zmq::socket_t socket_;
-  const std::set<std::string> allowed_;
+  std::set<std::string> allowed_;  // guarded by mu_
   std::atomic<bool> stop_ = false;
   std::mutex mu_;
   std::vector<Refusal> refusals_;
@@ -241,6 +251,8 @@ Result<std::optional<Envelope>> RouterSocket::Receive(std::chrono::milliseconds 
         // The peer's frames carry the connection's metadata; the identity
         // part the ROUTER adds does not.
         try {
+          // The ZAP handler answers an allowed key with the key as user id.
+          if (impl_->zap != nullptr) envelope.key = part.gets("User-Id");
           envelope.address = part.gets("Peer-Address");
           envelope.source_fd = part.get(ZMQ_SRCFD);
         } catch (const zmq::error_t&) {
@@ -260,6 +272,12 @@ Status RouterSocket::Disconnect(const Envelope& from) {
   if (::shutdown(from.source_fd, SHUT_RDWR) != 0) {
     return Status::FromErrno("cannot close the connection of " + from.address, errno);
   }
+  return Status::Ok();
+}
+
+Status RouterSocket::AllowKeys(std::set<std::string> keys) {
+  if (!impl_->zap) return Status::InvalidInput("the socket is not on CURVE: it has no keys to allow");
+  impl_->zap->Allow(std::move(keys));
   return Status::Ok();
 }
 

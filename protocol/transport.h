@@ -72,6 +72,7 @@ struct Envelope {
   std::string frame;
   int parts = 0;
   int source_fd = -1;  // the connection it came on (tcp), for Disconnect
+  std::string key;     // the peer's CURVE public key (Z85); empty in plain text
 };
 
 // Frames queued for one peer at most (ZMQ_SNDHWM); a peer that leaves
@@ -94,6 +95,9 @@ class ServerTransport {
                                                   int wake_fd) = 0;
   // The connections refused since the last call (CURVE keys not allowed).
   virtual std::vector<Refusal> TakeRefusals() = 0;
+  // From now on only these CURVE keys complete a handshake (connections
+  // made before are the caller's to cut off).
+  virtual Status AllowKeys(std::set<std::string> keys) = 0;
   // Closes the connection `from` arrived on; the peer may come back as a
   // new one. REQUIRES: `from` was just received.
   virtual Status Disconnect(const Envelope& from) = 0;
@@ -116,6 +120,7 @@ class RouterSocket final : public ServerTransport {
   Result<std::optional<Envelope>> Receive(std::chrono::milliseconds timeout,
                                           int wake_fd = -1) override;
   std::vector<Refusal> TakeRefusals() override;
+  Status AllowKeys(std::set<std::string> keys) override;
   // Closes the tcp connection `from` arrived on; ZeroMQ then forgets that
   // peer (a DEALER reconnects as a new one). A ROUTER has no call for this,
   // so it shuts the socket down under ZeroMQ.

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +41,13 @@ class CoordinatorTest : public ::testing::Test {
     options.heartbeat = milliseconds(50);
     options.liveness = Liveness();
     options.output_limit_bytes = OutputLimit();
+    options.security = Security();
+    options.allowed_keys_update = [this]() -> std::optional<std::set<std::string>> {
+      std::lock_guard<std::mutex> lock(keys_mu_);
+      std::optional<std::set<std::string>> keys = std::exchange(next_keys_, std::nullopt);
+      if (keys) keys_taken_.notify_all();
+      return keys;
+    };
     options.keep_going = [this] {
       return stop_ ? Status::InvalidInput("stopped by the test") : Status::Ok();
     };
@@ -48,6 +59,7 @@ class CoordinatorTest : public ::testing::Test {
   // are given 10 s of silence.
   virtual unsigned Liveness() const { return 200; }
   virtual std::size_t OutputLimit() const { return std::size_t{64} << 20; }
+  virtual ServerSecurity Security() const { return {}; }
 
   void TearDown() override {
     stop_ = true;  // Run returns at its next round
@@ -118,6 +130,12 @@ class CoordinatorTest : public ::testing::Test {
   // A worker that joins and does every open cell; the sweep's summary.
   Result<SweepSummary> FinishWithOneWorker() {
     auto worker = Join();
+    return FinishWith(*worker);
+  }
+
+  // `worker`, which has joined, does every open cell; the sweep's summary.
+  Result<SweepSummary> FinishWith(DealerSocket& joined) {
+    DealerSocket* worker = &joined;
     Send(*worker, Credit{static_cast<std::uint32_t>(plan_.cell_count())});
     std::size_t acked = 0;
     const auto deadline = std::chrono::steady_clock::now() + kWait;
@@ -145,6 +163,18 @@ class CoordinatorTest : public ::testing::Test {
     return r;
   }
 
+  // Gives the coordinator a new allowlist at its next round, and waits
+  // until it has taken it (AllowOnly then runs before any frame is read).
+  void AllowOnly(std::set<std::string> keys) {
+    std::unique_lock<std::mutex> lock(keys_mu_);
+    next_keys_ = std::move(keys);
+    ASSERT_TRUE(keys_taken_.wait_for(lock, kWait, [this] { return !next_keys_; }))
+        << "the coordinator did not take the new keys within the deadline";
+  }
+
+  std::mutex keys_mu_;
+  std::condition_variable keys_taken_;
+  std::optional<std::set<std::string>> next_keys_;
   TempDir dir_;
   Plan plan_;
   std::unique_ptr<Store> store_;
@@ -667,6 +697,91 @@ TEST_F(SmallOutputLimitTest, RefusesAResultOverTheOutputLimitAndRunsTheCellAgain
   EXPECT_EQ(done.state, CellState::kDone);
   ASSERT_EQ(done.attempts.size(), 2u);
   EXPECT_EQ(done.attempts[1].outcome, Outcome::kExited);
+}
+
+// A coordinator on CURVE whose allowlist holds two keys.
+class CurveCoordinatorTest : public CoordinatorTest {
+ protected:
+  CurveCoordinatorTest()
+      : server_(GenerateCurveKeyPair().value()),
+        alice_(GenerateCurveKeyPair().value()),
+        mallory_(GenerateCurveKeyPair().value()) {}
+  ServerSecurity Security() const override {
+    ServerSecurity security;
+    security.curve = server_;
+    security.allowed_clients = {alice_.public_key, mallory_.public_key};
+    return security;
+  }
+  std::unique_ptr<DealerSocket> ConnectAs(const CurveKeyPair& keys) {
+    return std::move(DealerSocket::Connect(context_, coordinator_->endpoint(),
+                                           ClientSecurity{keys, server_.public_key}))
+        .value();
+  }
+  const CurveKeyPair server_, alice_, mallory_;
+};
+
+// With CURVE a name belongs to the key that first used it: another allowed
+// peer that says hello under it is refused and evicts nobody, while the
+// owner's next process (a new session, the same key) still replaces the old.
+TEST_F(CurveCoordinatorTest, AnotherKeyCannotTakeAWorkersName) {
+  auto alice = ConnectAs(alice_);
+  Send(*alice, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*alice);
+  auto mallory = ConnectAs(mallory_);
+  Send(*mallory, Hello{"w1", "h2", 1, Versions(), "session-2"});
+  EXPECT_EQ(Expect<Refused>(*mallory).reason,
+            "the name w1 belongs to another key (" + alice_.public_key.substr(0, 8) +
+                "...) in this sweep");
+  Send(*alice, Credit{1});
+  const Assignment a = Expect<Assignment>(*alice);  // still the sweep's w1
+  ASSERT_EQ(a.cells.size(), 1u);
+  Send(*alice, Done(a.cells[0], a.lease_id));
+  Expect<Ack>(*alice);
+  auto alice_again = ConnectAs(alice_);
+  Send(*alice_again, Hello{"w1", "h", 1, Versions(), "session-3"});
+  Expect<Welcome>(*alice_again);
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].host, "h");
+}
+
+// A key taken off the allowlist mid-sweep (SIGHUP): its worker is cut off at
+// once, its lease goes back to the queue, it can make no new connection,
+// and the others finish the sweep.
+TEST_F(CurveCoordinatorTest, ARevokedKeyIsCutOffAndCannotConnectAgain) {
+  auto alice = ConnectAs(alice_);
+  Send(*alice, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*alice);
+  auto mallory = ConnectAs(mallory_);
+  Send(*mallory, Hello{"w2", "h2", 1, Versions(), "session-2"});
+  Expect<Welcome>(*mallory);
+  Send(*mallory, Credit{1});
+  const Assignment held = Expect<Assignment>(*mallory);
+  ASSERT_EQ(held.cells.size(), 1u);
+
+  AllowOnly({alice_.public_key});
+  Send(*alice, StatusRequest{});
+  const auto status = nlohmann::json::parse(Expect<StatusReply>(*alice).json);
+  ASSERT_EQ(status.at("workers").size(), 1u);
+  EXPECT_EQ(status.at("workers")[0].at("name"), "w1");
+  Send(*mallory, Done(held.cells[0], held.lease_id));  // ignored: it is cut off
+  auto again = ConnectAs(mallory_);
+  Status refused = Status::Ok();
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (refused.ok() && std::chrono::steady_clock::now() < deadline) {
+    refused = again->Receive(kWait).status();
+  }
+  EXPECT_NE(refused.message().find("the coordinator does not allow this worker's key"),
+            std::string::npos)
+      << refused.ToString();
+
+  Result<SweepSummary> s = FinishWith(*alice);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().by_worker.count("w2"), 0u);
+  EXPECT_EQ(s.value().by_worker.at("w1"), plan_.cell_count());
+  ASSERT_EQ(s.value().rejections.size(), 1u);
+  EXPECT_EQ(s.value().rejections[0].peer, "worker w2");
+  EXPECT_TRUE(s.value().rejections[0].cut_off);
 }
 
 }  // namespace

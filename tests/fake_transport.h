@@ -31,7 +31,7 @@ class FakeTransport final : public ServerTransport {
     std::size_t disconnects = 0;
 
     void Deliver(const std::string& peer, const Message& m) {
-      inbound.push_back(Envelope{peer, "127.0.0.1", Encode(m), 1, -1});
+      inbound.push_back(Envelope{peer, "127.0.0.1", Encode(m), 1, -1, ""});
     }
     // The messages sent to `peer` since the last call, heartbeats left out.
     std::vector<Message> Take(const std::string& peer) {
@@ -47,6 +47,7 @@ class FakeTransport final : public ServerTransport {
   FakeTransport(FakeClock* clock, Wire* wire) : clock_(clock), wire_(wire) {}
 
   const std::string& endpoint() const override { return endpoint_; }
+  Status AllowKeys(std::set<std::string>) override { return Status::Ok(); }
   Status Send(std::string_view peer, std::string_view frame) override {
     if (wire_->gone.contains(std::string(peer))) return Status::NotFound("peer gone");
     Result<Message> m = Decode(frame);

@@ -30,7 +30,12 @@ TEST(KeysTest, RefusesKeyFilesThatAreNotRight) {
   ASSERT_TRUE(WriteKeyPair(dir.path() / "a").ok());
   ::chmod((dir.path() / "a.key").c_str(), 0644);
   EXPECT_EQ(LoadSecretKey(dir.path() / "a.key").status().message(),
-            "key file " + (dir.path() / "a.key").string() + " can be read by others; chmod 600 it");
+            "key file " + (dir.path() / "a.key").string() +
+                " can be read by any user; chmod 600 it (or 640 for a group)");
+  ::chmod((dir.path() / "a.key").c_str(), 0660);
+  EXPECT_EQ(LoadSecretKey(dir.path() / "a.key").status().message(),
+            "key file " + (dir.path() / "a.key").string() +
+                " can be changed by its group; chmod 640 or 600 it");
   ::chmod((dir.path() / "a.key").c_str(), 0600);
   EXPECT_EQ(LoadPublicKey(dir.path() / "a.key").status().message(),
             "key file " + (dir.path() / "a.key").string() + " holds a secret key; give the .pub file");
@@ -48,6 +53,26 @@ TEST(KeysTest, RefusesKeyFilesThatAreNotRight) {
   ::chmod(mixed.c_str(), 0600);
   EXPECT_EQ(LoadSecretKey(mixed).status().message(),
             "key file " + mixed.string() + ": its public-key is not the secret key's");
+}
+
+// A secret as Kubernetes mounts it: the file under a timestamped folder,
+// reached through "..data" links, read-only to the owner and a group.
+TEST(KeysTest, LoadsASecretMountedReadOnlyForAGroup) {
+  TempDir dir;
+  const fs::path real = dir.path() / "secret/..2026_12_01_00_00_00.1/worker.key";
+  fs::create_directories(real.parent_path());
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "made/worker").ok());
+  fs::copy_file(dir.path() / "made/worker.key", real);
+  fs::create_directory_symlink("..2026_12_01_00_00_00.1", dir.path() / "secret/..data");
+  fs::create_symlink("..data/worker.key", dir.path() / "secret/worker.key");
+  const fs::path mounted = dir.path() / "secret/worker.key";
+  for (const mode_t mode : {0400, 0440, 0640}) {
+    ASSERT_EQ(::chmod(real.c_str(), mode), 0);
+    Result<CurveKeyPair> pair = LoadSecretKey(mounted);
+    EXPECT_TRUE(pair.ok()) << std::oct << mode << ": " << pair.status().ToString();
+  }
+  ASSERT_EQ(::chmod(real.c_str(), 0444), 0);  // Kubernetes' default mode is 0644: refused
+  EXPECT_FALSE(LoadSecretKey(mounted).ok());
 }
 
 TEST(KeysTest, AllowedKeysAreEveryPubFileOfAFolder) {
