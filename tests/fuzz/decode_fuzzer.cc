@@ -9,6 +9,7 @@
 // text that is not UTF-8, or a long string.
 // Built by `scripts/test --fuzz` (clang, ASan, UBSan) with inputs up to
 // 1 MiB; seeds in tests/fuzz/seeds.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -41,8 +42,9 @@ void HostileValue(std::mt19937_64& rng, std::size_t room, int depth, std::string
       out->push_back('\xd3');  // int64, often negative
       PutBig(out, rng() | (std::uint64_t{1} << 63), 8);
       return;
-    case 3: {  // a string of any bytes (not UTF-8 as often as not)
-      const std::size_t n = room == 0 ? 0 : rng() % (room + 1);
+    case 3: {  // a string of any bytes (not UTF-8 as often as not), now and then a long one
+      const std::size_t longest = rng() % 16 == 0 ? room : std::min<std::size_t>(room, 64);
+      const std::size_t n = rng() % (longest + 1);
       out->push_back('\xdb');
       PutBig(out, n, 4);
       for (std::size_t i = 0; i < n; ++i) out->push_back(static_cast<char>(rng() % 256));
