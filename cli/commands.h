@@ -157,6 +157,7 @@ struct WorkerFlags {
   std::filesystem::path curve_secret;     // with coordinator_key: CURVE
   std::filesystem::path coordinator_key;  // the coordinator's .pub file
   bool insecure = false;                  // plain text to a non-loopback coordinator
+  std::vector<std::string> child_env;     // variables passed on to cells
   unsigned output_limit_mib = 64;         // per stream of a cell
   unsigned give_up_after_s = 600;         // without a coordinator
   std::string image_layout = "dense";     // or "as-is": run on the checkout as it lies

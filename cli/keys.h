@@ -1,9 +1,14 @@
 // CURVE key files and the rule for where a coordinator may listen without
 // them. A pair is NAME.key (both keys, mode 0600) and NAME.pub (the public
-// key, for the other side), each a few "name = value" lines:
-//   # imgsweep CURVE secret key: keep it private
-//   public-key = <40 characters of Z85>
-//   secret-key = <40 characters of Z85>
+// key, for the other side), each a ZPL certificate as czmq's zcert and
+// pyzmq's zmq.auth write them:
+//   #   ZeroMQ CURVE **Secret** Certificate
+//   metadata
+//   curve
+//       public-key = "<40 characters of Z85>"
+//       secret-key = "<40 characters of Z85>"
+// Files of those tools load here, and ours there; so do the top-level
+// "public-key = ..." lines imgsweep wrote before.
 #ifndef IMGSWEEP_CLI_KEYS_H_
 #define IMGSWEEP_CLI_KEYS_H_
 
@@ -24,7 +29,9 @@ Status WriteKeyPair(const std::filesystem::path& base);
 // is not the secret key's.
 Result<CurveKeyPair> LoadSecretKey(const std::filesystem::path& file);
 Result<std::string> LoadPublicKey(const std::filesystem::path& file);
-// The public keys of every *.pub file in `dir`; kInvalidInput when none.
+// The public keys of every *.pub file in `dir`, and of every *.key file
+// that holds only a public key (pyzmq's public certificates; imgsweep's own
+// secret .key files are passed over); kInvalidInput when none.
 Result<std::set<std::string>> LoadAllowedKeys(const std::filesystem::path& dir);
 
 // CURVE for a client of the coordinator (a worker, `status --connect`) when

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -259,6 +260,15 @@ Command AddWorker(CLI::App& app) {
                   "This worker's key file (NAME.key): talk CURVE to the coordinator");
   cmd->add_option("--coordinator-key", worker->coordinator_key,
                   "The coordinator's public key file (NAME.pub)");
+  cmd->add_option("--child-env", worker->child_env,
+                  "Pass this environment variable on to the cells (repeatable); they get only "
+                  "PATH and TMPDIR otherwise")
+      ->check([](const std::string& name) {
+        const bool ok = !name.empty() && std::isdigit(static_cast<unsigned char>(name[0])) == 0 &&
+                        name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789_") == std::string::npos;
+        return ok ? std::string() : "\"" + name + "\" is not an environment variable name";
+      });
   cmd->add_flag("--insecure", worker->insecure,
                 "Connect in plain text to a coordinator that is not on loopback (trusted "
                 "networks only: anyone on the path can read and send its cells)");

@@ -96,6 +96,7 @@ int WorkerCommand(const WorkerFlags& flags) {
                                              std::move(installed.value().working), kKillGrace,
                                              std::size_t{flags.output_limit_mib} << 20);
   runner->RefuseLayoutOf(std::move(laid_out.value().not_dense));
+  runner->PassEnvironment(flags.child_env);
   Worker worker(options, std::move(runner));
   Status st = worker.Run();
   return st.ok() ? kExitOk : Fail(st);

@@ -250,6 +250,27 @@ TEST_F(HostileBinaryTest, OneRunsWithoutCoreFilesAndWithAFileSizeCap) {
   EXPECT_EQ(r.stdout_text, "0\n2048\n");
 }
 
+// A cell sees PATH and TMPDIR of the worker, the variables it is told to
+// pass on, and nothing else of the worker's environment.
+TEST_F(HostileBinaryTest, OneSeesOnlyTheEnvironmentItIsGiven) {
+  ASSERT_EQ(::setenv("IMGSWEEP_TEST_SECRET", "hunter2", 1), 0);
+  ASSERT_EQ(::setenv("IMGSWEEP_TEST_PASSED", "yes", 1), 0);
+  const std::string body =
+      "echo \"secret=${IMGSWEEP_TEST_SECRET:-unset} passed=${IMGSWEEP_TEST_PASSED:-unset} "
+      "path=${PATH:+set} home=${HOME:-unset}\"";
+  CellResult plain = RunAs("1.0.9", body, milliseconds(20'000));
+  EXPECT_EQ(plain.stdout_text, "secret=unset passed=unset path=set home=unset\n");
+  Result<Binaries> v = DiscoverBinaries(dir_.path() / "bin", milliseconds(20'000));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  CellRunner runner(root_, v.value().working, milliseconds(200));
+  runner.PassEnvironment({"IMGSWEEP_TEST_PASSED", "IMGSWEEP_TEST_UNSET"});
+  CellSpec cell = Cell();
+  cell.version = "1.0.9";
+  EXPECT_EQ(runner.Run(cell).stdout_text, "secret=unset passed=yes path=set home=unset\n");
+  ::unsetenv("IMGSWEEP_TEST_SECRET");
+  ::unsetenv("IMGSWEEP_TEST_PASSED");
+}
+
 TEST_F(HostileBinaryTest, OneThatHangsTimesOut) {
   CellResult r = RunAs("1.0.1", "exec sleep 600", milliseconds(300));
   EXPECT_EQ(r.outcome, Outcome::kTimeout);

@@ -84,7 +84,7 @@ check "both allowed workers ran cells ($summary)" has "$summary" "w1 ran" && has
 check "nobody else did" lacks "$summary" "stranger ran" && lacks "$summary" "plain ran"
 # Refusals are logged between the coordinator's rounds: by the end, surely.
 check "the coordinator logged the refusal with the address" \
-  grep -qF "refused a connection from 10.213.0.1: key $(sed -n 's/^public-key = //p' "$work/keys/stranger.pub") is not allowed" \
+  grep -qF "refused a connection from 10.213.0.1: key $(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$work/keys/stranger.pub") is not allowed" \
   "$work/coord.err"
 check "the refusals are counted" grep -Eq '[1-9][0-9]* connections refused' "$work/coord.out"
 check "the tree equals the local run's" diff -r "$work/tree-local" "$work/tree"

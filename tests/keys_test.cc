@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <iterator>
+#include <set>
+
 #include "tests/temp_dir.h"
 
 namespace imgsweep {
@@ -42,9 +46,15 @@ TEST(KeysTest, RefusesKeyFilesThatAreNotRight) {
   const fs::path bad = dir.Write("bad.pub", "public-key = short\n");
   EXPECT_EQ(LoadPublicKey(bad).status().message(),
             "key file " + bad.string() + ": public-key is not a CURVE key (40 characters of Z85)");
-  const fs::path junk = dir.Write("junk.pub", "hello\n");
+  const fs::path junk = dir.Write("junk.pub", "hello\n");  // a ZPL section, without a key
   EXPECT_EQ(LoadPublicKey(junk).status().message(),
-            "key file " + junk.string() + ": \"hello\" is not a \"name = value\" line");
+            "key file " + junk.string() + ": no public-key line");
+  const fs::path indented = dir.Write("indented.pub", "curve\n  public-key = \"x\"\n");
+  EXPECT_EQ(LoadPublicKey(indented).status().message(),
+            "key file " + indented.string() + ": \"  public-key = \"x\"\" is not indented by 4 per level");
+  const fs::path open_quote = dir.Write("open.pub", "curve\n    public-key = \"abc\n");
+  EXPECT_EQ(LoadPublicKey(open_quote).status().message(),
+            "key file " + open_quote.string() + ": \"    public-key = \"abc\" has a quote that is not closed");
   // Another pair's public key beside this secret key.
   ASSERT_TRUE(WriteKeyPair(dir.path() / "b").ok());
   const std::string other = LoadPublicKey(dir.path() / "b.pub").value();
@@ -53,6 +63,41 @@ TEST(KeysTest, RefusesKeyFilesThatAreNotRight) {
   ::chmod(mixed.c_str(), 0600);
   EXPECT_EQ(LoadSecretKey(mixed).status().message(),
             "key file " + mixed.string() + ": its public-key is not the secret key's");
+}
+
+// Certificates as czmq's zcert_save and pyzmq's zmq.auth write them load
+// here, and ours are ZPL in their layout; the old top-level lines still load.
+TEST(KeysTest, ReadsAndWritesZeroMqCertificates) {
+  TempDir dir;
+  const CurveKeyPair pair = GenerateCurveKeyPair().value();
+  const fs::path secret = dir.Write(
+      "czmq_secret",
+      "#   ****  Generated on 2026-12-01 00:00:00 by CZMQ  ****\n"
+      "#   ZeroMQ CURVE **Secret** Certificate\n"
+      "#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n"
+      "\n"
+      "metadata\n"
+      "    name = \"farm-1\"\n"
+      "curve\n"
+      "    public-key = \"" + pair.public_key + "\"\n"
+      "    secret-key = \"" + pair.secret_key + "\"\n");
+  ::chmod(secret.c_str(), 0600);
+  Result<CurveKeyPair> loaded = LoadSecretKey(secret);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded.value().secret_key, pair.secret_key);
+  // pyzmq's public certificate, NAME.key, in an allowlist folder.
+  fs::create_directory(dir.path() / "allowed");
+  dir.Write("allowed/farm-1.key", "metadata\ncurve\n    public-key = '" + pair.public_key + "'\n");
+  dir.Write("allowed/README", "not a key\n");  // neither .pub nor .key: not read
+  EXPECT_EQ(LoadAllowedKeys(dir.path() / "allowed").value(), std::set<std::string>{pair.public_key});
+  // Ours: the same layout, and still the old top-level lines.
+  ASSERT_TRUE(WriteKeyPair(dir.path() / "ours").ok());
+  std::ifstream pub(dir.path() / "ours.pub");
+  const std::string text((std::istreambuf_iterator<char>(pub)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("metadata\ncurve\n    public-key = \""), std::string::npos) << text;
+  const fs::path old = dir.Write("old.pub", "# imgsweep CURVE public key\npublic-key = " +
+                                                pair.public_key + "\n");
+  EXPECT_EQ(LoadPublicKey(old).value(), pair.public_key);
 }
 
 // A secret as Kubernetes mounts it: the file under a timestamped folder,
@@ -79,12 +124,12 @@ TEST(KeysTest, AllowedKeysAreEveryPubFileOfAFolder) {
   TempDir dir;
   fs::create_directory(dir.path() / "allowed");
   EXPECT_EQ(LoadAllowedKeys(dir.path() / "allowed").status().message(),
-            (dir.path() / "allowed").string() + ": no worker public keys (*.pub) in it");
+            (dir.path() / "allowed").string() + ": no worker public keys (*.pub, *.key) in it");
   ASSERT_TRUE(WriteKeyPair(dir.path() / "allowed/w1").ok());
   ASSERT_TRUE(WriteKeyPair(dir.path() / "allowed/w2").ok());
   Result<std::set<std::string>> keys = LoadAllowedKeys(dir.path() / "allowed");
   ASSERT_TRUE(keys.ok()) << keys.status().ToString();
-  EXPECT_EQ(keys.value().size(), 2u);  // the .key files are not read
+  EXPECT_EQ(keys.value().size(), 2u);  // the secret .key files are passed over
 }
 
 TEST(KeysTest, LoopbackEndpoints) {

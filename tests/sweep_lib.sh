@@ -61,6 +61,8 @@ start_coordinator() {
 start_worker() {
   local name="$1"; shift
   : >"$work/$name.err"  # there before the worker opens it: a test may start reading it at once
+  # Cells see only PATH and TMPDIR unless told: the counting binaries read these.
+  set -- --child-env IMGSWEEP_TEST_WORKER --child-env IMGSWEEP_TEST_DELAY "$@"
   if [ -n "${worker_program:-}" ]; then  # it takes the endpoint and name from the environment
     IMGSWEEP_CONNECT="$endpoint" IMGSWEEP_NAME="$name" \
       "${wrap[@]}" timeout -k 5 "$deadline_seconds" "$worker_program" "$@" 2>"$work/$name.err" &

@@ -1,5 +1,7 @@
 #include "worker/cell_runner.h"
 
+#include <cstdlib>
+
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "protocol/utf8.h"
@@ -7,6 +9,20 @@
 #include "worker/subprocess.h"
 
 namespace imgsweep {
+
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  const char* path = std::getenv("PATH");
+  out.push_back(std::string("PATH=") + (path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin"));
+  std::vector<std::string> passed = {"TMPDIR"};
+  passed.insert(passed.end(), names.begin(), names.end());
+  for (const std::string& name : passed) {
+    if (name == "PATH") continue;
+    if (const char* value = std::getenv(name.c_str())) out.push_back(name + "=" + value);
+  }
+  return out;
+}
+
 namespace {
 
 CellResult InfraFailure(const CellSpec& cell, FailureKind kind, const std::string& failure) {
@@ -118,6 +134,7 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   request.timeout = std::chrono::milliseconds(cell.timeout_ms);
   request.grace = grace_;
   request.output_limit = output_limit_;
+  request.environment = child_environment_;
   // Only a command line of this worker's table, whose one path is the image
   // just checked (which stays inside the root: StaysInsideRoot above).
   if (Status allowed = CheckCellArgs(cell.args, cell.image_path); !allowed.ok()) {

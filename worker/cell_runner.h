@@ -26,6 +26,10 @@ class CellExecutor {
   virtual CellResult Run(const CellSpec& cell) = 0;
 };
 
+// "NAME=VALUE" for PATH (a default when unset), TMPDIR and each of `names`
+// that this process has.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& names);
+
 // Replaces every occurrence of `from` in `text` with `to`.
 std::string ReplaceAll(std::string text, std::string_view from, std::string_view to);
 
@@ -57,6 +61,13 @@ class CellRunner final : public CellExecutor {
   // elsewhere: an image may read any file (a backing file, an extent).
   void RefuseLayoutOf(std::set<std::string> paths) { bad_layout_ = std::move(paths); }
 
+  // Cells run with PATH and TMPDIR of this process and nothing else of its
+  // environment (ChildEnvironment), so neither secrets nor a host's locale
+  // reach them; these variables are passed on too, when set.
+  void PassEnvironment(const std::vector<std::string>& names) {
+    child_environment_ = ChildEnvironment(names);
+  }
+
  private:
   // The image's digest, cached; an error message when it cannot be read.
   bool ImageMatches(const CellSpec& cell, FailureKind* kind, std::string* failure);
@@ -66,6 +77,7 @@ class CellRunner final : public CellExecutor {
   std::map<std::string, InstalledVersion, std::less<>> versions_;
   const std::chrono::milliseconds grace_;
   const std::size_t output_limit_;
+  std::vector<std::string> child_environment_ = ChildEnvironment({});
   const ProcessLauncher* const launcher_;
   std::set<std::string> bad_layout_;
 

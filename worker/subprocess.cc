@@ -27,6 +27,8 @@
 #include <array>
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
+#include <boost/process/env.hpp>
+#include <boost/process/environment.hpp>
 #include <boost/process/exe.hpp>
 #include <boost/process/extend.hpp>
 #include <boost/process/group.hpp>
@@ -293,6 +295,14 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
   const Clock::time_point start = Clock::now();
   bp::group group;
   bp::child child;
+  bp::environment environment = boost::this_process::environment();
+  if (request.environment) {
+    environment.clear();
+    for (const std::string& entry : *request.environment) {
+      const std::size_t eq = entry.find('=');
+      if (eq != std::string::npos && eq > 0) environment[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+  }
   try {
     std::lock_guard<std::mutex> lock(SpawnMutex());
     // vfork: a fork would copy this process's page tables and make every
@@ -302,12 +312,12 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in<bp::null, bp::std_out> out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
-                      ChildLimits(request.output_limit), bp::posix::use_vfork);
+                      ChildLimits(request.output_limit), environment, bp::posix::use_vfork);
 #else
     child = bp::child(bp::exe = request.program.string(), bp::args = request.args,
                       bp::std_in<bp::null, bp::std_out> out_pipe.value(),
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
-                      ChildLimits(request.output_limit));
+                      ChildLimits(request.output_limit), environment);
 #endif
   } catch (const std::exception& e) {
     group.detach();

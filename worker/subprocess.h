@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct RunRequest {
   // Also the largest file the child may write (RLIMIT_FSIZE); it dumps no
   // core (RLIMIT_CORE 0).
   std::size_t output_limit = 64u << 20;
+  // "NAME=VALUE" entries, the child's whole environment; nullopt: the
+  // caller's.
+  std::optional<std::vector<std::string>> environment;
 };
 
 struct RunOutput {
