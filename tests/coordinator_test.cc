@@ -717,6 +717,14 @@ class CurveCoordinatorTest : public CoordinatorTest {
                                            ClientSecurity{keys, server_.public_key}))
         .value();
   }
+  // A worker `name` on `keys` that has joined the sweep.
+  std::unique_ptr<DealerSocket> JoinAs(const CurveKeyPair& keys, const std::string& name,
+                                       const std::string& session) {
+    auto socket = ConnectAs(keys);
+    Send(*socket, Hello{name, "h-" + name, 1, Versions(), session});
+    Expect<Welcome>(*socket);
+    return socket;
+  }
   const CurveKeyPair server_, alice_, mallory_;
 };
 
@@ -724,9 +732,7 @@ class CurveCoordinatorTest : public CoordinatorTest {
 // peer that says hello under it is refused and evicts nobody, while the
 // owner's next process (a new session, the same key) still replaces the old.
 TEST_F(CurveCoordinatorTest, AnotherKeyCannotTakeAWorkersName) {
-  auto alice = ConnectAs(alice_);
-  Send(*alice, Hello{"w1", "h", 1, Versions(), "session-1"});
-  Expect<Welcome>(*alice);
+  auto alice = JoinAs(alice_, "w1", "session-1");
   auto mallory = ConnectAs(mallory_);
   Send(*mallory, Hello{"w1", "h2", 1, Versions(), "session-2"});
   EXPECT_EQ(Expect<Refused>(*mallory).reason,
@@ -737,24 +743,18 @@ TEST_F(CurveCoordinatorTest, AnotherKeyCannotTakeAWorkersName) {
   ASSERT_EQ(a.cells.size(), 1u);
   Send(*alice, Done(a.cells[0], a.lease_id));
   Expect<Ack>(*alice);
-  auto alice_again = ConnectAs(alice_);
-  Send(*alice_again, Hello{"w1", "h", 1, Versions(), "session-3"});
-  Expect<Welcome>(*alice_again);
+  auto alice_again = JoinAs(alice_, "w1", "session-3");
   const CellRecord record = *store_->GetCell(a.cells[0].key).value();
   ASSERT_EQ(record.attempts.size(), 1u);
-  EXPECT_EQ(record.attempts[0].host, "h");
+  EXPECT_EQ(record.attempts[0].host, "h-w1");
 }
 
 // A key taken off the allowlist mid-sweep (SIGHUP): its worker is cut off at
 // once, its lease goes back to the queue, it can make no new connection,
 // and the others finish the sweep.
 TEST_F(CurveCoordinatorTest, ARevokedKeyIsCutOffAndCannotConnectAgain) {
-  auto alice = ConnectAs(alice_);
-  Send(*alice, Hello{"w1", "h", 1, Versions(), "session-1"});
-  Expect<Welcome>(*alice);
-  auto mallory = ConnectAs(mallory_);
-  Send(*mallory, Hello{"w2", "h2", 1, Versions(), "session-2"});
-  Expect<Welcome>(*mallory);
+  auto alice = JoinAs(alice_, "w1", "session-1");
+  auto mallory = JoinAs(mallory_, "w2", "session-2");
   Send(*mallory, Credit{1});
   const Assignment held = Expect<Assignment>(*mallory);
   ASSERT_EQ(held.cells.size(), 1u);

@@ -175,18 +175,26 @@ TEST(Messages, RefusesLengthsTheFrameCannotHold) {
             "frame declares a map of 8 items, more than its 6 bytes can hold");
 }
 
-TEST(Messages, RefusesFramesThatReallyHoldTooManyValues) {
-  // An envelope whose body is an array that truly holds kMaxFrameItems + 1
-  // nils: well-formed, but 16 bytes of decoder memory for each of its bytes.
+// A heartbeat envelope whose body `body` packs: frames Encode never makes.
+template <typename Body>
+std::string HeartbeatFrame(Body body) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> p(buffer);
   p.pack_array(3);
   p.pack(kProtocolVersion);
   p.pack(8);  // heartbeat
-  p.pack_array(kMaxFrameItems + 1);
-  for (std::size_t i = 0; i <= kMaxFrameItems; ++i) p.pack_nil();
-  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
-            "frame holds more than " + std::to_string(kMaxFrameItems) + " values");
+  body(p);
+  return std::string(buffer.data(), buffer.size());
+}
+
+TEST(Messages, RefusesFramesThatReallyHoldTooManyValues) {
+  // A body that truly holds kMaxFrameItems + 1 nils: well-formed, but 16
+  // bytes of decoder memory for each of its bytes.
+  const std::string frame = HeartbeatFrame([](msgpack::packer<msgpack::sbuffer>& p) {
+    p.pack_array(kMaxFrameItems + 1);
+    for (std::size_t i = 0; i <= kMaxFrameItems; ++i) p.pack_nil();
+  });
+  EXPECT_EQ(ErrorOf(frame), "frame holds more than " + std::to_string(kMaxFrameItems) + " values");
 }
 
 TEST(Messages, RefusesDeepNestingAndExtValues) {
@@ -199,15 +207,12 @@ TEST(Messages, RefusesDeepNestingAndExtValues) {
 TEST(Messages, OnlyResultsAndStatusRepliesCarryBulk) {
   // A heartbeat padded with a string past kMaxControlFrameBytes: the body
   // decoder would skip the extra field, so the size is what refuses it.
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> p(buffer);
-  p.pack_array(3);
-  p.pack(kProtocolVersion);
-  p.pack(8);  // heartbeat
-  p.pack_array(1);
-  p.pack(std::string(kMaxControlFrameBytes, 'x'));
-  EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
-            "frame of kind 8 has " + std::to_string(buffer.size()) +
+  const std::string frame = HeartbeatFrame([](msgpack::packer<msgpack::sbuffer>& p) {
+    p.pack_array(1);
+    p.pack(std::string(kMaxControlFrameBytes, 'x'));
+  });
+  EXPECT_EQ(ErrorOf(frame),
+            "frame of kind 8 has " + std::to_string(frame.size()) +
                 " bytes; only a result or a status reply may be over " +
                 std::to_string(kMaxControlFrameBytes));
   CellResult big;
