@@ -251,8 +251,6 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
   return options;
 }
 
-// Runs the sweep's open cells with worker processes of this host over a
-// private ipc socket, then writes the tree. The exit code.
 // The coordinator refuses results over the limit the workers keep to, and
 // frames over what such a result needs (both streams, and room for the
 // rest), unless told a frame limit of its own.
@@ -263,6 +261,8 @@ void SetOutputLimit(unsigned output_limit_mib, unsigned max_frame_mib, Coordinat
                                  : std::min(kMaxFrameBytes, 2 * options->output_limit_bytes + (1u << 20));
 }
 
+// Runs the sweep's open cells with worker processes of this host over a
+// private ipc socket, then writes the tree. The exit code.
 int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
                const WatchFlags& watch, const fs::path& out, const MaterializeOptions& tree) {
   Watchers watchers;

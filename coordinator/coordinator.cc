@@ -349,12 +349,6 @@ class Coordinator::Impl {
     broken_cells_ += broken_.GiveUp(plan_, peers_.HeldVersions(), leases_, &recorder_);
   }
 
-  // A result counts when its worker holds the cell under that lease. One
-  // from a lease no longer current is the cell's outcome while the cell is
-  // open, if that lease gave the cell to this worker process (it was taken
-  // for lost, then came back), or if it is a lease of the sweep from before
-  // a coordinator restart and the worker holds the version. The first
-  // stored result wins; any other is forged and dropped.
   // A result over the output limit is refused as a frame and recorded as
   // an output-limit failure of its attempt, so the cell runs elsewhere.
   void HandleResult(WorkerEntry& worker, CellResult& result) {
@@ -377,6 +371,12 @@ class Coordinator::Impl {
     Drop(peer, over);
   }
 
+  // A result counts when its worker holds the cell under that lease. One
+  // from a lease no longer current is the cell's outcome while the cell is
+  // open, if that lease gave the cell to this worker process (it was taken
+  // for lost, then came back), or if it is a lease of the sweep from before
+  // a coordinator restart and the worker holds the version. The first
+  // stored result wins; any other is forged and dropped.
   void AcceptResult(WorkerEntry& worker, CellResult& result) {
     Result<std::size_t> index = plan_.IndexOfKey(result.key);
     if (!index.ok()) return Drop(worker.peer, index.status().message());

@@ -1,10 +1,10 @@
 #include "protocol/messages.h"
 
-#include "protocol/frame_shape.h"
-
 #include <limits>
 #include <msgpack.hpp>
 #include <type_traits>
+
+#include "protocol/frame_shape.h"
 
 namespace imgsweep {
 namespace {

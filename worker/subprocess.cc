@@ -295,9 +295,12 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
   const Clock::time_point start = Clock::now();
   bp::group group;
   bp::child child;
-  bp::environment environment = boost::this_process::environment();
+  // A cell's small environment is built from nothing; copying this
+  // process's whole one is only for callers that ask to inherit it.
+  bp::environment environment = request.environment
+                                    ? bp::environment()
+                                    : bp::environment(boost::this_process::environment());
   if (request.environment) {
-    environment.clear();
     for (const std::string& entry : *request.environment) {
       const std::size_t eq = entry.find('=');
       if (eq != std::string::npos && eq > 0) environment[entry.substr(0, eq)] = entry.substr(eq + 1);
