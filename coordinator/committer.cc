@@ -29,9 +29,9 @@ void CommitPipeline::Loop() {
   for (;;) {
     changed_.wait(lock, [this] { return stopping_ || start_ != nullptr; });
     if (start_ == nullptr) return;  // stopping, nothing left to write
-    const std::vector<CellWrite>* writes = std::exchange(start_, nullptr);
+    const Batch* batch = std::exchange(start_, nullptr);
     lock.unlock();
-    Status st = store_->Commit(*writes);
+    Status st = store_->Write(batch->writes, batch->leases);
     lock.lock();
     done_ = std::move(st);
     changed_.notify_all();
@@ -43,7 +43,7 @@ void CommitPipeline::Loop() {
 CellWrite& CommitPipeline::WriteFor(std::size_t cell, const std::string& key, bool has_attempts) {
   auto [it, inserted] = round_.write_of.emplace(cell, round_.writes.size());
   if (!inserted) return round_.writes[it->second];
-  if (round_.writes.empty()) round_started_ = clock_->Now();
+  if (RoundEmpty()) round_started_ = clock_->Now();
   CellWrite& write = round_.writes.emplace_back();
   round_.sent_of.emplace_back();
   write.key = key;
@@ -66,12 +66,17 @@ void CommitPipeline::Ack(std::string peer, std::string key) {
   round_.acks.push_back(PendingAck{std::move(peer), std::move(key)});
 }
 
+void CommitPipeline::Grant(LeaseRecord lease) {
+  if (RoundEmpty()) round_started_ = clock_->Now();
+  round_.leases.push_back(std::move(lease));
+}
+
 void CommitPipeline::Requeue(std::size_t cell, std::string avoid) {
   round_.requeue.push_back({cell, std::move(avoid)});
 }
 
 std::chrono::milliseconds CommitPipeline::WaitBudget(std::chrono::milliseconds most) const {
-  if (round_.writes.empty() || busy_) return most;
+  if (RoundEmpty() || busy_) return most;
   return std::clamp(
       std::chrono::ceil<std::chrono::milliseconds>(round_started_ + kCommitDelay - clock_->Now()),
       std::chrono::milliseconds(0), most);
@@ -101,14 +106,14 @@ std::vector<PendingAck> CommitPipeline::StartIfDue(bool now) {
   // it is written, and would otherwise come straight back.
   const bool due = now || round_.writes.size() >= kCommitBatch || full() ||
                    clock_->Now() - round_started_ >= kCommitDelay;
-  if (round_.writes.empty()) return std::exchange(round_, Batch{}).acks;
+  if (RoundEmpty()) return std::exchange(round_.acks, {});
   if (!due) return {};
   committing_ = std::exchange(round_, Batch{});
   commit_started_ = clock_->Now();
   busy_ = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    start_ = &committing_.writes;
+    start_ = &committing_;
   }
   changed_.notify_all();
   return {};

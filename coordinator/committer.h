@@ -57,6 +57,7 @@ struct Batch {
   // Cells given an infrastructure attempt: back in the queue once it is
   // stored, so a cell is never handed out ahead of its own record.
   std::vector<Requeue> requeue;
+  std::vector<LeaseRecord> leases;  // granted in the round, stored with its writes
 };
 
 class CommitPipeline {
@@ -76,6 +77,10 @@ class CommitPipeline {
   void SetSent(std::size_t cell, Clock::TimePoint sent);
   void Ack(std::string peer, std::string key);
   void Requeue(std::size_t cell, std::string avoid);
+  // A lease granted now: stored with this round's write, so that a late
+  // result of it still counts after a coordinator restart. Without results
+  // the round is written after kCommitDelay all the same.
+  void Grant(LeaseRecord lease);
 
   // A full round takes nothing more until it is written.
   bool full() const { return round_.acks.size() >= kMaxResultsPerCommit; }
@@ -100,12 +105,14 @@ class CommitPipeline {
   // before) hands back its acks to send at once.
   std::vector<PendingAck> StartIfDue(bool now);
   // Nothing waits to be written or acknowledged.
-  bool idle() const { return !busy_ && round_.writes.empty() && round_.acks.empty(); }
+  bool idle() const { return !busy_ && RoundEmpty() && round_.acks.empty(); }
   // Results of this round waiting for their write.
   std::size_t waiting() const { return round_.writes.size(); }
 
  private:
   void Loop();
+  // Nothing of this round waits for a write (acknowledgements aside).
+  bool RoundEmpty() const { return round_.writes.empty() && round_.leases.empty(); }
 
   Store* const store_;
   const Clock* const clock_;
@@ -118,7 +125,7 @@ class CommitPipeline {
 
   std::mutex mu_;
   std::condition_variable changed_;
-  const std::vector<CellWrite>* start_ = nullptr;  // guarded by mu_: the write to start
+  const Batch* start_ = nullptr;                   // guarded by mu_: the write to start
   std::optional<Status> done_;                     // guarded by mu_: the finished write's
   bool stopping_ = false;                          // guarded by mu_
   std::thread thread_;                             // last: started once the rest is set

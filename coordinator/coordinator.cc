@@ -62,6 +62,13 @@ class Coordinator::Impl {
     }
     recorder_.CountReused(stored.reused_counts);
     if (options_.sweep_id.empty()) options_.sweep_id = stored.sweep_id;
+    for (const LeaseRecord& grant : stored.leases) {
+      std::vector<std::size_t> cells;
+      for (const std::string& key : grant.cells) {
+        if (Result<std::size_t> index = plan_.IndexOfKey(key); index.ok()) cells.push_back(index.value());
+      }
+      leases_.Restore(grant.id, grant.session, std::move(cells));
+    }
   }
 
   const std::string& endpoint() const { return transport_->endpoint(); }
@@ -71,7 +78,13 @@ class Coordinator::Impl {
     while (recorder_.open() > 0) {
       if (options_.keep_going) {
         Status st = options_.keep_going();
-        if (!st.ok()) return st;
+        if (!st.ok()) {
+          // Stopped: what was received and granted is stored, so a restart
+          // takes the workers' late results.
+          Status stored = CommitAndAck(/*wait=*/true);
+          if (!stored.ok()) spdlog::warn("coordinator: {}", stored.message());
+          return st;
+        }
       }
       Status st = Round();
       if (!st.ok()) return st;
@@ -111,6 +124,10 @@ class Coordinator::Impl {
   Result<SweepSummary> Finish() {
     Status st = CommitAndAck(/*wait=*/true);  // what is still in flight, then the rest
     if (!st.ok()) return st;
+    if (recorder_.open() == 0) {  // no late result is left to check against a grant
+      st = store_->DropLeases();
+      if (!st.ok()) return st;
+    }
     st = store_->Flush();
     if (!st.ok()) return st;
     for (const auto& [peer, worker] : peers_.workers()) Tell(peer, Shutdown{"the sweep is complete"});
@@ -371,33 +388,38 @@ class Coordinator::Impl {
     Drop(peer, over);
   }
 
-  // A result counts when its worker holds the cell under that lease. One
-  // from a lease no longer current is the cell's outcome while the cell is
-  // open, if that lease gave the cell to this worker process (it was taken
-  // for lost, then came back), or if it is a lease of the sweep from before
-  // a coordinator restart and the worker holds the version. The first
-  // stored result wins; any other is forged and dropped.
+  // A result counts when it is of this sweep and its worker holds the cell
+  // under that lease, run with the inputs its spec named. One from a lease
+  // no longer current is the cell's outcome while the cell is open, if that
+  // lease gave the cell to this worker process (it was taken for lost and
+  // came back, or the coordinator restarted: the store keeps the grants),
+  // and it ran with the inputs the plan has now. The first stored result
+  // wins; one the worker was never given is forged and dropped.
   void AcceptResult(WorkerEntry& worker, CellResult& result) {
     Result<std::size_t> index = plan_.IndexOfKey(result.key);
     if (!index.ok()) return Drop(worker.peer, index.status().message());
     const std::size_t cell = index.value();
+    // An honest worker may hold one from a coordinator on another store.
+    if (result.sweep_id != options_.sweep_id) return Discard(worker, result, "it is of another sweep");
     const LeaseTable::Lease* lease = leases_.Find(result.lease_id);
     const bool given = leases_.Holds(result.lease_id, worker.peer, cell);
+    const bool same_inputs = result.inputs == InputsFor(worker, cell);
+    if (given && !same_inputs) {
+      return Drop(worker.peer, "a result for " + result.key + " with other inputs than its spec's");
+    }
     if (!given) {
-      if (recorder_.slot(cell).closed) {
-        ++discarded_results_;
-        spdlog::info("coordinator: discarded {}'s result for {}: another attempt is stored",
-                     worker.name, result.key);
-        pipeline_.Ack(worker.peer, result.key);  // let it forget the copy
-        return;
-      }
-      const std::string& version = plan_.versions()[plan_.Ref(cell).version];
+      const bool closed = recorder_.slot(cell).closed;
       const bool granted = leases_.Granted(result.lease_id, worker.session, cell);
-      const bool before_restart =
-          leases_.FromEarlierIncarnation(result.lease_id) && worker.versions.contains(version);
-      if (!granted && !before_restart) {
+      // A lease of an earlier incarnation that the store does not have
+      // may have been this worker's: the coordinator stopped first.
+      const bool unrecorded =
+          leases_.FromEarlierIncarnation(result.lease_id) && !leases_.Recorded(result.lease_id);
+      if (!closed && !granted && !unrecorded) {
         return Drop(worker.peer, "a result for " + result.key + " which it was not given");
       }
+      if (closed) return Discard(worker, result, "another attempt is stored");
+      if (!granted) return Discard(worker, result, "its lease was not stored before a restart");
+      if (!same_inputs) return Discard(worker, result, "it ran with other inputs than the plan's now");
       if (result.outcome == Outcome::kInfraFailure) {  // a late failure is only forgotten
         pipeline_.Ack(worker.peer, result.key);
         return;
@@ -408,6 +430,13 @@ class Coordinator::Impl {
     leases_.Close(cell);  // a late result ends whatever lease holds the cell now
     recorder_.RecordResult(worker, cell, result);
     if (given) pipeline_.SetSent(cell, sent);
+    pipeline_.Ack(worker.peer, result.key);
+  }
+
+  // Stores nothing of `result`, and lets its worker forget it.
+  void Discard(const WorkerEntry& worker, const CellResult& result, const char* why) {
+    ++discarded_results_;
+    spdlog::info("coordinator: discarded {}'s result for {}: {}", worker.name, result.key, why);
     pipeline_.Ack(worker.peer, result.key);
   }
 
@@ -477,6 +506,14 @@ class Coordinator::Impl {
     }
   }
 
+  // The digest of what `worker` runs `cell` with: its binary, its layout.
+  std::string InputsFor(const WorkerEntry& worker, std::size_t cell) const {
+    const CellRef ref = plan_.Ref(cell);
+    auto version = worker.versions.find(plan_.versions()[ref.version]);
+    return plan_.CacheKey(
+        ref, version == worker.versions.end() ? "" : version->second.binary_sha256, worker.layout);
+  }
+
   // Leases `cells` to the worker and sends them; false when the worker
   // cannot be reached (the cells go back to the queue).
   bool Assign(WorkerEntry& worker, const std::vector<std::size_t>& cells) {
@@ -490,9 +527,14 @@ class Coordinator::Impl {
     assignment.lease_id = leases_.Issue(worker.peer, worker.session, cells, sending, sending + span);
     assignment.deadline_unix_ms =
         clock_->UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
+    LeaseRecord grant{assignment.lease_id, worker.session, {}};
     for (std::size_t cell : cells) {
-      assignment.cells.push_back(plan_.Spec(plan_.Ref(cell), recorder_.slot(cell).attempts + 1));
+      CellSpec& spec =
+          assignment.cells.emplace_back(plan_.Spec(plan_.Ref(cell), recorder_.slot(cell).attempts + 1));
+      spec.inputs = InputsFor(worker, cell);
+      grant.cells.push_back(spec.key);
     }
+    pipeline_.Grant(std::move(grant));
     worker.credit -= static_cast<std::int64_t>(cells.size());
     const bool sent = Tell(worker.peer, assignment);
     for (CoordinatorObserver* o : options_.observers) {

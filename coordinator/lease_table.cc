@@ -27,6 +27,13 @@ std::uint64_t LeaseTable::Issue(const std::string& peer, const std::string& sess
   return id;
 }
 
+void LeaseTable::Restore(std::uint64_t id, const std::string& session,
+                         std::vector<std::size_t> cells) {
+  if (!FromEarlierIncarnation(id)) return;  // a record this incarnation cannot have made
+  std::sort(cells.begin(), cells.end());
+  granted_[id] = Grant{session, std::move(cells)};
+}
+
 const LeaseTable::Lease* LeaseTable::Find(std::uint64_t id) const {
   auto it = leases_.find(id);
   return it == leases_.end() ? nullptr : &it->second;

@@ -43,16 +43,23 @@ class LeaseTable {
                       const std::vector<std::size_t>& cells, Clock::TimePoint sent,
                       Clock::TimePoint deadline);
 
+  // A lease of an earlier incarnation as the store kept it, so its late
+  // results count from the worker process it was granted to.
+  void Restore(std::uint64_t id, const std::string& session, std::vector<std::size_t> cells);
+
   const Lease* Find(std::uint64_t id) const;
   bool IsLeased(std::size_t cell) const { return lease_of_[cell] != 0; }
   // True when `peer` holds `cell` now, under `id`.
   bool Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const;
   // A lease id this sweep handed out, in this incarnation or an earlier one.
   bool IssuedBySweep(std::uint64_t id) const;
-  // True when this incarnation issued lease `id` to the worker process
-  // `session` with `cell` in it, whether or not the lease still stands:
-  // the only late results of this incarnation that count.
+  // True when lease `id` was granted to the worker process `session` with
+  // `cell` in it, whether or not the lease still stands: in this
+  // incarnation, or in an earlier one as the store recorded it. The only
+  // late results that count.
   bool Granted(std::uint64_t id, const std::string& session, std::size_t cell) const;
+  // A lease whose grant is known: issued now, or restored.
+  bool Recorded(std::uint64_t id) const { return granted_.contains(id); }
   // A lease id of an earlier incarnation of this sweep (before a restart).
   bool FromEarlierIncarnation(std::uint64_t id) const;
 
@@ -79,7 +86,7 @@ class LeaseTable {
   };
 
   std::map<std::uint64_t, Lease> leases_;
-  std::unordered_map<std::uint64_t, Grant> granted_;  // every lease of this incarnation
+  std::unordered_map<std::uint64_t, Grant> granted_;  // every lease known to be granted
   std::vector<std::uint64_t> lease_of_;  // by cell; 0 when not leased
   const std::uint64_t incarnation_;
   std::uint64_t last_counter_ = 0;

@@ -78,7 +78,7 @@ void ResultRecorder::RecordResult(const WorkerEntry& worker, std::size_t cell,
     attempt.stderr_bytes = result.stderr_text.size();
     write.blobs.push_back({attempt.stdout_sha256, std::move(result.stdout_text)});
     write.blobs.push_back({attempt.stderr_sha256, std::move(result.stderr_text)});
-    write.record.inputs = plan_->CacheKey(ref, attempt.binary_sha256, attempt.image_layout);
+    write.record.inputs = std::move(result.inputs);
   }
   Append(cell, write, std::move(attempt), worker.name);
 }

@@ -129,6 +129,11 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
     st = store->Commit(reopened);
     if (!st.ok()) return st;
   }
+  st = store->ForEachLease([&](const LeaseRecord& lease) {
+    out.leases.push_back(lease);
+    return true;
+  });
+  if (!st.ok()) return st;
   for (const auto& [version, digest] : out.digests) {  // only what is new: each write is synced
     auto was = stored_digests.find(version);
     if (was != stored_digests.end() && was->second == digest) continue;

@@ -39,6 +39,8 @@ struct StoredCells {
   std::vector<bool> reused;      // by cell: its stored outcome stands
   OutcomeCounts reused_counts;   // those outcomes
   std::size_t reopened = 0;      // stored outcomes that run again
+  // Leases of earlier incarnations, as stored: whose late results count.
+  std::vector<LeaseRecord> leases;
 };
 
 // kInvalidInput when `binary_digests` names a version the plan does not

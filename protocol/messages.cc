@@ -59,7 +59,7 @@ void Pack(Packer& p, const VersionInfo& v) {
 }
 
 void Pack(Packer& p, const CellSpec& c) {
-  p.pack_array(7);
+  p.pack_array(8);
   p.pack(c.key);
   p.pack(c.version);
   p.pack(c.args);
@@ -67,6 +67,7 @@ void Pack(Packer& p, const CellSpec& c) {
   p.pack(c.image_sha256);
   p.pack(c.timeout_ms);
   p.pack(c.attempt);
+  p.pack(c.inputs);
 }
 
 template <typename T>
@@ -108,7 +109,7 @@ struct BodyPacker {
     PackVector(p, m.cells);
   }
   void Body(const CellResult& m) {
-    p.pack_array(12);
+    p.pack_array(14);
     p.pack(m.key);
     p.pack(m.attempt);
     p.pack(m.lease_id);
@@ -121,6 +122,8 @@ struct BodyPacker {
     p.pack(m.started_unix_ms);
     p.pack(m.failure);
     p.pack(static_cast<std::uint32_t>(m.failure_kind));
+    p.pack(m.sweep_id);
+    p.pack(m.inputs);
   }
   void Body(const Ack& m) {
     p.pack_array(1);
@@ -226,6 +229,7 @@ void ReadCell(FieldReader& r, CellSpec* c) {
   r.Read("image_sha256", &c->image_sha256);
   r.Read("timeout_ms", &c->timeout_ms);
   r.Read("attempt", &c->attempt);
+  r.Read("inputs", &c->inputs);
 }
 
 CellResult ReadResult(const msgpack::object& body, Status* error) {
@@ -245,6 +249,8 @@ CellResult ReadResult(const msgpack::object& body, Status* error) {
   r.Read("started_unix_ms", &m.started_unix_ms);
   r.Read("failure", &m.failure);
   r.Read("failure_kind", &failure_kind);
+  r.Read("sweep_id", &m.sweep_id);
+  r.Read("inputs", &m.inputs);
   if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
     r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
   }

@@ -22,7 +22,7 @@ namespace imgsweep {
 
 // Raised whenever a message changes shape. A peer that speaks another
 // version is refused at hello with a reason that names both versions.
-inline constexpr std::uint32_t kProtocolVersion = 4;
+inline constexpr std::uint32_t kProtocolVersion = 5;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
@@ -126,6 +126,9 @@ struct CellSpec {
   std::string image_sha256;
   std::uint32_t timeout_ms = 0;
   std::uint32_t attempt = 0;  // 1 for the first try
+  // The digest of the inputs the coordinator expects this worker to run
+  // the cell with (Plan::CacheKey); the result carries it back.
+  std::string inputs = {};
   bool operator==(const CellSpec&) const = default;
 };
 
@@ -175,6 +178,10 @@ struct CellResult {
   std::int64_t started_unix_ms = 0;
   std::string failure;  // kInfraFailure: what went wrong, for people
   FailureKind failure_kind = FailureKind::kNone;  // kInfraFailure: which kind
+  // The sweep whose welcome the cell came under, and its spec's `inputs`:
+  // a late result counts only for the sweep and inputs it ran with.
+  std::string sweep_id = {};
+  std::string inputs = {};
   bool operator==(const CellResult&) const = default;
 };
 

@@ -6,6 +6,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <charconv>
+#include <cstdio>
 #include <limits>
 #include <msgpack.hpp>
 #include <set>
@@ -54,6 +56,14 @@ constexpr std::string_view kLayout = "imgsweep-store 1";
 constexpr std::string_view kCellPrefix = "cell/";
 constexpr std::string_view kBlobPrefix = "blob/";
 constexpr std::string_view kMetaPrefix = "meta/";
+constexpr std::string_view kLeasePrefix = "lease/";
+
+// Lease ids in fixed-width hex, so key order is id order.
+std::string LeaseKey(std::uint64_t id) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
+  return std::string(kLeasePrefix) + hex;
+}
 
 std::string Key(std::string_view prefix, std::string_view name) {
   std::string key(prefix);
@@ -112,6 +122,20 @@ std::string EncodeRecord(const CellRecord& record) {
     PackText(p, "failure", a.failure);
     PackNumber(p, "kind", static_cast<int>(a.failure_kind));
     PackText(p, "layout", a.image_layout);
+  }
+  return std::string(buffer.data(), buffer.size());
+}
+
+std::string EncodeLease(const LeaseRecord& lease) {
+  msgpack::sbuffer buffer(64 + 32 * lease.cells.size());
+  Packer p(&buffer);
+  p.pack_map(2);
+  PackText(p, "session", lease.session);
+  PackField(p, "cells");
+  p.pack_array(static_cast<std::uint32_t>(lease.cells.size()));
+  for (const std::string& cell : lease.cells) {
+    p.pack_str(static_cast<std::uint32_t>(cell.size()));
+    p.pack_str_body(cell.data(), static_cast<std::uint32_t>(cell.size()));
   }
   return std::string(buffer.data(), buffer.size());
 }
@@ -254,6 +278,41 @@ Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
   return record;
 }
 
+Result<LeaseRecord> DecodeLease(std::string_view key, std::string_view bytes) {
+  LeaseRecord lease;
+  const std::string_view hex = key.substr(kLeasePrefix.size());
+  auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), lease.id, 16);
+  std::string error;
+  if (ec != std::errc() || end != hex.data() + hex.size()) error = "the key is not a lease id";
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {  // msgpack-c reports malformed bytes by throwing
+    error = e.what();
+  }
+  if (error.empty()) {
+    const MapReader r(handle.get(), &error);
+    lease.session = r.Text("session");
+    const msgpack::object* cells = r.Find("cells");
+    if (cells == nullptr || cells->type != msgpack::type::ARRAY) {
+      r.Fail("cells: not a list");
+    } else {
+      for (std::uint32_t i = 0; i < cells->via.array.size; ++i) {
+        const msgpack::object& cell = cells->via.array.ptr[i];
+        if (cell.type != msgpack::type::STR) {
+          r.Fail("cells: not text");
+          break;
+        }
+        lease.cells.emplace_back(cell.via.str.ptr, cell.via.str.size);
+      }
+    }
+  }
+  if (!error.empty()) {
+    return Status::Corruption("store: record " + std::string(key) + " is unreadable: " + error);
+  }
+  return lease;
+}
+
 class RocksStore final : public Store {
  public:
   RocksStore(std::unique_ptr<rocksdb::DB> db, std::filesystem::path dir)
@@ -267,8 +326,13 @@ class RocksStore final : public Store {
     return Convert(db_->Put(SyncWrite(), Key(kMetaPrefix, name), value), "write");
   }
 
-  Status Commit(const std::vector<CellWrite>& writes) override {
+  Status Write(const std::vector<CellWrite>& writes,
+               const std::vector<LeaseRecord>& leases) override {
     rocksdb::WriteBatch batch;
+    for (const LeaseRecord& lease : leases) {
+      rocksdb::Status s = batch.Put(LeaseKey(lease.id), EncodeLease(lease));
+      if (!s.ok()) return Convert(s, "write");
+    }
     std::set<std::string_view> in_batch;
     for (const CellWrite& w : writes) {
       for (const Blob& blob : w.blobs) {
@@ -310,6 +374,27 @@ class RocksStore final : public Store {
       if (!visit(cell, record.value())) return Status::Ok();
     }
     return Convert(it->status(), "read");
+  }
+
+  Status ForEachLease(const std::function<bool(const LeaseRecord&)>& visit) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(rocksdb::Slice(kLeasePrefix.data(), kLeasePrefix.size())); it->Valid();
+         it->Next()) {
+      const std::string_view key = it->key().ToStringView();
+      if (key.substr(0, kLeasePrefix.size()) != kLeasePrefix) break;
+      Result<LeaseRecord> lease = DecodeLease(key, it->value().ToStringView());
+      if (!lease.ok()) return lease.status();
+      if (!visit(lease.value())) return Status::Ok();
+    }
+    return Convert(it->status(), "read");
+  }
+
+  Status DropLeases() override {
+    // The byte after '/' ends the prefix's range.
+    const std::string begin(kLeasePrefix);
+    std::string end = begin;
+    end.back() = static_cast<char>(end.back() + 1);
+    return Convert(db_->DeleteRange(SyncWrite(), db_->DefaultColumnFamily(), begin, end), "write");
   }
 
   Status Flush() override {

@@ -99,6 +99,16 @@ struct CellWrite {
 // one. `imgsweep rerun` and a start whose inputs changed both use it.
 CellWrite Reopened(std::string_view key, const CellRecord& record);
 
+// A lease as the coordinator granted it: which worker process (its hello's
+// session) was given which cells. Kept so that after a coordinator restart
+// a late result counts only from the process that held its cell.
+struct LeaseRecord {
+  std::uint64_t id = 0;
+  std::string session;
+  std::vector<std::string> cells;  // cell keys
+  bool operator==(const LeaseRecord&) const = default;
+};
+
 class Store {
  public:
   // kReadOnly: a snapshot as of the open, even while another process has
@@ -121,7 +131,15 @@ class Store {
   // Stores all writes atomically; returns only after the write-ahead log is
   // synced, so an acknowledgement sent after it can never be lost. A blob
   // the store already holds is not written again.
-  virtual Status Commit(const std::vector<CellWrite>& writes) = 0;
+  Status Commit(const std::vector<CellWrite>& writes) { return Write(writes, {}); }
+  // Commit, with the leases granted since the last write in the same
+  // atomic write.
+  virtual Status Write(const std::vector<CellWrite>& writes,
+                       const std::vector<LeaseRecord>& leases) = 0;
+  // Every lease record, in id order; `visit` returns false to stop early.
+  virtual Status ForEachLease(const std::function<bool(const LeaseRecord&)>& visit) = 0;
+  // Removes every lease record: a finished sweep needs none.
+  virtual Status DropLeases() = 0;
 
   virtual Result<std::optional<CellRecord>> GetCell(std::string_view key) = 0;
   // Every cell record in key order; `visit` returns false to stop early.

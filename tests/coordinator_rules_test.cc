@@ -53,7 +53,9 @@ class CoordinatorRules : public ::testing::Test {
     wire_.Deliver(peer, Hello{peer, "host-" + peer, 1,
                               {{"7.2.0", kSha, "qemu-img version 7.2.22"}},
                               session.empty() ? "session-" + peer : session});
-    ASSERT_TRUE(Await<Welcome>(peer).has_value());
+    std::optional<Welcome> welcome = Await<Welcome>(peer);
+    ASSERT_TRUE(welcome.has_value());
+    sweep_id_ = welcome->sweep_id;
     alive_.insert(peer);
   }
 
@@ -89,15 +91,18 @@ class CoordinatorRules : public ::testing::Test {
     return r.ok() && r.value() ? *r.value() : CellRecord{};
   }
 
-  static CellResult Done(const CellSpec& cell, std::uint64_t lease) {
+  // The result an honest worker sends for `cell`.
+  CellResult Done(const CellSpec& cell, std::uint64_t lease) const {
     CellResult r;
     r.key = cell.key;
     r.attempt = cell.attempt;
     r.lease_id = lease;
+    r.sweep_id = sweep_id_;
+    r.inputs = cell.inputs;
     r.stdout_text = "Offset          Length          Mapped to       File\n";
     return r;
   }
-  static CellResult HostFailure(const CellSpec& cell, std::uint64_t lease) {
+  CellResult HostFailure(const CellSpec& cell, std::uint64_t lease) const {
     CellResult r = Done(cell, lease);
     r.stdout_text.clear();
     r.outcome = Outcome::kInfraFailure;
@@ -115,6 +120,7 @@ class CoordinatorRules : public ::testing::Test {
   std::set<std::string> alive_;  // workers that send a heartbeat every round
   std::map<std::string, std::vector<Message>> inbox_;  // sent, not yet awaited
   std::unique_ptr<Coordinator> coordinator_;
+  std::string sweep_id_;  // of the last welcome
 };
 
 TEST_F(CoordinatorRules, TakesASilentWorkerForLostAfterLivenessHeartbeats) {
@@ -265,8 +271,9 @@ TEST_F(CoordinatorRules, AFailedCommitAcknowledgesNothingAndLosesNothing) {
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none.value().has_value());
 
-  // Restarted on the same store, the worker's unacknowledged copy is the
-  // cell's outcome.
+  // Restarted on the same store, which lost the lease's grant with the
+  // failed write: the worker's unacknowledged copy is forgotten, not
+  // stored, and the cell runs again.
   coordinator_.reset();
   ASSERT_TRUE(Start().ok());
   Join("w1", "session-w1");
@@ -274,9 +281,55 @@ TEST_F(CoordinatorRules, AFailedCommitAcknowledgesNothingAndLosesNothing) {
   const std::optional<Ack> ack = Await<Ack>("w1");
   ASSERT_TRUE(ack.has_value());
   EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  none = real_->GetCell(a->cells[0].key);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none.value().has_value());
+
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> again = Await<Assignment>("w1");
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(again->cells.size(), 1u);
+  wire_.Deliver("w1", Done(again->cells[0], again->lease_id));
+  ASSERT_TRUE(Await<Ack>("w1").has_value());
+  const CellRecord record = Stored(again->cells[0].key);
+  EXPECT_EQ(record.state, CellState::kDone);
+  EXPECT_EQ(record.attempts.size(), 1u);
+}
+
+// A lease's grant is stored within a round even when no result comes:
+// after a restart the worker that held it may return its result.
+TEST_F(CoordinatorRules, ALeaseGrantIsStoredWithoutAResultAndOutlivesARestart) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  std::vector<LeaseRecord> stored;
+  for (int i = 0; i < kMaxRounds && stored.empty(); ++i) {
+    clock_.Advance(kStep);
+    ASSERT_TRUE(coordinator_->Round().ok());
+    ASSERT_TRUE(real_->ForEachLease([&](const LeaseRecord& lease) {
+                       stored.push_back(lease);
+                       return true;
+                     }).ok());
+  }
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0], (LeaseRecord{a->lease_id, "session-w1", {a->cells[0].key}}));
+
+  coordinator_.reset();  // as if killed: nothing more is written
+  ASSERT_TRUE(Start().ok());
+  // w2 holds the version but was never given the cell: its copy, first,
+  // is dropped, and w1's is stored.
+  Join("w2");
+  wire_.Deliver("w2", Done(a->cells[0], a->lease_id));
+  Join("w1", "session-w1");
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  const std::optional<Ack> ack = Await<Ack>("w1");
+  ASSERT_TRUE(ack.has_value());
   const CellRecord record = Stored(a->cells[0].key);
   EXPECT_EQ(record.state, CellState::kDone);
-  EXPECT_EQ(record.attempts.back().stdout_bytes, Done(a->cells[0], 0).stdout_text.size());
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].worker, "w1");
 }
 
 TEST_F(CoordinatorRules, ADamagedStoreStopsTheStartAndWritesNothing) {
@@ -347,6 +400,20 @@ TEST(LeaseTable, GrantsALeaseToOneSessionForItsCellsOnly) {
   EXPECT_FALSE(leases.Granted(id + 1, "s", 2));
   EXPECT_TRUE(leases.FromEarlierIncarnation(before));
   EXPECT_FALSE(leases.FromEarlierIncarnation(id));
+}
+
+TEST(LeaseTable, RestoresOnlyGrantsOfEarlierIncarnations) {
+  LeaseTable first(4, 1);
+  const std::uint64_t before = first.Issue("p", "s", {3, 1}, {}, {});
+  LeaseTable leases(4, 2);
+  leases.Restore(before, "s", {3, 1});
+  leases.Restore((2ull << 32) | 1, "s", {0});  // this incarnation's: not from a record
+  EXPECT_TRUE(leases.Recorded(before));
+  EXPECT_TRUE(leases.Granted(before, "s", 1));
+  EXPECT_FALSE(leases.Granted(before, "t", 1));
+  EXPECT_FALSE(leases.Granted(before, "s", 2));
+  EXPECT_FALSE(leases.Recorded((2ull << 32) | 1));
+  EXPECT_FALSE(leases.Granted((2ull << 32) | 1, "s", 0));
 }
 
 TEST(LeaseTable, ALeaseEndsWithItsLastOpenCell) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
@@ -36,6 +37,11 @@ class CoordinatorTest : public ::testing::Test {
                        {"7.2.0", "10.0.2"}, milliseconds(30'000))
                 .value();
     store_ = std::move(Store::Open(dir_.path() / "db", Store::Mode::kCreateIfMissing)).value();
+    Start();
+  }
+
+  // A coordinator of plan_ on store_, running.
+  void Start() {
     ASSERT_TRUE(store_->PutMeta("plan", plan_.ToJson()).ok());
     CoordinatorOptions options;
     options.heartbeat = milliseconds(50);
@@ -53,6 +59,17 @@ class CoordinatorTest : public ::testing::Test {
     };
     coordinator_ = std::move(Coordinator::Create(options, plan_, store_.get())).value();
     run_ = std::async(std::launch::async, [this] { return coordinator_->Run(); });
+  }
+
+  // Stops the coordinator, which stores what it has, and starts another on
+  // the same store with `plan`.
+  void Restart(const Plan& plan) {
+    stop_ = true;
+    EXPECT_EQ(run_.get().status().message(), "stopped by the test");
+    coordinator_.reset();
+    stop_ = false;
+    plan_ = plan;
+    Start();
   }
 
   // Test workers send no heartbeats unless a test says so: by default they
@@ -118,7 +135,10 @@ class CoordinatorTest : public ::testing::Test {
       Result<Message> m = Decode(*frame.value());
       EXPECT_TRUE(m.ok()) << m.status().ToString();
       if (!m.ok()) break;
-      if (std::holds_alternative<T>(m.value())) return std::get<T>(m.value());
+      if (std::holds_alternative<T>(m.value())) {
+        if constexpr (std::is_same_v<T, Welcome>) sweep_id_ = std::get<T>(m.value()).sweep_id;
+        return std::get<T>(m.value());
+      }
       if (std::holds_alternative<Heartbeat>(m.value())) continue;
       ADD_FAILURE() << "got " << MessageName(m.value());
       break;
@@ -153,11 +173,15 @@ class CoordinatorTest : public ::testing::Test {
     return run_.get();
   }
 
-  static CellResult Done(const CellSpec& cell, std::uint64_t lease) {
+  // The result an honest worker sends for `cell`, in the sweep that
+  // welcomed the last worker.
+  CellResult Done(const CellSpec& cell, std::uint64_t lease) const {
     CellResult r;
     r.key = cell.key;
     r.attempt = cell.attempt;
     r.lease_id = lease;
+    r.sweep_id = sweep_id_;
+    r.inputs = cell.inputs;
     r.outcome = Outcome::kExited;
     r.stdout_text = "Offset          Length          Mapped to       File\n";
     return r;
@@ -181,6 +205,7 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> coordinator_;
   std::future<Result<SweepSummary>> run_;
   Context context_;
+  std::string sweep_id_;  // of the last welcome
   std::atomic<bool> stop_{false};
 };
 
@@ -236,35 +261,75 @@ TEST_F(CoordinatorTest, TheSameProcessOnANewConnectionKeepsItsLease) {
   EXPECT_EQ(record.attempts[0].outcome, Outcome::kExited);
 }
 
+// The store keeps every lease's grant: after a restart the worker process
+// that held a cell may still return it, and no other peer may.
 TEST_F(CoordinatorTest, ARestartedCoordinatorTakesResultsOfTheLeasesBefore) {
   auto worker = Join();
   Send(*worker, Credit{1});
   const Assignment a = Expect<Assignment>(*worker);
-  stop_ = true;
-  EXPECT_EQ(run_.get().status().message(), "stopped by the test");
-  coordinator_.reset();
-
-  CoordinatorOptions options;
-  options.heartbeat = milliseconds(50);
-  std::atomic<bool> stop{false};
-  options.keep_going = [&stop] {
-    return stop ? Status::InvalidInput("stopped by the test") : Status::Ok();
-  };
-  std::unique_ptr<Coordinator> restarted =
-      std::move(Coordinator::Create(options, plan_, store_.get())).value();
-  auto run = std::async(std::launch::async, [&] { return restarted->Run(); });
-  auto back = std::move(DealerSocket::Connect(context_, restarted->endpoint())).value();
+  Restart(plan_);
+  // Another process that holds the version, with the lease's id; and a
+  // lease id of a later incarnation.
+  auto other = Connect();
+  Send(*other, Hello{"w2", "h2", 1, Versions(), "session-2"});
+  Expect<Welcome>(*other);
+  Send(*other, Done(a.cells[0], a.lease_id));
+  auto back = Connect();
   Send(*back, Hello{"w1", "h", 1, Versions(), "session-1"});
   Expect<Welcome>(*back);
-  CellResult forged = Done(a.cells[0], (std::uint64_t{3} << 32) | 1);  // a later incarnation
-  Send(*back, forged);
+  Send(*back, Done(a.cells[0], (std::uint64_t{3} << 32) | 1));
   Send(*back, Done(a.cells[0], a.lease_id));
   EXPECT_EQ(Expect<Ack>(*back).keys, std::vector<std::string>{a.cells[0].key});
-  stop = true;
-  EXPECT_EQ(run.get().status().message(), "stopped by the test");
   const CellRecord record = *store_->GetCell(a.cells[0].key).value();
   ASSERT_EQ(record.attempts.size(), 1u);
   EXPECT_EQ(record.state, CellState::kDone);
+  EXPECT_EQ(record.attempts[0].worker, "w1");
+  EXPECT_EQ(record.attempts[0].host, "h");
+}
+
+// A worker's late result ran with the plan of its lease: after a restart
+// with another plan (here another timeout) it is forgotten, and the cell
+// runs again with the new inputs.
+TEST_F(CoordinatorTest, AfterARestartWithAChangedPlanALateResultIsNotStored) {
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment a = Expect<Assignment>(*worker);
+  Restart(Plan::Make(ManifestOf(ImageJson("a", "images/a.raw", "raw", "safe", kSha)),
+                     {"7.2.0", "10.0.2"}, milliseconds(20'000))
+              .value());
+  auto back = Connect();
+  Send(*back, Hello{"w1", "h", 1, Versions(), "session-1"});
+  Expect<Welcome>(*back);
+  Send(*back, Done(a.cells[0], a.lease_id));
+  EXPECT_EQ(Expect<Ack>(*back).keys, std::vector<std::string>{a.cells[0].key});  // forgotten
+  const std::optional<CellRecord> kept = store_->GetCell(a.cells[0].key).value();
+  EXPECT_TRUE(!kept.has_value() || kept->state == CellState::kPending);
+
+  ASSERT_TRUE(FinishWith(*back).ok());
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_NE(record.inputs, a.cells[0].inputs);
+  EXPECT_EQ(record.inputs, plan_.CacheKey(plan_.Ref(0), kSha, "dense"));
+}
+
+// A worker that held a result of a coordinator on another store (another
+// sweep) sends it in: nothing of it is stored, even where the lease ids and
+// keys coincide.
+TEST_F(CoordinatorTest, AResultOfAnotherSweepIsNotStored) {
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment a = Expect<Assignment>(*worker);
+  CellResult elsewhere = Done(a.cells[0], a.lease_id);
+  elsewhere.sweep_id = "another-sweep";
+  elsewhere.stdout_text = "from another sweep\n";
+  Send(*worker, elsewhere);
+  EXPECT_EQ(Expect<Ack>(*worker).keys, std::vector<std::string>{a.cells[0].key});  // forgotten
+  Send(*worker, Done(a.cells[0], a.lease_id));  // the lease still stands
+  EXPECT_EQ(Expect<Ack>(*worker).keys, std::vector<std::string>{a.cells[0].key});
+  const CellRecord record = *store_->GetCell(a.cells[0].key).value();
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(store_->GetBlob(record.attempts[0].stdout_sha256).value(),
+            "Offset          Length          Mapped to       File\n");
 }
 
 TEST_F(CoordinatorTest, AWorkerWithOtherBytesForAVersionGetsNoneOfItsCells) {

@@ -28,11 +28,16 @@ class FaultStore final : public Store {
   Status PutMeta(std::string_view name, std::string_view value) override {
     return base_->PutMeta(name, value);
   }
-  Status Commit(const std::vector<CellWrite>& writes) override {
+  Status Write(const std::vector<CellWrite>& writes,
+               const std::vector<LeaseRecord>& leases) override {
     ++commits_;
     if (fail_commit_.exchange(false)) return Status::IoError("injected: the WAL sync failed");
-    return base_->Commit(writes);
+    return base_->Write(writes, leases);
   }
+  Status ForEachLease(const std::function<bool(const LeaseRecord&)>& visit) override {
+    return base_->ForEachLease(visit);
+  }
+  Status DropLeases() override { return base_->DropLeases(); }
   Result<std::optional<CellRecord>> GetCell(std::string_view key) override {
     if (corrupt_reads_) return Status::Corruption("injected: record of cell " + std::string(key));
     return base_->GetCell(key);

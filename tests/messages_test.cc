@@ -27,7 +27,8 @@ CellSpec SampleCell() {
                   "images/raw/empty.raw",
                   kSha,
                   30000,
-                  2};
+                  2,
+                  std::string(64, 'd')};
 }
 
 TEST(Messages, HelloRoundTrips) {
@@ -73,6 +74,8 @@ TEST(Messages, ResultRoundTripsWithBinaryOutput) {
   r.duration_us = 5123;
   r.started_unix_ms = 1790000000123;
   r.failure = "";
+  r.sweep_id = "0123456789abcdef0123456789abcdef";
+  r.inputs = std::string(64, 'c');
   ExpectRoundTrip(r);
 }
 TEST(Messages, AckRoundTrips) { ExpectRoundTrip(Ack{{"a/1.0.0/x", "b/1.0.0/y"}}); }
@@ -128,7 +131,7 @@ TEST(Messages, RefusesUnknownOutcome) {
   p.pack_array(3);
   p.pack(kProtocolVersion);
   p.pack(6);
-  p.pack_array(12);
+  p.pack_array(14);
   p.pack(std::string("k"));
   p.pack(1);
   p.pack(1);
@@ -138,6 +141,7 @@ TEST(Messages, RefusesUnknownOutcome) {
   for (int i = 0; i < 2; ++i) p.pack(0);
   p.pack(std::string());
   p.pack(0);
+  for (int i = 0; i < 2; ++i) p.pack(std::string());  // sweep_id, inputs
   EXPECT_EQ(ErrorOf(std::string_view(buffer.data(), buffer.size())),
             "result: field \"outcome\": unknown value 9");
 }
@@ -147,8 +151,10 @@ TEST(Messages, RefusesUnknownFailureKind) {
   r.key = "k";
   r.outcome = Outcome::kInfraFailure;
   std::string frame = Encode(r);
-  ASSERT_EQ(static_cast<unsigned char>(frame.back()), 0u);  // failure_kind, a positive fixint
-  frame.back() = 42;
+  // failure_kind, a positive fixint, before two empty strings.
+  char& kind = frame[frame.size() - 3];
+  ASSERT_EQ(static_cast<unsigned char>(kind), 0u);
+  kind = 42;
   EXPECT_EQ(ErrorOf(frame), "result: field \"failure_kind\": unknown value 42");
 }
 

@@ -5,10 +5,13 @@
 // size limit. It prints what it sent and exits; the coordinator must shrug
 // all of it off.
 // Usage: rogue_peer ENDPOINT CELL_KEYS_FILE MAX_FRAME_BYTES
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "protocol/messages.h"
@@ -74,10 +77,17 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
   // Forged results, after a hello that earns a welcome and no work.
   auto forger = connect();
   if (!SendOn(*forger, Encode(Hello{"rogue", "rogue-host", 1, {}, ""}))) return 1;
-  if (!AwaitFrame(*forger)) {
+  std::optional<std::string> answer = AwaitFrame(*forger);
+  if (!answer) {
     std::fprintf(stderr, "rogue_peer: no answer to hello within %lld s\n",
                  static_cast<long long>(kReplyWait.count()));
     return 1;
+  }
+  // It reads the sweep's id from its welcome, as any peer can.
+  Result<Message> welcome = Decode(*answer);
+  std::string sweep_id;
+  if (welcome.ok()) {
+    if (auto* w = std::get_if<Welcome>(&welcome.value())) sweep_id = w->sweep_id;
   }
   std::ifstream keys(keys_file);
   std::string key;
@@ -86,7 +96,9 @@ int Main(const std::string& endpoint, const std::string& keys_file, std::size_t 
     CellResult r;
     r.key = key;
     r.attempt = 1;
-    r.lease_id = 1 + forged % 4;  // lease ids are small integers: guess them
+    // Lease ids are the incarnation, then a counter: guess the first ones.
+    r.lease_id = (std::uint64_t{1} << 32) | (1 + forged % 4);
+    r.sweep_id = sweep_id;
     r.outcome = Outcome::kExited;
     r.stdout_text = "forged\n";
     if (!SendOn(*forger, Encode(r))) return 1;

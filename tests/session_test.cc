@@ -98,8 +98,9 @@ TEST_F(SessionTest, HandsAssignedCellsToTheSlotsAndReportsThemWithCredit) {
   a.cells[1].key = "map-json/7.2.0/b";
   Receive(a);
   ASSERT_EQ(work_.size(), 2u);
-  EXPECT_EQ(work_[1].first.key, "map-json/7.2.0/b");
-  EXPECT_EQ(work_[1].second, 7u);
+  EXPECT_EQ(work_[1].spec.key, "map-json/7.2.0/b");
+  EXPECT_EQ(work_[1].lease_id, 7u);
+  EXPECT_EQ(work_[1].sweep_id, "sweep-1");  // the welcome's: its result carries it
   ASSERT_TRUE(session_.OnResults({ResultFor("map-json/7.2.0/a")}).ok());
   std::vector<Message> sent = Sent();
   ASSERT_EQ(sent.size(), 2u);

@@ -81,6 +81,30 @@ TEST(Store, OutputSeenInAnEarlierCommitStaysReadable) {
   EXPECT_EQ(store->GetBlob(Sha256Hex("")).value(), "");
 }
 
+TEST(Store, KeepsLeaseGrantsInIdOrderUntilDropped) {
+  TempDir dir;
+  const LeaseRecord later{(1ull << 32) | 10, "session-b", {"map-json/7.2.0/a"}};
+  const LeaseRecord first{(1ull << 32) | 2, "session-a",
+                          {"map-human/7.2.0/a", "map-human/7.2.0/b"}};
+  auto leases = [](Store& store) {
+    std::vector<LeaseRecord> all;
+    EXPECT_TRUE(store.ForEachLease([&](const LeaseRecord& lease) {
+                       all.push_back(lease);
+                       return true;
+                     }).ok());
+    return all;
+  };
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+    ASSERT_TRUE(store->Write({DoneCell("map-json/7.2.0/a", "[]\n", "")}, {later, first}).ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  EXPECT_EQ(leases(*store), (std::vector<LeaseRecord>{first, later}));
+  ASSERT_TRUE(store->DropLeases().ok());
+  EXPECT_TRUE(leases(*store).empty());
+  EXPECT_TRUE(store->GetCell("map-json/7.2.0/a").value().has_value());  // cells stay
+}
+
 TEST(Store, MissingBlobIsNotFound) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");

@@ -118,7 +118,9 @@ Status Session::OnFrame(std::string_view frame, std::size_t held, std::vector<Wo
   } else if (auto* welcome = std::get_if<Welcome>(&m)) {
     if (state_ == State::kConnecting) return Welcomed(*welcome, held);
   } else if (auto* assignment = std::get_if<Assignment>(&m)) {
-    for (CellSpec& cell : assignment->cells) work->emplace_back(std::move(cell), assignment->lease_id);
+    for (CellSpec& cell : assignment->cells) {
+      work->push_back(Work{std::move(cell), assignment->lease_id, sweep_id_});
+    }
   } else if (auto* ack = std::get_if<Ack>(&m)) {
     for (const std::string& key : ack->keys) unacked_.erase(key);
   }
@@ -127,6 +129,7 @@ Status Session::OnFrame(std::string_view frame, std::size_t held, std::vector<Wo
 
 Status Session::Welcomed(const Welcome& welcome, std::size_t held) {
   state_ = State::kWelcomed;
+  sweep_id_ = welcome.sweep_id;
   if (welcome.heartbeat_ms > 0) heartbeat_ = std::chrono::milliseconds(welcome.heartbeat_ms);
   if (welcome.liveness > 0) liveness_ = welcome.liveness;
   spdlog::info("worker {}: {} sweep {}{}", options_.name, ever_welcomed_ ? "joined again" : "joined",

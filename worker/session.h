@@ -47,8 +47,12 @@ struct SessionOptions {
   std::chrono::milliseconds give_up_after = std::chrono::minutes(10);
 };
 
-// A cell to run and the lease it came under.
-using Work = std::pair<CellSpec, std::uint64_t>;
+// A cell to run, the lease it came under and the sweep that lease is of.
+struct Work {
+  CellSpec spec;
+  std::uint64_t lease_id = 0;
+  std::string sweep_id;
+};
 
 class Session {
  public:
@@ -97,6 +101,7 @@ class Session {
   State state_ = State::kConnecting;
   Status end_;
   bool ever_welcomed_ = false;
+  std::string sweep_id_;  // of the last welcome
   bool hello_due_ = false;  // on the next connection, or now when told hello-first
   std::chrono::milliseconds heartbeat_;
   unsigned liveness_;

@@ -37,8 +37,10 @@ void SlotPool::Slot() {
       queue_.pop_front();
       ++running_;
     }
-    CellResult result = executor_->Run(work.first);
-    result.lease_id = work.second;
+    CellResult result = executor_->Run(work.spec);
+    result.lease_id = work.lease_id;
+    result.sweep_id = std::move(work.sweep_id);
+    result.inputs = std::move(work.spec.inputs);
     bool first = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
