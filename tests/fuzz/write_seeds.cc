@@ -2,6 +2,7 @@
 // the fuzzer starts from the shapes peers really send. A test checks that the
 // committed seeds (tests/fuzz/seeds) are what this writes today.
 // Usage: write_seeds DIR
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -17,11 +18,14 @@ int main(int argc, char** argv) {
   const std::string sha(64, 'a');
   CellSpec spec{"map-json/7.2.0/qcow2-basic", "7.2.0",
                 {"map", "--output=json", "$TESTDATA_ROOT/images/qcow2/basic.qcow2"},
-                "images/qcow2/basic.qcow2", sha, 30'000, 1};
+                "images/qcow2/basic.qcow2", sha, 30'000, 1, std::string(64, 'c')};
+  const std::string sweep_id = "0123456789abcdef0123456789abcdef";
   CellResult result;
   result.key = spec.key;
   result.attempt = 1;
-  result.lease_id = 7;
+  result.lease_id = (std::uint64_t{1} << 32) | 7;
+  result.sweep_id = sweep_id;
+  result.inputs = spec.inputs;
   result.outcome = Outcome::kExited;
   result.stdout_text = "[{ \"start\": 0, \"length\": 65536, \"depth\": 0, \"data\": true}]\n";
   result.duration_us = 4200;
@@ -38,10 +42,10 @@ int main(int argc, char** argv) {
        Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}, "5f3a9c01d2e4b687",
              {{"9.0.0", "--version timed out after 30 s"}},
              {{"images/raw/sparse.raw", "sparse:0123456789abcdef"}}}},
-      {"welcome", Welcome{"sweep", 1000, 3}},
+      {"welcome", Welcome{sweep_id, 1000, 3}},
       {"refused", Refused{"say hello first"}},
       {"credit", Credit{4}},
-      {"assignment", Assignment{7, 1'790'000'030'000, {spec}}},
+      {"assignment", Assignment{result.lease_id, 1'790'000'030'000, {spec}}},
       {"result-exited", result},
       {"result-signaled", signaled},
       {"result-infra", infra},
