@@ -61,6 +61,10 @@ Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
 }  // namespace
 
 int WorkerCommand(const WorkerFlags& flags) {
+  // A cell's descendant that leaves its process group comes back here when
+  // orphaned, and dies with its cell.
+  Status adopted = AdoptOrphans();
+  if (!adopted.ok()) return Fail(adopted);
   std::error_code ec;
   const fs::path root = fs::canonical(flags.testdata, ec);
   if (ec || !fs::is_directory(root, ec)) {

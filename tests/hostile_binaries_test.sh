@@ -2,7 +2,8 @@
 # Hostile binaries in a worker's version directories, each a script made
 # here that answers --version like a qemu-img and then, on a cell: hangs;
 # ignores SIGTERM; exits while a child keeps its stdout open; prints 200 MiB;
-# kills itself with SIGSEGV; exits 1 with text on stderr. One worker serves
+# kills itself with SIGSEGV; exits 1 with text on stderr; leaves a child in
+# a session of its own. One worker serves
 # them all beside a real release, and each cell ends with its own recorded
 # outcome within the timeout plus the grace; the worker stays up and ends
 # with the sweep.
@@ -32,6 +33,13 @@ hostile 1.0.4 'head -c 209715200 /dev/zero'
 hostile 1.0.5 'kill -SEGV $$'
 hostile 1.0.6 'echo "qemu-img: Could not open: hostile" >&2
 exit 1'
+# A child that leaves the process group (its own session), lets go of the
+# pipes, and would outlive the cell. It notes its pid in a file of its own,
+# and the cell waits for that before it exits.
+hostile 1.0.7 "note=$work/escaped.\$\$
+setsid sh -c 'echo \$\$ >\$0.tmp && mv \$0.tmp \$0; exec sleep 600' \"\$note\" </dev/null >/dev/null 2>&1 &
+while [ ! -e \"\$note\" ]; do sleep 0.01; done
+echo escaped"
 # A real release beside them, served by the same worker.
 mkdir -p "$work/bins/x86_64/7.2.0/bin"
 ln -s "$binaries/x86_64/7.2.0/bin/qemu-img" "$work/bins/x86_64/7.2.0/bin/qemu-img"
@@ -66,6 +74,22 @@ check "200 MiB fails with output-limit on every attempt ($(outcomes 1.0.4))" \
   [ "$(outcomes 1.0.4)" = "failed attempts=3 output-limit,output-limit,output-limit|" ]
 check "SIGSEGV is signaled ($(outcomes 1.0.5))" [ "$(outcomes 1.0.5)" = "done signaled attempts=1|" ]
 check "exit 1 is a baseline ($(outcomes 1.0.6))" [ "$(outcomes 1.0.6)" = "done exited attempts=1|" ]
+check "one whose child escapes its group ends with its own exit ($(outcomes 1.0.7))" \
+  [ "$(outcomes 1.0.7)" = "done exited attempts=1|" ]
+escaped_alive() {  # the escaped children still running
+  local pid alive=""
+  while read -r pid; do
+    if kill -0 "$pid" 2>/dev/null; then alive="$alive $pid"; fi
+  done < <(cat "$work"/escaped.* 2>/dev/null)
+  echo "$alive"
+}
+check "every escaped child was noted ($(cat "$work"/escaped.* 2>/dev/null | wc -l))" \
+  [ "$(cat "$work"/escaped.* 2>/dev/null | wc -l)" -eq 4 ]
+alive=$(escaped_alive)
+check "no escaped child outlives its cell (alive:$alive)" [ -z "$alive" ]
+# A failed check leaves none of them behind.
+# shellcheck disable=SC2086
+[ -z "$alive" ] || kill $alive
 check "the real release's cells are done ($(outcomes 7.2.0))" [ "$(outcomes 7.2.0)" = "done exited attempts=1|" ]
 
 meta() { cat "$work/tree/map-human/$1.meta.json"; }

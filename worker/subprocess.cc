@@ -36,9 +36,12 @@
 #include <boost/process/pipe.hpp>
 #include <boost/process/posix.hpp>
 #include <boost/process/start_dir.hpp>
+#include <atomic>
 #include <cerrno>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 
 namespace imgsweep {
 namespace bp = boost::process;
@@ -84,6 +87,52 @@ int PidFdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 std::mutex& SpawnMutex() {
   static std::mutex mu;
   return mu;
+}
+
+// The children this layer started and has not reaped yet: every other
+// child of a process that adopts orphans is a descendant that outlived its
+// parent. Guarded by SpawnMutex, so a child is in it from its fork on.
+std::set<pid_t>& Started() {
+  static std::set<pid_t> pids;
+  return pids;
+}
+std::atomic<bool> adopting_orphans{false};
+
+// This process's children, from every thread's list (an orphan goes to
+// whichever thread the kernel picks).
+std::vector<pid_t> Children() {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream list(task.path() / "children");
+    for (pid_t pid; list >> pid;) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Kills and reaps every child that this layer did not start, until none
+// is left: killing one hands its own children to this process in turn.
+void KillOrphans() {
+  if (!adopting_orphans) return;
+  std::lock_guard<std::mutex> lock(SpawnMutex());
+  for (int round = 0; round < 64; ++round) {
+    bool found = false;
+    for (pid_t pid : Children()) {
+      if (Started().contains(pid)) continue;
+      found = true;
+      ::kill(pid, SIGKILL);
+      int status;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (!found) return;
+  }
+}
+
+// The child is reaped: it is no longer this layer's.
+void Forget(pid_t pid) {
+  std::lock_guard<std::mutex> lock(SpawnMutex());
+  Started().erase(pid);
 }
 
 // Decodes a wait status into the exit code, or minus the signal number.
@@ -248,6 +297,7 @@ class ChildProcess final : public BackgroundProcess {
     if (exit_status_) return;
     std::error_code ec;
     child_.wait(ec);
+    Forget(child_.id());
     exit_status_ = DecodeWaitStatus(child_.native_exit_code());
     group_.detach();  // never signal a process group id after it may be reused
   }
@@ -281,6 +331,14 @@ class SystemProcessLauncher final : public ProcessLauncher {
 const ProcessLauncher& SystemLauncher() {
   static const SystemProcessLauncher* const launcher = new SystemProcessLauncher;
   return *launcher;
+}
+
+Status AdoptOrphans() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return Status::FromErrno("prctl(PR_SET_CHILD_SUBREAPER)", errno);
+  }
+  adopting_orphans = true;
+  return Status::Ok();
 }
 
 Result<RunOutput> RunCaptured(const RunRequest& request) {
@@ -322,6 +380,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
                       bp::std_err > err_pipe.value(), bp::start_dir = cwd.string(), group,
                       ChildLimits(request.output_limit), environment);
 #endif
+    Started().insert(child.id());
   } catch (const std::exception& e) {
     group.detach();
     return Status::IoError("cannot start " + request.program.string() + ": " + e.what());
@@ -334,6 +393,8 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
   std::error_code ec;
   child.wait(ec);
   group.detach();
+  Forget(child.id());
+  KillOrphans();  // what left the group and outlived the child
   out.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   if (out.ending == RunOutput::Ending::kTimeout) return out;
   const int status = DecodeWaitStatus(child.native_exit_code());
@@ -361,6 +422,7 @@ Result<std::unique_ptr<BackgroundProcess>> BackgroundProcess::Start(
     std::lock_guard<std::mutex> lock(SpawnMutex());
     bp::child child(bp::exe = program.string(), bp::args = args, bp::std_in < bp::null, group,
                     bp::extend::on_exec_setup = die_with_parent);
+    Started().insert(child.id());
     return std::unique_ptr<BackgroundProcess>(
         std::make_unique<ChildProcess>(std::move(child), std::move(group)));
   } catch (const std::exception& e) {

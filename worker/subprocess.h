@@ -53,6 +53,14 @@ struct RunOutput {
   std::chrono::microseconds duration{0};
 };
 
+// Makes this process the reaper of the descendants its children orphan
+// (PR_SET_CHILD_SUBREAPER), so that a descendant that leaves its process
+// group (setsid) cannot outlive its command: when a RunCaptured command
+// ends, every child of this process that this layer did not start is
+// killed. For a process whose every child starts here (a worker); kIoError
+// when the kernel refuses.
+Status AdoptOrphans();
+
 // kIoError naming the program when it cannot be started (missing, not
 // executable, bad interpreter) or a pipe cannot be made.
 Result<RunOutput> RunCaptured(const RunRequest& request);
