@@ -234,6 +234,7 @@ Result<CoordinatorOptions> OptionsOf(const FaultFlags& faults) {
   options.heartbeat = std::chrono::milliseconds(faults.heartbeat_ms);
   options.liveness = faults.liveness;
   options.max_attempts = faults.max_attempts;
+  options.audit_percent = faults.audit_percent;
   options.force = faults.force;
   Result<ImageLayout> layout = ParseImageLayout(faults.image_layout);
   if (!layout.ok()) return layout.status();

@@ -76,6 +76,7 @@ struct FaultFlags {
   std::vector<std::string> binary_digests;  // "VERSION=SHA256", the right bytes
   bool force = false;                       // run every cell, stored or not
   std::string image_layout = "dense";       // or "as-is" (coordinator/image_layouts.h)
+  unsigned audit_percent = 0;               // cells run on a second host and compared
 };
 
 // `run`'s (and `rerun`'s) worker processes on this host.
@@ -154,6 +155,7 @@ struct WorkerFlags {
   unsigned slots = 0;  // 0: the number of cores
   unsigned prefetch = 0;  // 0: one per slot
   std::string name;
+  std::string host;                       // empty: the host's name
   std::filesystem::path curve_secret;     // with coordinator_key: CURVE
   std::filesystem::path coordinator_key;  // the coordinator's .pub file
   bool insecure = false;                  // plain text to a non-loopback coordinator

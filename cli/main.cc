@@ -130,6 +130,11 @@ void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
                   "Write the bound endpoint here once listening");
   AddTreeFlags(app, &coord->tree);
   AddFaultFlags(app, &coord->faults);
+  app->add_option("--audit", coord->faults.audit_percent,
+                  "Percent of cells (chosen by key) run again on a worker of another host and "
+                  "compared byte for byte; a cell whose hosts differ waits for a third "
+                  "(default 0; needs workers on two hosts or more)")
+      ->check(CLI::Range(0, 100));
   AddMetrics(app, &coord->watch);
   app->add_option("--curve-secret", coord->curve_secret,
                   "This coordinator's key file (NAME.key of `imgsweep keys generate`): "
@@ -256,6 +261,15 @@ Command AddWorker(CLI::App& app) {
                   "(default: one per slot; more for cells of a few ms over a slow link)")
       ->check(CLI::Range(0, 16384));
   cmd->add_option("--name", worker->name, "Name in the fleet (default HOST-PID)");
+  cmd->add_option("--host", worker->host,
+                  "The host this worker reports, which the audit tells apart (default: the "
+                  "host name; give one per machine where containers get random names)")
+      ->check([](const std::string& host) {
+        const bool ok = !host.empty() && host.size() <= 255 &&
+                        host.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789._-") == std::string::npos;
+        return ok ? std::string() : "\"" + host + "\" is not a host name ([A-Za-z0-9._-])";
+      });
   cmd->add_option("--curve-secret", worker->curve_secret,
                   "This worker's key file (NAME.key): talk CURVE to the coordinator");
   cmd->add_option("--coordinator-key", worker->coordinator_key,

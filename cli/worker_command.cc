@@ -77,7 +77,7 @@ int WorkerCommand(const WorkerFlags& flags) {
   }
   WorkerOptions options;
   options.connect = flags.connect;
-  options.host = HostName();
+  options.host = flags.host.empty() ? HostName() : flags.host;
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
   options.slots = flags.slots > 0 ? flags.slots : Cores();
   options.prefetch = flags.prefetch;

@@ -71,8 +71,8 @@ void CommitPipeline::Grant(LeaseRecord lease) {
   round_.leases.push_back(std::move(lease));
 }
 
-void CommitPipeline::Requeue(std::size_t cell, std::string avoid) {
-  round_.requeue.push_back({cell, std::move(avoid)});
+void CommitPipeline::Requeue(std::size_t cell, std::string avoid, std::set<std::string> hosts) {
+  round_.requeue.push_back({cell, std::move(avoid), std::move(hosts)});
 }
 
 std::chrono::milliseconds CommitPipeline::WaitBudget(std::chrono::milliseconds most) const {

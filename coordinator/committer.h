@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -46,6 +47,7 @@ struct PendingAck {
 struct Requeue {
   std::size_t cell = 0;
   std::string avoid;
+  std::set<std::string> hosts = {};  // hosts that must not get it (the audit's)
 };
 
 // The writes of one round, and what waits for them.
@@ -76,7 +78,7 @@ class CommitPipeline {
   // The cell's result came back on a lease sent at `sent`.
   void SetSent(std::size_t cell, Clock::TimePoint sent);
   void Ack(std::string peer, std::string key);
-  void Requeue(std::size_t cell, std::string avoid);
+  void Requeue(std::size_t cell, std::string avoid, std::set<std::string> hosts = {});
   // A lease granted now: stored with this round's write, so that a late
   // result of it still counts after a coordinator restart. Without results
   // the round is written after kCommitDelay all the same.

@@ -18,6 +18,7 @@
 #include "protocol/messages.h"
 #include "protocol/utf8.h"
 #include "protocol/version_name.h"
+#include "sweep/audit.h"
 
 namespace imgsweep {
 namespace {
@@ -40,7 +41,7 @@ class Coordinator::Impl {
         context_(std::move(context)),
         transport_(std::move(transport)),
         pipeline_(store, clock),
-        recorder_(&plan_, &pipeline_, clock, options_.max_attempts),
+        recorder_(&plan_, &pipeline_, clock, options_.max_attempts, options_.audit_percent),
         leases_(plan_.cell_count(), stored.incarnation),
         scheduler_(&plan_),
         peers_(options_.max_rejected_frames),
@@ -61,6 +62,11 @@ class Coordinator::Impl {
       }
     }
     recorder_.CountReused(stored.reused_counts);
+    for (const auto& [cell, hosts] : stored.held) {  // outcomes waiting for another host
+      if (AuditSelects(plan_.Key(plan_.Ref(cell)), options_.audit_percent)) {
+        scheduler_.KeepFrom(cell, hosts);
+      }
+    }
     if (options_.sweep_id.empty()) options_.sweep_id = stored.sweep_id;
     for (const LeaseRecord& grant : stored.leases) {
       std::vector<std::size_t> cells;
@@ -477,6 +483,7 @@ class Coordinator::Impl {
     for (const Requeue& r : written.batch.requeue) {
       if (!recorder_.slot(r.cell).closed && !leases_.IsLeased(r.cell)) {
         scheduler_.Requeue(r.cell, r.avoid);
+        if (!r.hosts.empty()) scheduler_.KeepFrom(r.cell, r.hosts);
       }
     }
   }

@@ -83,6 +83,9 @@ struct CoordinatorOptions {
   ImageLayout image_layout = ImageLayout::kDense;
   // Infrastructure failures of one cell before it is failed for good.
   unsigned max_attempts = 3;
+  // Percent of cells (sweep/audit.h) run on a second host and compared;
+  // a cell whose hosts differ waits for a third.
+  unsigned audit_percent = 0;
   // Workers that must report a version broken (its --version fails there)
   // before its cells fail, when no connected worker runs it. `run` sets it
   // to its number of local workers (at most 2): they share one tree.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/sha256.h"
+#include "sweep/audit.h"
 
 namespace imgsweep {
 
@@ -25,11 +26,12 @@ Retry RetryFor(FailureKind kind) {
 }
 
 ResultRecorder::ResultRecorder(const Plan* plan, CommitPipeline* pipeline, const Clock* clock,
-                               unsigned max_attempts)
+                               unsigned max_attempts, unsigned audit_percent)
     : plan_(plan),
       pipeline_(pipeline),
       clock_(clock),
       max_attempts_(max_attempts),
+      audit_percent_(audit_percent),
       cells_(plan->cell_count()),
       open_(plan->cell_count()) {}
 
@@ -118,6 +120,26 @@ void ResultRecorder::GiveUp(std::size_t cell, FailureKind kind, const std::strin
   Close(cell, write.record);
 }
 
+bool ResultRecorder::Audited(std::size_t cell, CellWrite& write) {
+  const AuditVerdict verdict = JudgeAudit(write.record);
+  if (verdict.kind == AuditVerdict::kAgreed) return true;
+  std::string hosts;
+  for (const std::string& host : verdict.hosts) hosts += (hosts.empty() ? "" : ", ") + host;
+  if (verdict.kind == AuditVerdict::kNoMajority) {
+    spdlog::error("coordinator: audit: {} printed differently on each of {}: it fails", write.key,
+                  hosts);
+    write.record.state = CellState::kFailed;
+    return true;
+  }
+  if (verdict.hosts.size() > 1) {
+    spdlog::warn("coordinator: audit: {} printed differently on {}; held until another host "
+                 "runs it", write.key, hosts);
+  }
+  write.record.state = CellState::kPending;
+  pipeline_->Requeue(cell, std::string(), verdict.hosts);
+  return false;
+}
+
 void ResultRecorder::Append(std::size_t cell, CellWrite& write, Attempt attempt,
                             const std::string& worker) {
   CellSlot& slot = cells_[cell];
@@ -128,13 +150,19 @@ void ResultRecorder::Append(std::size_t cell, CellWrite& write, Attempt attempt,
   write.record.attempts.push_back(std::move(attempt));
   if (!infra) {
     write.record.state = CellState::kDone;
-    Close(cell, write.record);
+    if (AuditSelects(write.key, audit_percent_) && !Audited(cell, write)) return;  // held
+    Close(cell, write.record);  // done; failed when no two hosts agree
     ++ran_now_;
     ++by_worker_[worker];
     return;
   }
   ++infra_attempts_;
-  if (slot.attempts - slot.round_start < max_attempts_) {
+  // Outcomes held for the audit do not count against the attempt limit.
+  std::uint32_t infra_in_round = 0;
+  for (std::size_t i = slot.round_start; i < write.record.attempts.size(); ++i) {
+    if (write.record.attempts[i].outcome == Outcome::kInfraFailure) ++infra_in_round;
+  }
+  if (infra_in_round < max_attempts_) {
     write.record.state = CellState::kPending;
     pipeline_->Requeue(cell, RetryFor(kind) == Retry::kElsewhere ? worker : std::string());
     return;

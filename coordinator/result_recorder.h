@@ -47,8 +47,10 @@ Retry RetryFor(FailureKind kind);
 class ResultRecorder {
  public:
   // REQUIRES: every pointer outlives the recorder.
+  // `audit_percent` of the cells (AuditSelects) close only once two hosts
+  // agree on their output.
   ResultRecorder(const Plan* plan, CommitPipeline* pipeline, const Clock* clock,
-                 unsigned max_attempts);
+                 unsigned max_attempts, unsigned audit_percent);
 
   CellSlot& slot(std::size_t cell) { return cells_[cell]; }
   const CellSlot& slot(std::size_t cell) const { return cells_[cell]; }
@@ -81,12 +83,17 @@ class ResultRecorder {
   // Files the attempt in the cell's write, then closes the cell or puts it
   // back for another try.
   void Append(std::size_t cell, CellWrite& write, Attempt attempt, const std::string& worker);
+  // The audit's verdict on an audited cell's new outcome: true when the
+  // cell closes (its record's state says how), false when it is held and
+  // queued for another host.
+  bool Audited(std::size_t cell, CellWrite& write);
   void Close(std::size_t cell, const CellRecord& record);
 
   const Plan* plan_;
   CommitPipeline* pipeline_;
   const Clock* clock_;
   const unsigned max_attempts_;
+  const unsigned audit_percent_;
   std::vector<CellSlot> cells_;
   std::size_t open_;
   OutcomeCounts counts_;

@@ -44,7 +44,9 @@ std::vector<std::size_t> Scheduler::Take(
       const std::size_t cell = queue.front();
       queue.pop_front();
       if (!takeable(cell)) continue;
-      if (worker.refused_images.contains(plan_->Ref(cell).image)) {
+      auto kept = keep_from_.find(cell);
+      if (worker.refused_images.contains(plan_->Ref(cell).image) ||
+          (kept != keep_from_.end() && kept->second.contains(worker.host))) {
         set_aside.push_back(cell);
         continue;
       }

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,9 @@ class Scheduler {
   // At the front: it was handed out before. `avoid` (a worker name, or
   // empty) should not get it again while another worker can take it.
   void Requeue(std::size_t cell, const std::string& avoid);
+  // From now on no worker on one of `hosts` gets the cell, however long it
+  // waits (the audit wants another host's output).
+  void KeepFrom(std::size_t cell, std::set<std::string> hosts) { keep_from_[cell] = std::move(hosts); }
 
   // Up to `most` cells of one shard `worker` holds, and sets the worker's
   // last shard. `takeable` is false for queued cells that were closed or
@@ -54,6 +58,7 @@ class Scheduler {
   const Plan* plan_;
   std::vector<std::deque<std::size_t>> queues_;  // by version
   std::unordered_map<std::size_t, std::string> avoid_;  // cell -> the worker it failed on
+  std::unordered_map<std::size_t, std::set<std::string>> keep_from_;  // cell -> hosts
 };
 
 }  // namespace imgsweep

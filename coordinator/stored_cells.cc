@@ -114,7 +114,13 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
     StoredCells::Slot& slot = out.slots[index.value()];
     slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
     slot.round_start = record.round_start;
-    if (record.state == CellState::kPending) return true;
+    if (record.state == CellState::kPending) {
+      for (std::size_t i = record.round_start; i < record.attempts.size(); ++i) {
+        const Attempt& attempt = record.attempts[i];
+        if (attempt.outcome != Outcome::kInfraFailure) out.held[index.value()].insert(attempt.host);
+      }
+      return true;
+    }
     if (Current(plan, plan.Ref(index.value()), record, force, image_layout, &out)) {
       out.reused[index.value()] = true;
       out.reused_counts.Add(record);

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct StoredCells {
   std::vector<bool> reused;      // by cell: its stored outcome stands
   OutcomeCounts reused_counts;   // those outcomes
   std::size_t reopened = 0;      // stored outcomes that run again
+  // Pending cells with outcomes in their round (held by the audit) -> the
+  // hosts that gave them.
+  std::map<std::size_t, std::set<std::string>> held;
   // Leases of earlier incarnations, as stored: whose late results count.
   std::vector<LeaseRecord> leases;
 };

@@ -68,7 +68,7 @@ Result<Plan> LoadPlan(Store& store) {
 Result<SweepState> ReadSweepState(Store& store) {
   Result<Plan> plan = LoadPlan(store);
   if (!plan.ok()) return plan.status();
-  SweepState state{std::move(plan).value(), {}, {}, {}};
+  SweepState state{std::move(plan).value(), {}, {}, {}, {}};
   const Plan& p = state.plan;
   std::vector<std::optional<CellRecord>> records(p.cell_count());
   Status st = store.ForEachCell([&](std::string_view key, const CellRecord& record) {
@@ -88,6 +88,9 @@ Result<SweepState> ReadSweepState(Store& store) {
     if (record != nullptr) {
       cell.state = CellStateName(record->state);
       cell.record = *record;
+      Result<std::vector<AuditFinding>> findings = FindingsOf(store, cell.key, *record);
+      if (!findings.ok()) return findings.status();
+      for (AuditFinding& f : findings.value()) state.findings.push_back(std::move(f));
     }
     state.cells.push_back(std::move(cell));
   }
@@ -134,6 +137,14 @@ std::string FormatSweepState(const SweepState& state, bool every_cell) {
   }
   if (listed > kListedCells) {
     out += "  ... and " + std::to_string(listed - kListedCells) + " more (--cells lists all)\n";
+  }
+  if (!state.findings.empty()) {
+    out += "audit findings: hosts that printed differently (" +
+           std::to_string(state.findings.size()) + "):\n";
+    for (const AuditFinding& f : state.findings) {
+      out += "  " + f.key + ": " + f.host_a + " / " + f.host_b + ", " + f.difference + "; " +
+             f.resolution + "\n";
+    }
   }
   if (failed_count + timeout_count > 0) {
     out += "`imgsweep rerun --failed` runs these " + std::to_string(failed_count + timeout_count) +

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sweep/audit.h"
 #include "sweep/plan.h"
 #include "protocol/status.h"
 #include "storage/store.h"
@@ -33,6 +34,7 @@ struct SweepState {
   ShardCounts total;
   std::vector<ShardCounts> shards;  // in plan order
   std::vector<CellStatus> cells;    // every cell, in plan order
+  std::vector<AuditFinding> findings;  // cells whose hosts printed differently
 };
 
 // The stored plan; kNotFound when the store holds none.
@@ -42,7 +44,7 @@ Result<Plan> LoadPlan(Store& store);
 Result<SweepState> ReadSweepState(Store& store);
 
 // Per shard and in total, then each failed cell with every attempt of its
-// last round and why, then each timed-out cell; with `every_cell`, one line
+// last round and why, then each timed-out cell, then the audit's findings; with `every_cell`, one line
 // per cell after that: "KEY STATE OUTCOME attempts=N[ kinds]".
 std::string FormatSweepState(const SweepState& state, bool every_cell);
 

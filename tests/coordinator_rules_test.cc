@@ -10,6 +10,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/lease_table.h"
 #include "protocol/clock.h"
+#include "sweep/audit.h"
 #include "tests/fake_transport.h"
 #include "tests/fault_store.h"
 #include "tests/manifest_json.h"
@@ -41,6 +42,7 @@ class CoordinatorRules : public ::testing::Test {
     CoordinatorOptions options;
     options.max_attempts = max_attempts;
     options.broken_reports_to_give_up = 2;
+    options.audit_percent = audit_percent_;
     wire_ = FakeTransport::Wire{};
     Result<std::unique_ptr<Coordinator>> c = Coordinator::CreateWith(
         options, plan_, faults_.get(), std::make_unique<FakeTransport>(&clock_, &wire_), &clock_);
@@ -121,6 +123,7 @@ class CoordinatorRules : public ::testing::Test {
   std::map<std::string, std::vector<Message>> inbox_;  // sent, not yet awaited
   std::unique_ptr<Coordinator> coordinator_;
   std::string sweep_id_;  // of the last welcome
+  unsigned audit_percent_ = 0;
 };
 
 TEST_F(CoordinatorRules, TakesASilentWorkerForLostAfterLivenessHeartbeats) {
@@ -374,6 +377,117 @@ TEST_F(CoordinatorRules, KeepsAVersionThatAConnectedWorkerRuns) {
   EXPECT_EQ(coordinator_->open_cells(), open);
   wire_.Deliver("runs-it", Credit{1});
   EXPECT_TRUE(Await<Assignment>("runs-it").has_value());
+}
+
+// With --audit 100 a cell's first outcome is held, and the cell goes only
+// to a worker of another host; the same output there closes it.
+TEST_F(CoordinatorRules, AnAuditedCellClosesWhenASecondHostAgrees) {
+  audit_percent_ = 100;
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{2});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(a->cells.size(), 2u);  // both cells of the plan
+  for (const CellSpec& cell : a->cells) wire_.Deliver("w1", Done(cell, a->lease_id));
+  ASSERT_TRUE(Await<Ack>("w1").has_value());
+  EXPECT_EQ(Stored(a->cells[0].key).state, CellState::kPending);  // held
+  EXPECT_EQ(coordinator_->open_cells(), 2u);
+
+  Join("w2");
+  wire_.Deliver("w2", Credit{2});
+  const std::optional<Assignment> b = Await<Assignment>("w2");
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->cells.size(), 2u);
+  for (const CellSpec& cell : b->cells) wire_.Deliver("w2", Done(cell, b->lease_id));
+  ASSERT_TRUE(Await<Ack>("w2").has_value());
+  const CellRecord record = Stored(a->cells[0].key);
+  EXPECT_EQ(record.state, CellState::kDone);
+  ASSERT_EQ(record.attempts.size(), 2u);
+  EXPECT_EQ(record.attempts[0].host, "host-w1");
+  EXPECT_EQ(record.attempts[1].host, "host-w2");
+  EXPECT_EQ(coordinator_->open_cells(), 0u);
+  EXPECT_TRUE(FindingsOf(*real_, a->cells[0].key, record).value().empty());
+}
+
+// Two hosts differ: the cell waits for a third, never back on the first
+// two, and the third's output decides. The record keeps the finding.
+TEST_F(CoordinatorRules, AnAuditMismatchWaitsForAThirdHostWhoBreaksTheTie) {
+  audit_percent_ = 100;
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  const CellSpec cell = a->cells[0];
+  wire_.Deliver("w1", Done(cell, a->lease_id));
+  ASSERT_TRUE(Await<Ack>("w1").has_value());
+
+  Join("liar");
+  wire_.Deliver("liar", Credit{1});
+  const std::optional<Assignment> b = Await<Assignment>("liar");
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->cells[0].key, cell.key);  // the held cell comes first
+  CellResult lie = Done(b->cells[0], b->lease_id);
+  lie.stdout_text = "Offset          Length          Mapped to       File\n0x0 0x1 0x0 forged\n";
+  wire_.Deliver("liar", lie);
+  ASSERT_TRUE(Await<Ack>("liar").has_value());
+  EXPECT_EQ(Stored(cell.key).state, CellState::kPending);
+
+  // Neither host that ran it gets it again.
+  wire_.Deliver("w1", Credit{1});
+  wire_.Deliver("liar", Credit{1});
+  Join("w3");
+  wire_.Deliver("w3", Credit{2});
+  std::optional<CellSpec> third;
+  for (int i = 0; i < 2 && !third; ++i) {
+    const std::optional<Assignment> c = Await<Assignment>("w3");
+    ASSERT_TRUE(c.has_value());
+    for (const CellSpec& s : c->cells) {
+      if (s.key == cell.key) {
+        third = s;
+        wire_.Deliver("w3", Done(s, c->lease_id));
+      }
+    }
+  }
+  ASSERT_TRUE(third.has_value());
+  ASSERT_TRUE(Await<Ack>("w3").has_value());
+  for (const std::string peer : {"w1", "liar"}) {
+    for (Message& m : wire_.Take(peer)) inbox_[peer].push_back(std::move(m));
+    for (Message& m : inbox_[peer]) {
+      if (auto* given = std::get_if<Assignment>(&m)) {
+        for (const CellSpec& s : given->cells) EXPECT_NE(s.key, cell.key) << peer;
+      }
+    }
+  }
+  const CellRecord record = Stored(cell.key);
+  EXPECT_EQ(record.state, CellState::kDone);
+  ASSERT_EQ(record.attempts.size(), 3u);
+  EXPECT_EQ(record.attempts[2].host, "host-w3");
+  EXPECT_EQ(record.attempts[2].stdout_sha256, record.attempts[0].stdout_sha256);
+  const std::vector<AuditFinding> findings = FindingsOf(*real_, cell.key, record).value();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].host_a, "host-w1");
+  EXPECT_EQ(findings[0].host_b, "host-liar");
+  EXPECT_EQ(findings[0].difference, "stdout line 2: (end) / \"0x0 0x1 0x0 forged\"");
+  EXPECT_EQ(findings[0].resolution, "host-w3 agrees with host-w1");
+}
+
+TEST(Audit, SelectsTheSameCellsByKeyAlone) {
+  std::size_t chosen = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string key = "map-json/7.2.0/image-" + std::to_string(i);
+    EXPECT_FALSE(AuditSelects(key, 0));
+    EXPECT_TRUE(AuditSelects(key, 100));
+    EXPECT_EQ(AuditSelects(key, 30), AuditSelects(key, 30));
+    // A cell chosen at 30% is chosen at every larger share.
+    if (AuditSelects(key, 30)) {
+      ++chosen;
+      EXPECT_TRUE(AuditSelects(key, 31)) << key;
+    }
+  }
+  EXPECT_GT(chosen, 250u);
+  EXPECT_LT(chosen, 350u);
 }
 
 TEST(LeaseTable, KnowsTheLeasesOfEarlierIncarnationsAndNoneAhead) {

@@ -117,6 +117,13 @@ function render() {
         type.versions[b.from] + " \u2192 " + type.versions[b.to] + " (" + b.differ + " images differ)").join(", ") : "")));
   });
   summary.appendChild(ul);
+  if (data.findings.length) {
+    summary.appendChild(el("h2", {}, "Audit findings: hosts that printed differently"));
+    const list = el("ul", {id: "findings", class: "summary"});
+    data.findings.forEach(f => list.appendChild(el("li", {}, f.key + ": " + f.host_a + " / " +
+        f.host_b + ", " + f.difference + "; " + f.resolution)));
+    summary.appendChild(list);
+  }
   const root = document.getElementById("matrices");
   data.types.forEach((type, ti) => {
     root.appendChild(el("h2", {}, type.name));
@@ -319,6 +326,12 @@ Result<std::string> RenderReport(Store& store) {
   }
   data["types"] = types;
   data["blobs"] = blobs.Take();
+  Json findings = Json::array();
+  for (const AuditFinding& f : state.findings) {
+    findings.push_back({{"key", f.key}, {"host_a", f.host_a}, {"host_b", f.host_b},
+                        {"difference", f.difference}, {"resolution", f.resolution}});
+  }
+  data["findings"] = std::move(findings);
   return Page(data);
 }
 
