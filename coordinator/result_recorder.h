@@ -3,6 +3,10 @@
 // itself (the worker was lost, the lease expired). It owns the cells'
 // states and the tallies of what closed.
 //
+// With an audit (sweep/audit.h) an audited cell closes only once two hosts
+// agree on its output; until then its outcomes are held and it is queued
+// for another host.
+//
 // The retry policy is a switch over FailureKind (RetryFor): an attempt that
 // failed because of the host is retried elsewhere when another worker can
 // take it; one that failed because the worker went away is retried
