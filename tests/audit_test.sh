@@ -20,12 +20,7 @@ counting_binaries "$work/bins" "$work/cells.log"
 cat >"$work/bins/hooks.sh" <<'HOOK'
 if [ "${IMGSWEEP_TEST_WORKER:-}" = liar ]; then echo "forged by the liar"; exit 0; fi
 HOOK
-sha() { sha256sum "$testdata/$1" | cut -d' ' -f1; }
-cat >"$work/m.json" <<MANIFEST
-{"version": 1, "images": [
- {"id": "raw-empty", "path": "images/raw/empty.raw", "format": "raw", "safety": "safe", "sha256": "$(sha images/raw/empty.raw)"},
- {"id": "qcow2-data", "path": "images/qcow2/data.qcow2", "format": "qcow2", "safety": "safe", "sha256": "$(sha images/qcow2/data.qcow2)"}]}
-MANIFEST
+two_image_manifest "$work/m.json"
 cells=$(( 2 * $(ls "$binaries/x86_64" | wc -l) * 2 ))
 
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/tree" \

@@ -46,12 +46,7 @@ ln -s "$binaries/x86_64/7.2.0/bin/qemu-img" "$work/bins/x86_64/7.2.0/bin/qemu-im
 printf '#!/bin/sh\nexec "%s" "$@"\n' "$binaries/x86_64/7.2.0/qemu-img" >"$work/bins/x86_64/7.2.0/qemu-img"
 chmod +x "$work/bins/x86_64/7.2.0/qemu-img"
 
-sha() { sha256sum "$testdata/$1" | cut -d' ' -f1; }
-cat >"$work/m.json" <<MANIFEST
-{"version": 1, "images": [
- {"id": "raw-empty", "path": "images/raw/empty.raw", "format": "raw", "safety": "safe", "sha256": "$(sha images/raw/empty.raw)"},
- {"id": "qcow2-data", "path": "images/qcow2/data.qcow2", "format": "qcow2", "safety": "safe", "sha256": "$(sha images/qcow2/data.qcow2)"}]}
-MANIFEST
+two_image_manifest "$work/m.json"
 
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/tree" \
   --db "$work/db" --binaries "$work/bins" --timeout 5 --allow-partial --provenance

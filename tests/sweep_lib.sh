@@ -19,6 +19,7 @@
 #   cell_count              the test bed's cells: safe images x versions x 2
 #   keys_of_log LOG         the cell key of each logged execution, one per line
 #   child_of PID            the process that `timeout` (PID) runs
+#   two_image_manifest FILE a manifest of two safe images (raw-empty, qcow2-data)
 #   wait_for_lines FILE N SECONDS  waits until FILE (a growing log) has N lines
 # Sourcing it makes the scratch folder $work (and $XDG_CACHE_HOME in it, where
 # workers stage their dense copies), and at exit stops every process
@@ -124,6 +125,18 @@ keys_of_log() {
       print type "/" $2 "/" key }' <(safe_cells) "$1"
 }
 child_of() { pgrep -P "$1" | head -1; }
+# Writes FILE: a manifest of two safe images of $testdata, a raw and a
+# qcow2, with their digests; a small sweep for tests of one behaviour.
+two_image_manifest() {
+  local raw qcow2
+  raw=$(sha256sum "$testdata/images/raw/empty.raw" | cut -d' ' -f1)
+  qcow2=$(sha256sum "$testdata/images/qcow2/data.qcow2" | cut -d' ' -f1)
+  cat >"$1" <<MANIFEST
+{"version": 1, "images": [
+ {"id": "raw-empty", "path": "images/raw/empty.raw", "format": "raw", "safety": "safe", "sha256": "$raw"},
+ {"id": "qcow2-data", "path": "images/qcow2/data.qcow2", "format": "qcow2", "safety": "safe", "sha256": "$qcow2"}]}
+MANIFEST
+}
 wait_for_lines() {
   local n=0 line
   exec 4< <(exec timeout "$3" tail -n +1 -F "$1" 2>/dev/null)
