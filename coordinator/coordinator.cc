@@ -410,8 +410,9 @@ class Coordinator::Impl {
     const LeaseTable::Lease* lease = leases_.Find(result.lease_id);
     const bool given = leases_.Holds(result.lease_id, worker.peer, cell);
     const bool same_inputs = result.inputs == InputsFor(worker, cell);
-    if (given && !same_inputs) {
-      return Drop(worker.peer, "a result for " + result.key + " with other inputs than its spec's");
+    if (given && (!same_inputs || result.attempt != recorder_.slot(cell).attempts + 1)) {
+      return Drop(worker.peer,
+                  "a result for " + result.key + " with another attempt or inputs than its spec's");
     }
     if (!given) {
       const bool closed = recorder_.slot(cell).closed;

@@ -379,6 +379,31 @@ TEST_F(CoordinatorRules, KeepsAVersionThatAConnectedWorkerRuns) {
   EXPECT_TRUE(Await<Assignment>("runs-it").has_value());
 }
 
+// A result under the lease that holds its cell must be the attempt and
+// inputs the cell was sent with; a copy with others is dropped unstored.
+TEST_F(CoordinatorRules, AResultWithAnotherAttemptOrInputsThanItsSpecIsDropped) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  CellResult other_attempt = Done(a->cells[0], a->lease_id);
+  other_attempt.attempt = 7;
+  other_attempt.stdout_text = "not this attempt\n";
+  CellResult other_inputs = Done(a->cells[0], a->lease_id);
+  other_inputs.inputs = std::string(64, '0');
+  other_inputs.stdout_text = "not these inputs\n";
+  wire_.Deliver("w1", other_attempt);
+  wire_.Deliver("w1", other_inputs);
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  const std::optional<Ack> ack = Await<Ack>("w1");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  const CellRecord record = Stored(a->cells[0].key);
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].stdout_bytes, Done(a->cells[0], 0).stdout_text.size());
+}
+
 // With --audit 100 a cell's first outcome is held, and the cell goes only
 // to a worker of another host; the same output there closes it.
 TEST_F(CoordinatorRules, AnAuditedCellClosesWhenASecondHostAgrees) {
