@@ -209,34 +209,38 @@ Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, Tree
   return failed;
 }
 
-// Removes, inside `profiles` only, the profile folders not in `keep` and the
-// capture files of images no longer swept. A symbolic link is removed as a
-// link; nothing it points at is touched.
-Status RemoveStale(const fs::path& profiles, const std::vector<std::string>& keep,
-                   const std::set<std::string>& images, std::size_t* removed) {
-  const std::set<std::string> kept(keep.begin(), keep.end());
+// Inside the output type's folder, which the sweep owns, removes every file
+// that is not `planned` (paths relative to `out`), then every folder left
+// empty: captures of versions, images and profiles no longer in the sweep,
+// and anything else put there. A symbolic link is removed as a link;
+// nothing it points at is touched. Nothing outside the folder is.
+Status RemoveUnplanned(const fs::path& out, const std::string& type,
+                       const std::set<fs::path>& planned, std::size_t* removed) {
   std::error_code ec;
-  std::vector<fs::path> stale;
-  for (const fs::directory_entry& e : fs::directory_iterator(profiles, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("profile-", 0) != 0) continue;  // not ours: left alone
-    if (kept.count(name) == 0) {
+  std::vector<fs::path> stale, folders;
+  const fs::path root = out / type;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const fs::directory_entry& e = *it;
+    if (e.is_directory(ec) && !e.is_symlink(ec)) {
+      folders.push_back(e.path());
+    } else if (planned.count(e.path().lexically_relative(out)) == 0) {
       stale.push_back(e.path());
-      continue;
-    }
-    for (const fs::directory_entry& f : fs::directory_iterator(e.path(), ec)) {
-      std::string id;
-      std::string_view suffix;
-      if (SplitCaptureName(f.path().filename().string(), &id, &suffix) && images.count(id) == 0) {
-        stale.push_back(f.path());
-      }
     }
   }
-  if (ec) return Status::FromErrno("cannot list " + profiles.string(), ec.value());
+  if (ec) return Status::FromErrno("cannot list " + root.string(), ec.value());
   for (const fs::path& p : stale) {
-    fs::remove_all(p, ec);
+    fs::remove(p, ec);
     if (ec) return Status::FromErrno("cannot remove " + p.string(), ec.value());
     ++*removed;
+  }
+  // Deepest first, so a folder's emptied subfolders are gone before it.
+  std::sort(folders.begin(), folders.end(), [](const fs::path& a, const fs::path& b) {
+    return a.native().size() > b.native().size();
+  });
+  for (const fs::path& folder : folders) {
+    if (fs::is_empty(folder, ec) && !ec) fs::remove(folder, ec);
+    if (ec) return Status::FromErrno("cannot remove " + folder.string(), ec.value());
   }
   return Status::Ok();
 }
@@ -386,7 +390,7 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
 
 // Raw captures and profiles, then each type's version map, then what an
 // earlier materialisation left that no longer exists.
-Status WriteTree(const fs::path& out, const Plan& plan, PlannedTree& tree,
+Status WriteTree(const fs::path& out, PlannedTree& tree,
                  MaterializeSummary* summary) {
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -394,16 +398,14 @@ Status WriteTree(const fs::path& out, const Plan& plan, PlannedTree& tree,
   TreeFolders folders(out);
   Status wrote = WriteAll(out, tree.files, &folders, summary);
   if (!wrote.ok()) return wrote;
-  std::set<std::string> images;
-  for (const PlannedImage& image : plan.images()) images.insert(image.id);
+  std::map<std::string, std::set<fs::path>> planned;  // by type
+  for (const PlannedFile& f : tree.files) planned[f.relative.begin()->string()].insert(f.relative);
   for (TypeFiles& t : tree.by_type) {
-    if (!t.profiles.empty()) {
-      Status st = Write(out, fs::path(t.summary.type) / kVersionMapFile, t.version_map, &folders,
-                        summary);
-      if (st.ok()) st = RemoveStale(out / t.summary.type / kProfilesFolder, t.profiles, images,
-                                    &summary->stale_removed);
-      if (!st.ok()) return st;
-    }
+    const fs::path map = fs::path(t.summary.type) / kVersionMapFile;
+    Status st = Write(out, map, t.version_map, &folders, summary);
+    planned[t.summary.type].insert(map);
+    if (st.ok()) st = RemoveUnplanned(out, t.summary.type, planned[t.summary.type], &summary->stale_removed);
+    if (!st.ok()) return st;
     summary->types.push_back(std::move(t.summary));
   }
   return Status::Ok();
@@ -426,6 +428,13 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
   for (std::size_t t = 0; t < sweep.plan.types().size(); ++t) {
     PlanType(sweep, t, blobs.value(), options, &tree);
   }
+  for (const TypeFiles& t : tree.by_type) {
+    if (!t.profiles.empty()) continue;
+    return Status::InvalidInput(
+        "output type " + t.summary.type + " has no version with an outcome for every image, so "
+        "it would have no version-map.json; nothing written (" +
+        std::to_string(summary.cells_missing) + " cells have no outcome)");
+  }
   if (!tree.violations.empty()) {
     std::string message = "the tree would not be valid; nothing written:";
     for (const std::string& v : tree.violations) message += "\n  " + v;
@@ -433,7 +442,7 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
     // user's input, so kIoError and exit 1.
     return Status::IoError(message);
   }
-  st = WriteTree(out, sweep.plan, tree, &summary);
+  st = WriteTree(out, tree, &summary);
   if (!st.ok()) return st;
   return summary;
 }

@@ -46,7 +46,7 @@ struct TypeProfiles {
 struct MaterializeSummary {
   std::size_t files_written = 0;
   std::size_t files_unchanged = 0;
-  std::size_t stale_removed = 0;  // profile folders and files of an earlier tree
+  std::size_t stale_removed = 0;  // files of an earlier tree in the types' folders, not in this one
   std::size_t cells_missing = 0;  // cells without an outcome (allow_partial)
   std::vector<TypeProfiles> types;
 };
