@@ -9,6 +9,7 @@
 #   failures          an infrastructure failure is never reused: the next run retries it
 #   a binary changed  (other bytes under a version name) only its cells run
 #   --force           every cell runs
+#   a version removed nothing runs; its captures leave the tree, nothing beside the types does
 # Usage: cache_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
 imgsweep="$1" real_binaries="$2" testdata_in="$3"
@@ -100,5 +101,22 @@ sweep --force
 all=$((images * versions * 2))
 check "--force: every cell runs ($ran of $all)" [ "$ran" -eq "$all" ]
 check "--force: the tree is valid" limit "$imgsweep" validate --out "$work/tree"
+
+# A version removed from the binaries tree: nothing runs, its captures leave
+# the tree, and what lies beside the swept types (another command's tree,
+# the testdata's README) is left alone.
+echo "the testdata's own" >"$work/tree/README.md"
+mkdir -p "$work/tree/qemu-img-human/profiles/profile-6-0-0"
+echo "another command's" >"$work/tree/qemu-img-human/profiles/profile-6-0-0/a.stdout.txt"
+rm -r "$work/bins/x86_64/99.0.0"
+sweep
+check "a version removed: nothing runs ($ran)" [ "$ran" -eq 0 ]
+check "a version removed: it exits 0 ($rc)" [ "$rc" -eq 0 ]
+check "a version removed: its captures left the tree ($(find "$work/tree" -name 99.0.0 | head -1))" \
+  [ -z "$(find "$work/tree" -path '*99.0.0*' -o -path '*99-0-0*')" ]
+check "a version removed: no version map names it" [ -z "$(grep -l 99.0.0 "$work/tree"/map-*/version-map.json)" ]
+check "a version removed: the README is untouched" [ "$(cat "$work/tree/README.md")" = "the testdata's own" ]
+check "a version removed: another command's tree is untouched" \
+  [ "$(cat "$work/tree/qemu-img-human/profiles/profile-6-0-0/a.stdout.txt")" = "another command's" ]
 
 finish "cache"
