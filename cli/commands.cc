@@ -15,6 +15,7 @@
 
 #include "cli/keys.h"
 #include "cli/metrics.h"
+#include "cli/private_folder.h"
 #include "cli/progress.h"
 #include "tree/atomic_file.h"
 #include "coordinator/coordinator.h"
@@ -105,37 +106,6 @@ Status ServerSecurityOf(const CoordinatorFlags& flags, ServerSecurity* security)
                flags.listen);
   return Status::Ok();
 }
-
-// A folder only this user may enter (mkdtemp makes it 0700), removed with
-// everything in it at the end. `run`'s coordinator listens on an ipc socket
-// inside: tcp on loopback would let every other user of the host join the
-// sweep or feed it results.
-class PrivateFolder {
- public:
-  static Result<std::unique_ptr<PrivateFolder>> Make() {
-    std::error_code ec;
-    fs::path base = fs::temp_directory_path(ec);
-    // A socket's path must fit in 108 bytes; a long TMPDIR cannot hold one.
-    if (ec || base.string().size() > kMaxBaseLength) base = "/tmp";
-    std::string pattern = (base / "imgsweep-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      return Status::FromErrno("cannot make a private folder under " + base.string(), errno);
-    }
-    return std::unique_ptr<PrivateFolder>(new PrivateFolder(pattern));
-  }
-  ~PrivateFolder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  PrivateFolder(const PrivateFolder&) = delete;
-  PrivateFolder& operator=(const PrivateFolder&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  static constexpr std::size_t kMaxBaseLength = 64;
-  explicit PrivateFolder(fs::path path) : path_(std::move(path)) {}
-  fs::path path_;
-};
 
 // Runs the coordinator, then writes the tree. The exit code.
 int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& out,

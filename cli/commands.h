@@ -167,6 +167,15 @@ struct WorkerFlags {
 };
 int WorkerCommand(const WorkerFlags& flags);
 
+// `commit`: the data commit of a sweep's tree in the testdata repository.
+struct CommitFlags {
+  std::filesystem::path db;
+  std::filesystem::path repo;
+  std::filesystem::path tree = "expected-outputs";  // inside the repository
+  bool provenance = false;  // the tree was written with --provenance
+};
+int CommitCommand(const CommitFlags& flags);
+
 // Writes NAME.key (secret, 0600) and NAME.pub.
 int KeysGenerateCommand(const std::filesystem::path& base);
 

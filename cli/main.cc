@@ -1,5 +1,6 @@
-// imgsweep: one binary, ten subcommands. Flags are parsed here and nothing
-// else; each command lives in commands.cc.
+// imgsweep: one binary, eleven subcommands. Flags are parsed here (the
+// offline commands' in offline_flags.cc) and nothing else; each command
+// lives in the imgsweep_cli library.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
@@ -14,9 +15,13 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace {
 
+using imgsweep::flags::AddOffline;
+using imgsweep::flags::AddTreeFlags;
+using imgsweep::flags::Command;
 using imgsweep::kExitBadInput;
 using imgsweep::kExitOk;
 
@@ -122,8 +127,6 @@ void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
   AddStageDir(app, &local->stage_dir);
 }
 
-void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options);
-
 // What a coordinator serving remote workers takes beyond its sweep.
 void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
   app->add_option("--endpoint-file", coord->endpoint_file,
@@ -149,25 +152,12 @@ void AddServeFlags(CLI::App* app, imgsweep::CoordinatorFlags* coord) {
       ->check(CLI::Range(1, 512));
 }
 
-void AddTreeFlags(CLI::App* app, imgsweep::MaterializeOptions* options) {
-  app->add_flag("--provenance", options->provenance,
-                "Add duration, worker and host to meta.json (the tree then differs per run)");
-  app->add_flag("--allow-partial", options->allow_partial,
-                "Write the tree even when cells have no outcome: their files are absent and a "
-                "version without every image is left out of the profiles");
-}
-
 // What every subcommand sees of the global flags, once parsed.
 struct Globals {
   bool quiet = false;
   std::string log_format = "text";
 };
 
-// A subcommand: its CLI11 node and what runs it once the flags are parsed.
-struct Command {
-  CLI::App* app;
-  std::function<int()> run;
-};
 
 imgsweep::WatchFlags WatchOf(const Globals& g, imgsweep::WatchFlags w) {
   w.quiet = g.quiet;
@@ -361,63 +351,6 @@ Command AddStatus(CLI::App& app) {
 }
 
 // The commands that read a store or a tree and run nothing.
-std::vector<Command> AddOffline(CLI::App& app) {
-  std::vector<Command> commands;
-  auto mat = std::make_shared<std::pair<std::filesystem::path, std::filesystem::path>>();
-  auto mat_tree = std::make_shared<imgsweep::MaterializeOptions>();
-  CLI::App* mat_cmd = app.add_subcommand(
-      "materialize",
-      "Rewrites the tree from the store without running anything.\n"
-      "Example: imgsweep materialize --db imgsweep.db --out expected-outputs");
-  mat_cmd->add_option("--db", mat->first, "RocksDB store")->required();
-  mat_cmd->add_option("--out", mat->second, "Where the tree is written")->required();
-  AddTreeFlags(mat_cmd, mat_tree.get());
-  commands.push_back({mat_cmd, [mat, mat_tree] {
-                        return imgsweep::MaterializeCommand(mat->first, mat->second, *mat_tree);
-                      }});
-
-  auto validate_out = std::make_shared<std::filesystem::path>();
-  CLI::App* validate_cmd = app.add_subcommand(
-      "validate",
-      "Checks a tree on disk against the contract: every .stdout.txt as long as its meta's "
-      "stdout_bytes, every version in version-map.json and printing what its profile holds, "
-      "every profile folder holding every image, no two profiles alike. Prints each "
-      "violation; exit 1 when there is any.\nExample: imgsweep validate --out expected-outputs");
-  validate_cmd->add_option("--out", *validate_out, "The tree")->required();
-  commands.push_back({validate_cmd, [validate_out] { return imgsweep::ValidateCommand(*validate_out); }});
-
-  auto report = std::make_shared<std::pair<std::filesystem::path, std::filesystem::path>>();
-  CLI::App* report_cmd = app.add_subcommand(
-      "report",
-      "Writes one self-contained HTML page (no network) of a stored sweep: per output type a "
-      "matrix of images (by format) x versions (by profile), each cell coloured by which of "
-      "its image's outputs it printed, failed and timed-out cells marked; click a cell for its "
-      "output and the diff against the previous version.\nExample: imgsweep report --db "
-      "imgsweep.db --out report.html");
-  report_cmd->add_option("--db", report->first, "RocksDB store")->required();
-  report_cmd->add_option("--out", report->second, "The HTML file to write")->required();
-  commands.push_back({report_cmd, [report] {
-                        return imgsweep::ReportCommand(report->first, report->second);
-                      }});
-
-  auto profiles_db = std::make_shared<std::filesystem::path>();
-  auto profiles = std::make_shared<imgsweep::ReportOptions>();
-  CLI::App* profiles_cmd = app.add_subcommand(
-      "profiles",
-      "Explains the profiles of a stored sweep: for each boundary between two profiles, how "
-      "many images differ, the JSON fields added or removed and short diffs; the images that "
-      "never differ; the images that alone separate two profiles.\nExample: imgsweep profiles "
-      "--db imgsweep.db --output-type map-json");
-  profiles_cmd->add_option("--db", *profiles_db, "RocksDB store")->required();
-  profiles_cmd->add_option("--output-type", profiles->type, "Only this output type, e.g. map-json");
-  profiles_cmd->add_option("--diffs", profiles->diffs, "Images shown with a diff per boundary (default 3)")
-      ->check(CLI::Range(0, 1000));
-  commands.push_back({profiles_cmd, [profiles_db, profiles] {
-                        return imgsweep::ProfilesCommand(*profiles_db, *profiles);
-                      }});
-  return commands;
-}
-
 Command AddKeys(CLI::App& app) {
   auto out = std::make_shared<std::filesystem::path>();
   CLI::App* keys = app.add_subcommand("keys", "CURVE keys for an authenticated fleet");

@@ -35,6 +35,7 @@
 #include <boost/process/io.hpp>
 #include <boost/process/pipe.hpp>
 #include <boost/process/posix.hpp>
+#include <boost/process/search_path.hpp>
 #include <boost/process/start_dir.hpp>
 #include <atomic>
 #include <cerrno>
@@ -331,6 +332,12 @@ class SystemProcessLauncher final : public ProcessLauncher {
 const ProcessLauncher& SystemLauncher() {
   static const SystemProcessLauncher* const launcher = new SystemProcessLauncher;
   return *launcher;
+}
+
+Result<std::filesystem::path> FindProgram(const std::string& name) {
+  const boost::filesystem::path found = bp::search_path(name);
+  if (found.empty()) return Status::NotFound(name + ": not found on PATH");
+  return std::filesystem::path(found.string());
 }
 
 Status AdoptOrphans() {

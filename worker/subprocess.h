@@ -61,6 +61,9 @@ struct RunOutput {
 // when the kernel refuses.
 Status AdoptOrphans();
 
+// `name` as a search of PATH finds it; kNotFound naming it otherwise.
+Result<std::filesystem::path> FindProgram(const std::string& name);
+
 // kIoError naming the program when it cannot be started (missing, not
 // executable, bad interpreter) or a pipe cannot be made.
 Result<RunOutput> RunCaptured(const RunRequest& request);
