@@ -14,6 +14,7 @@
 #include "tree/materializer.h"
 #include "sweep/plan.h"
 #include "tree/profile_report.h"
+#include "tree/tree_diff.h"
 #include "sweep/sweep_state.h"
 #include "protocol/status.h"
 #include "storage/store.h"
@@ -175,6 +176,32 @@ struct CommitFlags {
   bool provenance = false;  // the tree was written with --provenance
 };
 int CommitCommand(const CommitFlags& flags);
+
+// `diff`: what the store's tree changes for the consumers, against a
+// repository's tree at a commit (`repo`) or a tree on disk (`out`).
+struct DiffFlags {
+  std::filesystem::path db;
+  std::filesystem::path repo;                       // with rev and tree
+  std::string rev = "HEAD";
+  std::filesystem::path tree = "expected-outputs";  // inside the repository
+  std::filesystem::path out;                        // or a tree on disk
+  std::string output_type;                          // empty: every swept type
+  bool json = false;
+  bool allow_partial = false;
+  std::size_t max_named = 20;  // names per list in words
+};
+int DiffCommand(const DiffFlags& flags);
+
+// The swept `types` of the tree `made` (a store's), against those of
+// `tree` (relative to the top of the repository at `repo_dir`) at commit
+// `rev`, extracted below `scratch`. A commit without the tree gives every
+// type as new.
+Result<std::vector<TypeDiff>> ChangesSinceCommit(const std::filesystem::path& repo_dir,
+                                                 const std::string& rev,
+                                                 const std::filesystem::path& tree,
+                                                 const std::vector<std::string>& types,
+                                                 const std::filesystem::path& made,
+                                                 const std::filesystem::path& scratch);
 
 // Writes NAME.key (secret, 0600) and NAME.pub.
 int KeysGenerateCommand(const std::filesystem::path& base);

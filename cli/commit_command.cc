@@ -12,40 +12,23 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/git.h"
 #include "cli/private_folder.h"
 #include "sweep/sweep_state.h"
 #include "tree/materializer.h"
 #include "tree/profiles.h"
 #include "tree/tree_check.h"
+#include "tree/tree_diff.h"
 #include "worker/subprocess.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
 namespace {
 
-// Git may walk thousands of files; nothing here should take longer.
-constexpr auto kGitTimeout = std::chrono::minutes(10);
 // Paths named in a refusal at most.
 constexpr std::size_t kNamed = 5;
-
-// Runs git in `repo`; its stdout, or kIoError with what it printed.
-Result<std::string> Git(const fs::path& git, const fs::path& repo,
-                        const std::vector<std::string>& args) {
-  RunRequest request;
-  request.program = git;
-  request.args = {"-C", repo.string()};
-  request.args.insert(request.args.end(), args.begin(), args.end());
-  request.timeout = kGitTimeout;
-  Result<RunOutput> ran = RunCaptured(request);
-  if (!ran.ok()) return ran.status();
-  const RunOutput& out = ran.value();
-  if (out.ending != RunOutput::Ending::kExited || out.exit_code != 0) {
-    std::string what = "git";
-    for (const std::string& a : args) what += " " + a;
-    return Status::IoError(what + " failed: " + (out.stderr_text.empty() ? out.stdout_text : out.stderr_text));
-  }
-  return out.stdout_text;
-}
+// Names in the diff of the message at most, per list.
+constexpr std::size_t kDiffNamed = 12;
 
 // Every regular file under `root`/`type`, relative to `root`, with its bytes.
 std::map<fs::path, std::string> FilesOf(const fs::path& root, const std::string& type) {
@@ -90,8 +73,9 @@ std::string Listed(const std::vector<std::string>& items) {
 }
 
 // What the sweep was, for the commit's message.
+// `changes`: what it changes for the consumers, in words.
 Result<std::string> Message(Store& store, const SweepState& state, const fs::path& made,
-                            const std::string& tree_name) {
+                            const std::string& tree_name, const std::string& changes) {
   const Plan& plan = state.plan;
   std::string types;
   for (const OutputType& t : plan.types()) types += (types.empty() ? "" : ", ") + t.name;
@@ -104,6 +88,7 @@ Result<std::string> Message(Store& store, const SweepState& state, const fs::pat
        plan.versions().back() + "), " + std::to_string(plan.images().size()) + " images, " +
        std::to_string(state.total.cells) + " cells, " + std::to_string(state.total.failed) +
        " failed.\n";
+  m += "\nWhat changes for the consumers, against the parent commit:\n" + changes;
   for (const OutputType& t : plan.types()) {
     std::ifstream in(made / t.name / kVersionMapFile);
     std::ostringstream text;
@@ -237,8 +222,17 @@ Status Commit(const CommitFlags& flags) {
   std::vector<std::string> paths;
   Status st = CheckTree(flags, state.value().plan, tree, made, &paths);
   if (!st.ok()) return st;
+  const auto message = [&]() -> Result<std::string> {
+    std::vector<std::string> types;
+    for (const OutputType& t : state.value().plan.types()) types.push_back(t.name);
+    Result<std::vector<TypeDiff>> changes = ChangesSinceCommit(
+        repo, "HEAD", flags.tree, types, made, scratch.value()->path() / "before");
+    if (!changes.ok()) return changes.status();
+    return Message(store, state.value(), made, flags.tree.string(),
+                   DiffText(changes.value(), kDiffNamed));
+  };
   return StageAndCommit(git.value(), repo, tree, paths, scratch.value()->path() / "message",
-                        [&] { return Message(store, state.value(), made, flags.tree.string()); });
+                        message);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ struct Command {
 
 void AddTreeFlags(CLI::App* app, MaterializeOptions* options);
 
-// materialize, validate, report, profiles, commit.
+// materialize, validate, report, profiles, commit, diff.
 std::vector<Command> AddOffline(CLI::App& app);
 
 }  // namespace imgsweep::flags

@@ -1,5 +1,5 @@
 // The flags of the commands that read a store or a tree and run nothing:
-// materialize, validate, report, profiles and commit.
+// materialize, validate, report, profiles, commit and diff.
 #include <memory>
 #include <utility>
 
@@ -33,6 +33,30 @@ Command AddCommit(CLI::App& app) {
                   "The tree's folder inside the repository (default expected-outputs)");
   cmd->add_flag("--provenance", flags->provenance, "The tree was written with --provenance");
   return {cmd, [flags] { return CommitCommand(*flags); }};
+}
+
+Command AddDiff(CLI::App& app) {
+  auto flags = std::make_shared<DiffFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "diff",
+      "What the store's tree changes for the consumers, against the tree a testdata repository "
+      "holds at a commit (--repo) or a tree on disk (--out): per output type, the versions and "
+      "images added and removed, the profile boundaries that moved, and the images whose "
+      "expected output (stdout or return code) changed and at which versions. In words, or "
+      "--json.\nExample: imgsweep diff --db imgsweep.db --repo ../testdata");
+  cmd->add_option("--db", flags->db, "RocksDB store")->required();
+  CLI::Option* repo = cmd->add_option("--repo", flags->repo, "The testdata git repository");
+  cmd->add_option("--rev", flags->rev, "The commit to compare with (default HEAD)")->needs(repo);
+  cmd->add_option("--tree", flags->tree,
+                  "The tree's folder inside the repository (default expected-outputs)")
+      ->needs(repo);
+  cmd->add_option("--out", flags->out, "A tree on disk to compare with, instead of a commit")
+      ->excludes(repo);
+  cmd->add_option("--output-type", flags->output_type, "Only this output type (e.g. map-json)");
+  cmd->add_flag("--json", flags->json, "One JSON document, every list whole");
+  cmd->add_flag("--allow-partial", flags->allow_partial,
+                "Compare even when cells have no outcome (their files count as absent)");
+  return {cmd, [flags] { return DiffCommand(*flags); }};
 }
 
 }  // namespace
@@ -92,6 +116,7 @@ std::vector<Command> AddOffline(CLI::App& app) {
                         return ProfilesCommand(*profiles_db, *profiles);
                       }});
   commands.push_back(AddCommit(app));
+  commands.push_back(AddDiff(app));
   return commands;
 }
 

@@ -257,6 +257,7 @@ CapturesByImage ScanCaptures(const fs::path& dir, const std::string& where) {
         if (auto it = meta.find("version_line"); it != meta.end() && it->is_string()) {
           c.version_line = it->get<std::string>();
         }
+        if (auto it = meta.find("return_code"); it != meta.end()) c.return_code = it->dump();
       }
     }
   }

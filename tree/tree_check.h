@@ -41,6 +41,7 @@ struct CaptureFacts {
   std::optional<std::uint64_t> stdout_bytes;  // meta.json's field; absent when it has none
   std::string stdout_id;                      // equal ids <=> equal stdout
   std::string version_line;                   // meta.json's: what the binary said it is
+  std::string return_code;                    // meta.json's, as JSON text ("0", "null", "-11")
   std::string problem;                        // what was wrong reading them, if anything
 };
 using CapturesByImage = std::map<std::string, CaptureFacts>;
