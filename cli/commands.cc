@@ -26,6 +26,7 @@
 #include "protocol/version_name.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
+#include "worker/cpu_budget.h"
 #include "worker/image_layout.h"
 #include "worker/subprocess.h"
 #include "worker/worker.h"
@@ -117,10 +118,9 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   spdlog::info("coordinator: cpu {:.2f} s so far (this process, every thread)", MeasureUsage().own_cpu_seconds);
   if (summary.value().failed > 0 && summary.value().failed == summary.value().broken_cells) {
     // Only broken builds failed: the tree holds every other version.
-    std::fprintf(stderr,
-                 "imgsweep: %zu cells failed because their version cannot run; the tree leaves "
-                 "those versions out\n",
-                 summary.value().failed);
+    ErrorLine(std::to_string(summary.value().failed) +
+              " cells failed because their version cannot run; the tree leaves those versions "
+              "out");
     MaterializeOptions partial = options;
     partial.allow_partial = true;
     const int code = WriteTree(store, out, partial);
@@ -128,14 +128,13 @@ int SweepAndMaterialize(Coordinator& coordinator, Store& store, const fs::path& 
   }
   if (summary.value().failed > 0) {
     if (!options.allow_partial) {
-      std::fprintf(stderr,
-                   "imgsweep: %zu cells failed on every attempt (infrastructure); no tree written "
-                   "(--allow-partial writes the rest)\n",
-                   summary.value().failed);
+      ErrorLine(std::to_string(summary.value().failed) +
+                " cells failed on every attempt (infrastructure); no tree written "
+                "(--allow-partial writes the rest)");
       return kExitFailed;
     }
-    std::fprintf(stderr, "imgsweep: %zu cells failed on every attempt (infrastructure)\n",
-                 summary.value().failed);
+    ErrorLine(std::to_string(summary.value().failed) +
+              " cells failed on every attempt (infrastructure)");
     const int code = WriteTree(store, out, options);
     return code == kExitOk ? kExitFailed : code;
   }
@@ -162,8 +161,8 @@ int WriteTree(Store& store, const fs::path& out, const MaterializeOptions& optio
     std::printf("\n");
   }
   if (s.cells_missing > 0) {
-    std::fprintf(stderr, "imgsweep: %zu cells have no outcome; their files are not in the tree\n",
-                 s.cells_missing);
+    ErrorLine(std::to_string(s.cells_missing) +
+              " cells have no outcome; their files are not in the tree");
   }
   return kExitOk;
 }
@@ -353,7 +352,11 @@ std::string HostName() {
   return name;
 }
 
-unsigned Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned Cores() {
+  const CpuBudget budget = UsableCpus();
+  spdlog::info("{} cpus for cells, decided by {}", budget.cpus, budget.decided_by);
+  return budget.cpus;
+}
 
 int RunCommand(const RunFlags& flags) {
   if (flags.local.workers == 0) return Fail(Status::InvalidInput("--workers must be at least 1"));

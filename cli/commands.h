@@ -28,11 +28,17 @@ inline constexpr int kExitBadInput = 2;
 // Prints "imgsweep: <message>" on stderr; the exit code the Status calls for.
 int Fail(const Status& status);
 
+// An error for people: the line "imgsweep: <what>" on stderr, or under
+// --log-format json an error record of the JSON log.
+void ErrorLine(const std::string& what);
+void SetJsonErrors(bool on);
+
 // What a cell's process gets between SIGTERM and SIGKILL.
 inline constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // This host's name; "unknown-host" when it has none.
 std::string HostName();
-// The cores cells may use by default.
+// The cells at once a host takes by default: its cores, cut by the CPU
+// affinity and a cgroup CPU quota (worker/cpu_budget.h); logs which decided.
 unsigned Cores();
 
 struct SweepInputs {
@@ -137,7 +143,7 @@ int RerunCommand(const RerunFlags& flags);
 
 // Prints the stored sweep's cells by state and outcome, per shard, and the
 // failed ones with why.
-int StatusCommand(const std::filesystem::path& db, bool every_cell);
+int StatusCommand(const std::filesystem::path& db, bool every_cell, bool json);
 
 // Asks a running coordinator how its sweep goes: per worker and per shard;
 // the coordinator's JSON as it is with `json`.

@@ -121,13 +121,15 @@ int LiveStatusCommand(const LiveStatusFlags& flags) {
                               std::to_string(kLiveStatusWait.count()) + " s"));
 }
 
-int StatusCommand(const fs::path& db, bool every_cell) {
+int StatusCommand(const fs::path& db, bool every_cell, bool json) {
   // Read-only, so it works beside a running coordinator.
   Result<std::unique_ptr<Store>> store = Store::Open(db, Store::Mode::kReadOnly);
   if (!store.ok()) return Fail(store.status());
   Result<SweepState> state = ReadSweepState(*store.value());
   if (!state.ok()) return Fail(state.status());
-  std::fputs(FormatSweepState(state.value(), every_cell).c_str(), stdout);
+  const std::string text = json ? SweepStateJson(state.value(), every_cell)
+                                : FormatSweepState(state.value(), every_cell);
+  std::fputs(text.c_str(), stdout);
   return kExitOk;
 }
 

@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "protocol/messages.h"
 
 namespace {
 
@@ -223,7 +224,7 @@ Command AddCoordinator(CLI::App& app, const Globals& g) {
   AddOutputLimit(cmd, &coord->output_limit_mib);
   return {cmd, [coord, timeout, versions, &g] {
             if (coord->binaries.empty() && versions->empty()) {
-              std::fprintf(stderr, "imgsweep: coordinator needs --binaries DIR or --versions V,V,...\n");
+              imgsweep::ErrorLine("coordinator needs --binaries DIR or --versions V,V,...");
               return kExitBadInput;
             }
             coord->inputs.versions = SplitList(*versions);
@@ -331,11 +332,15 @@ Command AddStatus(CLI::App& app) {
       "ones. With --connect: asks a running coordinator for its workers (slots, versions, in "
       "flight, done, last heard) and shards.\nExamples: imgsweep status --db imgsweep.db\n"
       "          imgsweep status --connect tcp://farm-1:5555 [--json]");
-  CLI::Option* db = cmd->add_option("--db", f->db, "RocksDB store");
+  // Not exclusive: a container's environment may name the store
+  // (IMGSWEEP_DB) where a healthcheck asks the running coordinator.
+  cmd->add_option("--db", f->db, "RocksDB store");
   cmd->add_flag("--cells", f->cells, "Also one line per cell: KEY STATE OUTCOME attempts=N [failure kinds]");
-  CLI::Option* connect = cmd->add_option("--connect", f->live.connect, "A running coordinator's endpoint");
-  db->excludes(connect);
-  cmd->add_flag("--json", f->live.json, "With --connect: the coordinator's JSON as it is");
+  cmd->add_option("--connect", f->live.connect,
+                  "A running coordinator's endpoint (asked instead of --db when both are given)");
+  cmd->add_flag("--json", f->live.json,
+                "One JSON document: the store's state (every failed cell, and every cell with "
+                "--cells), or the coordinator's as it is");
   cmd->add_option("--curve-secret", f->live.curve_secret,
                   "With --connect to a CURVE coordinator: a key file it allows");
   cmd->add_option("--coordinator-key", f->live.coordinator_key,
@@ -343,10 +348,10 @@ Command AddStatus(CLI::App& app) {
   return {cmd, [f] {
             if (!f->live.connect.empty()) return imgsweep::LiveStatusCommand(f->live);
             if (f->db.empty()) {
-              std::fprintf(stderr, "imgsweep: status needs --db DIR or --connect ENDPOINT\n");
+              imgsweep::ErrorLine("status needs --db DIR or --connect ENDPOINT");
               return kExitBadInput;
             }
-            return imgsweep::StatusCommand(f->db, f->cells);
+            return imgsweep::StatusCommand(f->db, f->cells, f->live.json);
           }};
 }
 
@@ -363,6 +368,22 @@ Command AddKeys(CLI::App& app) {
       "--out keys/worker-1");
   generate->add_option("--out", *out, "NAME: the files are NAME.key and NAME.pub")->required();
   return {generate, [out] { return imgsweep::KeysGenerateCommand(*out); }};
+}
+
+// Every long flag of `app` and its subcommands may also come from the
+// environment: --log-format from IMGSWEEP_LOG_FORMAT, `worker --slots` from
+// IMGSWEEP_SLOTS. The command line wins. `keys` takes none: its --out is not
+// the sweep's.
+void BindEnvironment(CLI::App* app) {
+  if (app->get_name() == "keys") return;
+  for (CLI::Option* option : app->get_options()) {
+    const std::vector<std::string>& names = option->get_lnames();
+    if (names.empty() || names.front() == "help" || names.front() == "version") continue;
+    std::string env = "IMGSWEEP_";
+    for (char c : names.front()) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    option->envname(env);
+  }
+  for (CLI::App* sub : app->get_subcommands({})) BindEnvironment(sub);
 }
 
 void SetUpLogging(const Globals& g) {
@@ -386,6 +407,10 @@ int main(int argc, char** argv) {
       "and writes the expected-outputs tree.");
   app.footer(kExitCodes);
   app.require_subcommand(1);
+  // The global flags are also taken after the subcommand (`run ... --quiet`).
+  app.fallthrough();
+  app.set_version_flag("--version", std::string("imgsweep ") + IMGSWEEP_VERSION + " (protocol " +
+                                        std::to_string(imgsweep::kProtocolVersion) + ")");
   Globals globals;
   app.add_flag("--quiet", globals.quiet, "Log warnings and errors only; no progress lines");
   app.add_option("--log-format", globals.log_format,
@@ -395,8 +420,11 @@ int main(int argc, char** argv) {
                                    AddWorker(app), AddRerun(app, globals), AddStatus(app)};
   for (Command& c : AddOffline(app)) commands.push_back(std::move(c));
   commands.push_back(AddKeys(app));
+  BindEnvironment(&app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
@@ -404,6 +432,7 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   }
   SetUpLogging(globals);
+  imgsweep::SetJsonErrors(globals.log_format == "json");
   for (const Command& c : commands) {
     if (!*c.app) continue;
     // The last line of defence: a library that throws on input nobody
@@ -413,7 +442,7 @@ int main(int argc, char** argv) {
     try {
       return c.run();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "imgsweep: %s failed: %s\n", c.app->get_name().c_str(), e.what());
+      imgsweep::ErrorLine(c.app->get_name() + " failed: " + e.what());
       return imgsweep::kExitFailed;
     }
   }

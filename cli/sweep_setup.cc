@@ -16,8 +16,22 @@
 namespace imgsweep {
 namespace fs = std::filesystem;
 
+namespace {
+bool json_errors = false;
+}  // namespace
+
+void SetJsonErrors(bool on) { json_errors = on; }
+
+void ErrorLine(const std::string& what) {
+  if (json_errors) {
+    spdlog::error("{}", what);
+  } else {
+    std::fprintf(stderr, "imgsweep: %s\n", what.c_str());
+  }
+}
+
 int Fail(const Status& status) {
-  std::fprintf(stderr, "imgsweep: %s\n", status.message().c_str());
+  ErrorLine(status.message());
   switch (status.code()) {
     case StatusCode::kInvalidInput:
     case StatusCode::kNotFound:

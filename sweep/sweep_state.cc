@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 
 namespace imgsweep {
 namespace {
@@ -168,6 +170,65 @@ std::string FormatSweepState(const SweepState& state, bool every_cell) {
     }
   }
   return out;
+}
+
+namespace {
+
+nlohmann::json CountsJson(const ShardCounts& c) {
+  return {{"cells", c.cells},         {"exited_zero", c.exited_zero},
+          {"exited_nonzero", c.exited_nonzero}, {"signaled", c.signaled},
+          {"timeout", c.timeout},     {"failed", c.failed},
+          {"pending", c.pending},     {"infra_attempts", c.infra_attempts}};
+}
+
+nlohmann::json CellJson(const CellStatus& cell) {
+  nlohmann::json attempts = nlohmann::json::array();
+  for (const Attempt& a : cell.record.attempts) attempts.push_back(AttemptText(a));
+  nlohmann::json j = {{"key", cell.key}, {"state", cell.state}, {"attempts", attempts}};
+  if (!cell.record.attempts.empty() && cell.record.state == CellState::kDone) {
+    j["outcome"] = OutcomeName(cell.record.attempts.back().outcome);
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string SweepStateJson(const SweepState& state, bool every_cell) {
+  nlohmann::json types = nlohmann::json::array();
+  for (const OutputType& t : state.plan.types()) types.push_back(t.name);
+  nlohmann::json shards = nlohmann::json::array();
+  for (const ShardCounts& shard : state.shards) {
+    nlohmann::json j = CountsJson(shard);
+    j["version"] = shard.version;
+    shards.push_back(std::move(j));
+  }
+  nlohmann::json failed = nlohmann::json::array(), timed_out = nlohmann::json::array(),
+                 cells = nlohmann::json::array();
+  for (const CellStatus& cell : state.cells) {
+    if (cell.record.state == CellState::kFailed) failed.push_back(CellJson(cell));
+    if (cell.record.state != CellState::kFailed && TimedOut(cell.record)) {
+      timed_out.push_back(CellJson(cell));
+    }
+    if (every_cell) cells.push_back(CellJson(cell));
+  }
+  nlohmann::json findings = nlohmann::json::array();
+  for (const AuditFinding& f : state.findings) {
+    findings.push_back({{"key", f.key},
+                        {"host_a", f.host_a},
+                        {"host_b", f.host_b},
+                        {"difference", f.difference},
+                        {"resolution", f.resolution}});
+  }
+  nlohmann::json out = {{"types", types},
+                        {"versions", state.plan.versions()},
+                        {"images", state.plan.images().size()},
+                        {"total", CountsJson(state.total)},
+                        {"shards", shards},
+                        {"failed", failed},
+                        {"timed_out", timed_out},
+                        {"findings", findings}};
+  if (every_cell) out["cells"] = cells;
+  return out.dump(2) + "\n";
 }
 
 namespace {

@@ -48,6 +48,11 @@ Result<SweepState> ReadSweepState(Store& store);
 // per cell after that: "KEY STATE OUTCOME attempts=N[ kinds]".
 std::string FormatSweepState(const SweepState& state, bool every_cell);
 
+// The same as one JSON document, every failed and timed-out cell listed:
+// {"types", "versions", "images", "total", "shards", "failed", "timed_out",
+// "findings"}, and "cells" with `every_cell`.
+std::string SweepStateJson(const SweepState& state, bool every_cell);
+
 // Which cells `imgsweep rerun` puts back in the queue; together, the union.
 struct RerunSelection {
   bool failed = false;              // failed on every attempt, or timed out

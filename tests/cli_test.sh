@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The command line as containers and scripts use it: --version; global flags
+# after the subcommand; every flag from an IMGSWEEP_* variable, the command
+# line winning; `status --db --json`; errors as JSON log records under
+# --log-format json; the default slots cut by the CPU affinity.
+# Usage: cli_test.sh IMGSWEEP BINARIES TESTDATA
+set -uo pipefail
+imgsweep="$1" binaries="$2" testdata="$3"
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/check.sh
+. "$here/check.sh"
+# shellcheck source=tests/sweep_lib.sh
+. "$here/sweep_lib.sh"
+cd "$work" || exit 1
+versions=$(ls "$binaries/x86_64" | wc -l)
+
+run limit "$imgsweep" --version
+check "--version: exit 0 ($rc)" [ "$rc" -eq 0 ]
+check "--version: names the program and the protocol ($(cat "$work/out"))" \
+  grep -Eq '^imgsweep [0-9]+\.[0-9]+\.[0-9]+ \(protocol [0-9]+\)$' "$work/out"
+
+two_image_manifest "$work/m.json"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" \
+  --manifest "$work/m.json" --db "$work/db" --out "$work/tree" --quiet --log-format json
+check "run ... --quiet --log-format json: exit 0 ($rc: $err)" [ "$rc" -eq 0 ]
+check "run ... --quiet: no info lines ($err)" lacks "$err" '"level":"info"'
+
+json_total() { python3 -c "import json,sys; print(json.load(open('$work/out'))['total']['cells'])"; }
+run limit "$imgsweep" status --db "$work/db" --json
+check "status --db --json: exit 0 ($rc: $err)" [ "$rc" -eq 0 ]
+check "status --db --json: a JSON document of every cell ($(head -c 200 "$work/out"))" \
+  [ "$(json_total)" = $((versions * 4)) ]
+IMGSWEEP_DB="$work/db" IMGSWEEP_JSON=1 run limit "$imgsweep" status
+check "status from IMGSWEEP_DB and IMGSWEEP_JSON: exit 0 ($rc: $err)" [ "$rc" -eq 0 ]
+check "status from the environment: the same document" [ "$(json_total)" = $((versions * 4)) ]
+IMGSWEEP_DB=/nonexistent run limit "$imgsweep" status --db "$work/db"
+check "the command line wins over the environment ($rc: $err)" [ "$rc" -eq 0 ]
+
+run limit "$imgsweep" materialize --db "$work/no-store" --out "$work/t2" --log-format json
+check "an error under --log-format json: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "an error under --log-format json: one JSON error record ($err)" python3 -c "
+import json, sys
+lines = [l for l in open('$work/err') if l.strip()]
+r = json.loads(lines[-1])
+sys.exit(not (r['level'] == 'error' and '$work/no-store' in r['message']))"
+IMGSWEEP_LOG_FORMAT=json run limit "$imgsweep" materialize --db "$work/no-store" --out "$work/t2"
+check "IMGSWEEP_LOG_FORMAT=json: errors as JSON too ($err)" has "$err" '{"time":'
+run limit "$imgsweep" materialize --db "$work/no-store" --out "$work/t2"
+check "without it: the plain error line ($err)" has "$err" "imgsweep: store $work/no-store"
+
+IMGSWEEP_GIVE_UP_AFTER=1 run limit taskset -c 0 "$imgsweep" worker --connect tcp://127.0.0.1:9 \
+  --binaries "$binaries" --testdata "$testdata"
+check "a worker pinned to one core: one slot, and why ($err)" \
+  has "$err" "1 cpus for cells, decided by the CPU affinity (1 of"
+check "a worker pinned to one core: it says so" has "$err" ": 1 slots,"
+check "IMGSWEEP_GIVE_UP_AFTER=1: it gives up (exit 1: $rc)" [ "$rc" -eq 1 ]
+finish cli_test
