@@ -17,6 +17,7 @@
 #include "cli/metrics.h"
 #include "cli/private_folder.h"
 #include "cli/progress.h"
+#include "cli/signals.h"
 #include "tree/atomic_file.h"
 #include "coordinator/coordinator.h"
 #include "tree/materializer.h"
@@ -231,6 +232,21 @@ void SetOutputLimit(unsigned output_limit_mib, unsigned max_frame_mib, Coordinat
                                  : std::min(kMaxFrameBytes, 2 * options->output_limit_bytes + (1u << 20));
 }
 
+// On SIGTERM or SIGINT the coordinator stores what it received and granted,
+// tells its workers to go, and ends the sweep unfinished; a second signal
+// ends the process at once. The same command line resumes.
+void StopOnSignals(CoordinatorOptions* options) {
+  imgsweep::StopOnSignals();
+  options->keep_going = [then = std::move(options->keep_going)]() -> Status {
+    if (const int signal = StopRequested(); signal != 0) {
+      return Status::IoError(std::string("interrupted by ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
+                             ": every result received is stored; the same command line resumes "
+                             "the sweep");
+    }
+    return then ? then() : Status::Ok();
+  };
+}
+
 // Runs the sweep's open cells with worker processes of this host over a
 // private ipc socket, then writes the tree. The exit code.
 int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
@@ -256,6 +272,7 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
     if (workers.empty()) return Status::Ok();
     return Status::IoError("every local worker exited before the sweep was done (see above)");
   };
+  StopOnSignals(&options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
@@ -328,6 +345,7 @@ int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOption
   if (!watching.ok()) return Fail(watching);
   SetOutputLimit(flags.output_limit_mib, flags.max_frame_mib, &options);
   if (options.security.curve) ReloadKeysOnSighup(flags.allow_workers, &options);
+  StopOnSignals(&options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());

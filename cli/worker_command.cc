@@ -6,6 +6,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/signals.h"
 #include "cli/keys.h"
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
@@ -65,6 +66,9 @@ int WorkerCommand(const WorkerFlags& flags) {
   // orphaned, and dies with its cell.
   Status adopted = AdoptOrphans();
   if (!adopted.ok()) return Fail(adopted);
+  // SIGTERM (an orchestrator stopping the pod) drains: no more cells, the
+  // ones held finish and are acknowledged; a second signal exits at once.
+  StopOnSignals();
   std::error_code ec;
   const fs::path root = fs::canonical(flags.testdata, ec);
   if (ec || !fs::is_directory(root, ec)) {
@@ -93,6 +97,7 @@ int WorkerCommand(const WorkerFlags& flags) {
         "generate`), or --insecure on a network you trust"));
   }
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
+  options.stop_requested = [] { return StopRequested() != 0; };
   Result<LaidOut> laid_out = LayOut(root, flags);
   if (!laid_out.ok()) return Fail(laid_out.status());
   options.sparse = std::move(laid_out.value().sparse);

@@ -89,6 +89,9 @@ class Coordinator::Impl {
           // takes the workers' late results.
           Status stored = CommitAndAck(/*wait=*/true);
           if (!stored.ok()) spdlog::warn("coordinator: {}", stored.message());
+          for (const auto& [peer, worker] : peers_.workers()) {
+            Tell(peer, Shutdown{"the coordinator stopped: " + st.message()});
+          }
           return st;
         }
       }

@@ -9,6 +9,13 @@
 #   rerun-failed      a sweep where some cells fail (unrunnable binary) and
 #                     some time out; with the cause gone, `rerun --failed`
 #                     executes exactly those cells
+#   sigterm-worker    SIGTERM to one of 2 workers mid-sweep: it takes no more
+#                     cells, finishes and hands in those it holds, exits 0;
+#                     no cell runs twice. A second SIGTERM to a draining
+#                     worker ends it at once.
+#   sigterm-coordinator  SIGTERM to the coordinator mid-sweep: it stores what
+#                     it received, tells its worker to go, exits 1 saying
+#                     "interrupted"; the same command line finishes the sweep
 # Usage: fault_test.sh IMGSWEEP BINARIES TESTDATA CASE
 set -uo pipefail
 imgsweep="$1" binaries="$2" testdata="$3" case_name="$4"
@@ -114,6 +121,87 @@ kill-coordinator)
   check "every cell ran" [ "$(wc -l <"$work/runs-per-cell")" -eq "$cells" ]
   echo "kill-coordinator: $stored of $cells cells stored at the kill; $(wc -l <"$log") executions;" \
     "$(awk '$2 > 1' "$work/runs-per-cell" | wc -l) cells ran twice (in flight at the kill)"
+  same_tree
+  one_outcome_each
+  ;;
+
+sigterm-worker)
+  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  for w in w1 w2; do
+    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
+      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 2
+    declare "pid_$w=$!"
+  done
+  wait_for_lines "$log" 100 60
+  kill -TERM "$(child_of "$pid_w2")"
+  wait "$pid_w2"; rc2=$?
+  check "w2 drains and exits 0 ($rc2; $(tail -1 "$work/w2.err"))" [ "$rc2" -eq 0 ]
+  check "w2 took no more cells" grep -q "asked to stop: taking no more cells" "$work/w2.err"
+  check "w2 handed in every cell it took" grep -q "drained: every cell it took is done and acknowledged" "$work/w2.err"
+  wait "$coord_pid"; rc=$?
+  check "the coordinator finishes the sweep with w1 (rc $rc; $(tail -2 "$work/coord.err"))" [ "$rc" -eq 0 ]
+  wait "$pid_w1"; rc1=$?
+  check "w1 exits 0 ($rc1)" [ "$rc1" -eq 0 ]
+  twice=$(keys_of_log "$log" | sort | uniq -d | head -5)
+  check "no cell ran twice (${twice:-none did})" [ -z "$twice" ]
+  by_w2=$(grep -c '^w2 ' "$log")
+  check "w2 ran some cells and w1 the rest ($by_w2 of $cells by w2)" \
+    [ "$by_w2" -gt 0 ] && [ "$by_w2" -lt "$cells" ]
+  same_tree
+  one_outcome_each
+
+  # A second SIGTERM while draining: out at once, with 128 + 15.
+  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree2" \
+    --db "$work/db2" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  : >"$log"
+  IMGSWEEP_TEST_WORKER=w3 IMGSWEEP_TEST_DELAY=2 \
+    start_worker w3 --binaries "$work/bins" --testdata "$testdata" --slots 1
+  pid_w3=$!
+  wait_for_lines "$log" 1 60
+  w3=$(child_of "$pid_w3")
+  kill -TERM "$w3"
+  wait_for_line "$work/w3.err" "asked to stop" 30
+  check "w3 drains on the first SIGTERM" [ -n "$said" ]
+  kill -TERM "$w3"
+  wait "$pid_w3"; rc3=$?
+  check "w3 exits at once on the second, with 143 ($rc3)" [ "$rc3" -eq 143 ]
+  check "and says so" grep -q "asked to stop twice: exiting now" "$work/w3.err"
+  # The cell it was running still sleeps in its own process group: end it.
+  for p in $(pgrep -f "$work/bins/x86_64"); do kill -- "-$(ps -o pgid= -p "$p" | tr -d ' ')" 2>/dev/null; done
+  ;;
+
+sigterm-coordinator)
+  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  first_endpoint=$endpoint
+  IMGSWEEP_TEST_WORKER=w1 IMGSWEEP_TEST_DELAY=0.02 \
+    start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 2
+  pid_w1=$!
+  wait_for_lines "$log" 100 60
+  kill -TERM "$(child_of "$coord_pid")"
+  wait "$coord_pid"; rc=$?
+  check "the coordinator exits 1 on SIGTERM ($rc)" [ "$rc" -eq 1 ]
+  check "it says it was interrupted ($(tail -1 "$work/coord.err"))" \
+    grep -q "interrupted by SIGTERM: every result received is stored" "$work/coord.err"
+  wait "$pid_w1"; rc1=$?
+  check "its worker was told to go and exits 0 ($rc1)" [ "$rc1" -eq 0 ]
+  check "the worker says why" grep -q "the coordinator stopped: interrupted by SIGTERM" "$work/w1.err"
+  check "no tree from an interrupted sweep" [ ! -e "$work/tree/map-json/version-map.json" ]
+  limit "$imgsweep" status --db "$work/db" --cells >"$work/status-at-stop"
+  awk '$2 == "done" { print $1 }' "$work/status-at-stop" | sort >"$work/stored-at-stop"
+  stored=$(wc -l <"$work/stored-at-stop")
+  check "cells were stored before the stop ($stored)" [ "$stored" -gt 0 ]
+  start_coordinator --listen "$first_endpoint" --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  IMGSWEEP_TEST_WORKER=w2 start_worker w2 --binaries "$work/bins" --testdata "$testdata" --slots 2
+  pid_w2=$!
+  wait "$coord_pid"; rc=$?
+  check "the same command line finishes the sweep (rc $rc)" [ "$rc" -eq 0 ]
+  wait "$pid_w2"
+  keys_of_log "$log" | sort | uniq -c | awk '{ print $2, $1 }' >"$work/runs-per-cell"
+  twice=$(join "$work/stored-at-stop" "$work/runs-per-cell" | awk '$2 != 1' | head -5)
+  check "no cell stored before the stop ran again (${twice:-none did})" [ -z "$twice" ]
   same_tree
   one_outcome_each
   ;;

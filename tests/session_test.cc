@@ -111,6 +111,30 @@ TEST_F(SessionTest, HandsAssignedCellsToTheSlotsAndReportsThemWithCredit) {
   EXPECT_EQ(session_.unacked(), 0u);
 }
 
+TEST_F(SessionTest, DrainingSendsResultsButNoCreditAndEndsWhenAllAreAcknowledged) {
+  Welcome();
+  Sent();
+  session_.Drain();
+  EXPECT_FALSE(session_.Drained(/*held=*/1));  // a cell still runs
+  ASSERT_TRUE(session_.OnResults({ResultFor("k1")}).ok());
+  std::vector<Message> sent = Sent();
+  ASSERT_EQ(sent.size(), 1u);  // the result, and no credit for its slot
+  EXPECT_EQ(std::get<CellResult>(sent[0]).key, "k1");
+  EXPECT_FALSE(session_.Drained(0));  // not acknowledged yet
+  Receive(Ack{{"k1"}});
+  EXPECT_TRUE(session_.Drained(0));
+}
+
+TEST_F(SessionTest, ADrainingWorkerOffersNoCapacityOnAWelcome) {
+  session_.Drain();
+  ASSERT_TRUE(session_.OnConnected().ok());
+  ASSERT_TRUE(session_.OnTick().ok());
+  Sent();
+  Receive(imgsweep::Welcome{"sweep-1", 1000, 3});
+  EXPECT_TRUE(Sent().empty());
+  EXPECT_TRUE(session_.Drained(0));
+}
+
 TEST_F(SessionTest, ResendsOnlyWhatWasNotAcknowledgedAfterANewConnection) {
   Welcome();
   ASSERT_TRUE(session_.OnResults({ResultFor("k1"), ResultFor("k2")}).ok());

@@ -142,7 +142,7 @@ Status Session::Welcomed(const Welcome& welcome, std::size_t held) {
     Status st = Send(encoded);
     if (!st.ok()) return st;
   }
-  if (held >= options_.capacity) return Status::Ok();
+  if (held >= options_.capacity || draining_) return Status::Ok();
   return Send(Encode(Credit{static_cast<std::uint32_t>(options_.capacity - held)}));
 }
 
@@ -156,7 +156,7 @@ Status Session::OnResults(const std::vector<CellResult>& done) {
     }
     unacked_[result.key] = std::move(encoded);
   }
-  if (welcomed && !done.empty()) {
+  if (welcomed && !done.empty() && !draining_) {
     Status st = Send(Encode(Credit{static_cast<std::uint32_t>(done.size())}));
     if (!st.ok()) return st;
   }

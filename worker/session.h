@@ -88,6 +88,15 @@ class Session {
   void OnReconnected();
   // How long the driver may wait for a frame before the next OnTick.
   std::chrono::milliseconds NextWait() const;
+  // Asks for no more cells: no credit goes from now on. The cells the
+  // coordinator already sent still arrive and run.
+  void Drain() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // Draining, nothing held (`held`: as in OnFrame), and every result
+  // acknowledged, or no coordinator to acknowledge it: the worker may go.
+  bool Drained(std::size_t held) const {
+    return draining_ && held == 0 && (unacked_.empty() || state_ != State::kWelcomed);
+  }
 
  private:
   Status Send(const std::string& frame);
@@ -103,6 +112,7 @@ class Session {
   bool ever_welcomed_ = false;
   std::string sweep_id_;  // of the last welcome
   bool hello_due_ = false;  // on the next connection, or now when told hello-first
+  bool draining_ = false;   // no more credit
   std::chrono::milliseconds heartbeat_;
   unsigned liveness_;
   std::map<std::string, std::string> unacked_;  // key -> encoded result

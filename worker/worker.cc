@@ -70,6 +70,16 @@ Status Worker::Run() {
   spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
                options_.slots, options_.versions.size(), options_.connect);
   while (!session.finished()) {
+    if (!session.draining() && options_.stop_requested && options_.stop_requested()) {
+      session.Drain();
+      spdlog::info("worker {}: asked to stop: taking no more cells; finishing the {} it holds",
+                   options_.name, slots.held());
+    }
+    if (session.Drained(slots.held())) {
+      spdlog::info("worker {}: drained: every cell it took is done and acknowledged",
+                   options_.name);
+      break;
+    }
     if (socket->TakeConnections() > 0) {
       st = session.OnConnected();
       if (!st.ok()) return st;

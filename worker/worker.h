@@ -14,6 +14,7 @@
 #define IMGSWEEP_WORKER_WORKER_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,10 @@ struct WorkerOptions {
   std::chrono::milliseconds give_up_after = kDefaultGiveUp;
   ReconnectBackoff backoff;
   ClientSecurity security;  // CURVE keys, when the coordinator asks for them
+  // Asked between events (a signal wakes the wait): true once the worker
+  // should drain, taking no more cells and going when the ones it holds are
+  // done and acknowledged. Unset: never.
+  std::function<bool()> stop_requested;
 };
 
 // Thread-safety: Run is called once, from one thread; it owns the slot threads.
@@ -62,8 +67,9 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Until the coordinator says the sweep is over (OK) or refuses this
-  // worker (kInvalidInput with its reason), the transport fails, or no
-  // coordinator answered for `give_up_after` (kIoError).
+  // worker (kInvalidInput with its reason), the transport fails, no
+  // coordinator answered for `give_up_after` (kIoError), or it drained
+  // after stop_requested (OK).
   Status Run();
 
  private:
