@@ -93,6 +93,9 @@ Status ServerSecurityOf(const CoordinatorFlags& flags, ServerSecurity* security)
     if (!allowed.ok()) return allowed.status();
     security->curve = keys.value();
     security->allowed_clients = allowed.value();
+    // Its own key too: `status --connect` with the coordinator's key (a
+    // container's healthcheck) is the coordinator's holder asking.
+    security->allowed_clients.insert(keys.value().public_key);
     spdlog::info("coordinator: CURVE on; {} worker keys allowed", allowed.value().size());
     return Status::Ok();
   }
@@ -323,7 +326,8 @@ void ReloadKeysOnSighup(const fs::path& allow_workers, CoordinatorOptions* optio
   action.sa_handler = AskToReloadKeys;  // no SA_RESTART: the poll wakes up
   ::sigemptyset(&action.sa_mask);
   ::sigaction(SIGHUP, &action, nullptr);
-  options->allowed_keys_update = [allow_workers]() -> std::optional<std::set<std::string>> {
+  const std::string own = options->security.curve ? options->security.curve->public_key : "";
+  options->allowed_keys_update = [allow_workers, own]() -> std::optional<std::set<std::string>> {
     if (g_reload_keys == 0) return std::nullopt;
     g_reload_keys = 0;
     Result<std::set<std::string>> keys = LoadAllowedKeys(allow_workers);
@@ -332,6 +336,7 @@ void ReloadKeysOnSighup(const fs::path& allow_workers, CoordinatorOptions* optio
                     keys.status().message());
       return std::nullopt;
     }
+    if (!own.empty()) keys.value().insert(own);
     return std::move(keys).value();
   };
 }

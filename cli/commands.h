@@ -169,6 +169,7 @@ struct WorkerFlags {
   std::vector<std::string> child_env;     // variables passed on to cells
   unsigned output_limit_mib = 64;         // per stream of a cell
   unsigned give_up_after_s = 600;         // without a coordinator
+  std::filesystem::path health_file;      // fresh while welcomed
   std::string image_layout = "dense";     // or "as-is": run on the checkout as it lies
   std::filesystem::path stage_dir;        // dense: where the staged copy goes (empty: default)
 };

@@ -284,6 +284,9 @@ Command AddWorker(CLI::App& app) {
                   "Seconds without a coordinator (not yet there, or gone) before the "
                   "worker exits 1 (default 600); until then it reconnects by itself")
       ->check(CLI::Range(1, 7 * 86400));
+  cmd->add_option("--health-file", worker->health_file,
+                  "Kept fresh (rewritten every second) while the worker is welcomed by a "
+                  "coordinator, and absent otherwise: a container's healthcheck reads its age");
   return {cmd, [worker] { return imgsweep::WorkerCommand(*worker); }};
 }
 

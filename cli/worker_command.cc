@@ -98,6 +98,7 @@ int WorkerCommand(const WorkerFlags& flags) {
   }
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
   options.stop_requested = [] { return StopRequested() != 0; };
+  options.health_file = flags.health_file;
   Result<LaidOut> laid_out = LayOut(root, flags);
   if (!laid_out.ok()) return Fail(laid_out.status());
   options.sparse = std::move(laid_out.value().sparse);

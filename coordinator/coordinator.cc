@@ -236,8 +236,9 @@ class Coordinator::Impl {
       return;
     }
     const std::vector<std::string> revoked = peers_.PeersOutside(keys);
+    const bool own = options_.security.curve && keys.count(options_.security.curve->public_key) > 0;
     spdlog::info("coordinator: {} worker keys allowed now; {} connected peers lose theirs",
-                 keys.size(), revoked.size());
+                 keys.size() - (own ? 1 : 0), revoked.size());
     for (const std::string& peer : revoked) {
       if (peers_.CutOff(peer, "its key is no longer allowed")) Evict(peer);
     }

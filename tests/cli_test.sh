@@ -2,7 +2,8 @@
 # The command line as containers and scripts use it: --version; global flags
 # after the subcommand; every flag from an IMGSWEEP_* variable, the command
 # line winning; `status --db --json`; errors as JSON log records under
-# --log-format json; the default slots cut by the CPU affinity.
+# --log-format json; the default slots cut by the CPU affinity; a worker's
+# health file.
 # Usage: cli_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
 imgsweep="$1" binaries="$2" testdata="$3"
@@ -54,4 +55,16 @@ check "a worker pinned to one core: one slot, and why ($err)" \
   has "$err" "1 cpus for cells, decided by the CPU affinity (1 of"
 check "a worker pinned to one core: it says so" has "$err" ": 1 slots,"
 check "IMGSWEEP_GIVE_UP_AFTER=1: it gives up (exit 1: $rc)" [ "$rc" -eq 1 ]
+# The health file: there while a coordinator has the worker, gone after.
+counting_binaries "$work/bins" "$work/executions.log"
+start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/tree3" \
+  --db "$work/db3" --binaries "$work/bins"
+IMGSWEEP_TEST_DELAY=0.2 start_worker h1 --binaries "$work/bins" --testdata "$testdata" --slots 1 \
+  --health-file "$work/health"
+pid_h1=$!
+limit sh -c "until [ -f '$work/health' ]; do sleep 0.05; done"
+check "the health file appears once the worker is welcomed" grep -qx "welcomed h1" "$work/health"
+wait "$coord_pid"; wait "$pid_h1"; rc=$?
+check "the worker exits 0 ($rc)" [ "$rc" -eq 0 ]
+check "the health file is gone when the worker is" [ ! -e "$work/health" ]
 finish cli_test

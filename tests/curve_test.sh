@@ -73,6 +73,12 @@ check "a plain-text worker with --insecure: exit 2 ($rc)" [ "$rc" -eq 2 ]
 # messages name CURVE.
 check "it is told the handshake failed over CURVE ($err)" \
   has "$err" "the handshake with $endpoint failed:" && has "$err" "CURVE"
+run limit "${wrap[@]}" "$imgsweep" status --connect "$endpoint" --json \
+  --curve-secret "$work/keys/coordinator.key" --coordinator-key "$work/keys/coordinator.pub"
+check "status with the coordinator's own key (a healthcheck) is answered ($rc: $err)" [ "$rc" -eq 0 ]
+run limit "${wrap[@]}" "$imgsweep" status --connect "$endpoint" --json \
+  --curve-secret "$work/keys/stranger.key" --coordinator-key "$work/keys/coordinator.pub"
+check "status with a key not allowed is not ($rc)" [ "$rc" -ne 0 ]
 for w in w1 w2; do
   start_worker "$w" --binaries "$binaries" --testdata "$testdata" --slots 1 \
     --curve-secret "$work/keys/allowed/$w.key" --coordinator-key "$work/keys/coordinator.pub"

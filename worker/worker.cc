@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "protocol/clock.h"
@@ -23,6 +25,41 @@ std::string NewSession() {
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(bits));
   return text;
 }
+
+// The health file: fresh while welcomed, absent otherwise.
+class HealthFile {
+ public:
+  explicit HealthFile(std::filesystem::path path) : path_(std::move(path)) {}
+  ~HealthFile() { Set(false, ""); }
+  HealthFile(const HealthFile&) = delete;
+  HealthFile& operator=(const HealthFile&) = delete;
+
+  void Set(bool welcomed, const std::string& name) {
+    if (path_.empty()) return;
+    std::error_code ec;
+    if (!welcomed) {
+      if (written_) std::filesystem::remove(path_, ec);
+      written_ = false;
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (written_ && now - last_ < std::chrono::seconds(1)) return;
+    const std::filesystem::path temporary = path_.string() + ".tmp";
+    std::ofstream(temporary) << "welcomed " << name << "\n";
+    std::filesystem::rename(temporary, path_, ec);
+    if (ec) {
+      spdlog::warn("worker {}: cannot write the health file {}: {}", name, path_.string(),
+                   ec.message());
+    }
+    written_ = !ec;
+    last_ = now;
+  }
+
+ private:
+  const std::filesystem::path path_;
+  bool written_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
 
 // Where this worker's time went: its own threads, and the cells it ran.
 void LogCpu(const std::string& name) {
@@ -69,7 +106,9 @@ Status Worker::Run() {
                   [&socket](std::string_view frame) { return socket->Send(frame); });
   spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
                options_.slots, options_.versions.size(), options_.connect);
+  HealthFile health(options_.health_file);
   while (!session.finished()) {
+    health.Set(session.state() == Session::State::kWelcomed && !session.draining(), options_.name);
     if (!session.draining() && options_.stop_requested && options_.stop_requested()) {
       session.Drain();
       spdlog::info("worker {}: asked to stop: taking no more cells; finishing the {} it holds",

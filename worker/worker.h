@@ -14,6 +14,7 @@
 #define IMGSWEEP_WORKER_WORKER_H_
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -56,6 +57,9 @@ struct WorkerOptions {
   // should drain, taking no more cells and going when the ones it holds are
   // done and acknowledged. Unset: never.
   std::function<bool()> stop_requested;
+  // Rewritten about every second while a coordinator has welcomed the
+  // worker, removed otherwise and at the end; empty: none.
+  std::filesystem::path health_file;
 };
 
 // Thread-safety: Run is called once, from one thread; it owns the slot threads.
