@@ -376,12 +376,16 @@ Command AddKeys(CLI::App& app) {
 // Every long flag of `app` and its subcommands may also come from the
 // environment: --log-format from IMGSWEEP_LOG_FORMAT, `worker --slots` from
 // IMGSWEEP_SLOTS. The command line wins. `keys` takes none: its --out is not
-// the sweep's.
+// the sweep's; nor do flags that exclude or need another (coordinator
+// --binaries and --versions, diff --repo and --out).
 void BindEnvironment(CLI::App* app) {
   if (app->get_name() == "keys") return;
   for (CLI::Option* option : app->get_options()) {
     const std::vector<std::string>& names = option->get_lnames();
     if (names.empty() || names.front() == "help" || names.front() == "version") continue;
+    // A value from the environment counts as given: a flag that excludes
+    // another would refuse a command line that names the other one.
+    if (!option->get_excludes().empty() || !option->get_needs().empty()) continue;
     std::string env = "IMGSWEEP_";
     for (char c : names.front()) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
     option->envname(env);
