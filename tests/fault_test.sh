@@ -51,16 +51,36 @@ one_outcome_each() {
 same_tree() {
   check "the tree is identical to an undisturbed run" diff -r "$work/ref" "$work/tree"
 }
+# serve [ENDPOINT]: a coordinator over the test bed into $work/tree and $work/db.
+serve() {
+  start_coordinator --listen "${1:-tcp://127.0.0.1:*}" --manifest "$manifest" --out "$work/tree" \
+    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+}
+# workers SLOTS NAME...: workers with short cells; each one's pid in $pid_NAME.
+workers() {
+  local slots="$1" w; shift
+  for w in "$@"; do
+    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
+      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots "$slots"
+    declare -g "pid_$w=$!"
+  done
+}
+# stored_now FILE: the cells the store holds as done, sorted, into FILE.
+stored_now() {
+  limit "$imgsweep" status --db "$work/db" --cells >"$work/status-now"
+  awk '$2 == "done" { print $1 }' "$work/status-now" | sort >"$1"
+}
+# ran_again STORED: runs per cell into $work/runs-per-cell; prints the cells
+# of STORED that did not run exactly once.
+ran_again() {
+  keys_of_log "$log" | sort | uniq -c | awk '{ print $2, $1 }' >"$work/runs-per-cell"
+  join "$1" "$work/runs-per-cell" | awk '$2 != 1' | head -5
+}
 
 case "$case_name" in
 kill-worker)
-  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
-  for w in w1 w2 w3; do
-    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
-      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 1
-    declare "pid_$w=$!"
-  done
+  serve
+  workers 1 w1 w2 w3
   # w2 is running cells: kill it where it stands.
   wait_for_line "$log" "w2 " 60
   check "w2 ran a cell before the kill" [ -n "$said" ]
@@ -85,27 +105,20 @@ kill-worker)
   ;;
 
 kill-coordinator)
-  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  serve
   first_endpoint=$endpoint
-  for w in w1 w2; do
-    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
-      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 1
-    declare "pid_$w=$!"
-  done
+  workers 1 w1 w2
   wait_for_lines "$log" 150 60
   check "150 cells ran before the kill" [ "$(wc -l <"$log")" -ge 150 ]
   kill -9 "$(child_of "$coord_pid")"
   wait "$coord_pid"
   cp "$work/coord.err" "$work/coord-1.err"
   # What the store held when the coordinator died must never run again.
-  limit "$imgsweep" status --db "$work/db" --cells >"$work/status-at-kill"
-  awk '$2 == "done" { print $1 }' "$work/status-at-kill" | sort >"$work/stored-at-kill"
+  stored_now "$work/stored-at-kill"
   stored=$(wc -l <"$work/stored-at-kill")
   check "cells were stored before the kill ($stored)" [ "$stored" -gt 0 ]
   check "and some were not ($stored of $cells)" [ "$stored" -lt "$cells" ]
-  start_coordinator --listen "$first_endpoint" --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  serve "$first_endpoint"
   check "the restart listens where the first did ($endpoint)" [ "$endpoint" = "$first_endpoint" ]
   wait "$coord_pid"; rc=$?
   check "the restarted coordinator finishes the sweep (rc $rc; $(tail -2 "$work/coord.err"))" \
@@ -115,8 +128,7 @@ kill-coordinator)
   check "the workers reconnected by themselves and exit 0 ($rc1, $rc2)" \
     [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ]
   check "a worker said hello again" grep -q "joined again" "$work/w1.err" "$work/w2.err"
-  keys_of_log "$log" | sort | uniq -c | awk '{ print $2, $1 }' >"$work/runs-per-cell"
-  twice=$(join "$work/stored-at-kill" "$work/runs-per-cell" | awk '$2 != 1' | head -5)
+  twice=$(ran_again "$work/stored-at-kill")
   check "no cell stored before the kill ran twice (${twice:-none did})" [ -z "$twice" ]
   check "every cell ran" [ "$(wc -l <"$work/runs-per-cell")" -eq "$cells" ]
   echo "kill-coordinator: $stored of $cells cells stored at the kill; $(wc -l <"$log") executions;" \
@@ -126,13 +138,8 @@ kill-coordinator)
   ;;
 
 sigterm-worker)
-  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
-  for w in w1 w2; do
-    IMGSWEEP_TEST_WORKER=$w IMGSWEEP_TEST_DELAY=0.02 \
-      start_worker "$w" --binaries "$work/bins" --testdata "$testdata" --slots 2
-    declare "pid_$w=$!"
-  done
+  serve
+  workers 2 w1 w2
   wait_for_lines "$log" 100 60
   kill -TERM "$(child_of "$pid_w2")"
   wait "$pid_w2"; rc2=$?
@@ -172,12 +179,9 @@ sigterm-worker)
   ;;
 
 sigterm-coordinator)
-  start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  serve
   first_endpoint=$endpoint
-  IMGSWEEP_TEST_WORKER=w1 IMGSWEEP_TEST_DELAY=0.02 \
-    start_worker w1 --binaries "$work/bins" --testdata "$testdata" --slots 2
-  pid_w1=$!
+  workers 2 w1
   wait_for_lines "$log" 100 60
   kill -TERM "$(child_of "$coord_pid")"
   wait "$coord_pid"; rc=$?
@@ -188,19 +192,16 @@ sigterm-coordinator)
   check "its worker was told to go and exits 0 ($rc1)" [ "$rc1" -eq 0 ]
   check "the worker says why" grep -q "the coordinator stopped: interrupted by SIGTERM" "$work/w1.err"
   check "no tree from an interrupted sweep" [ ! -e "$work/tree/map-json/version-map.json" ]
-  limit "$imgsweep" status --db "$work/db" --cells >"$work/status-at-stop"
-  awk '$2 == "done" { print $1 }' "$work/status-at-stop" | sort >"$work/stored-at-stop"
+  stored_now "$work/stored-at-stop"
   stored=$(wc -l <"$work/stored-at-stop")
   check "cells were stored before the stop ($stored)" [ "$stored" -gt 0 ]
-  start_coordinator --listen "$first_endpoint" --manifest "$manifest" --out "$work/tree" \
-    --db "$work/db" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
+  serve "$first_endpoint"
   IMGSWEEP_TEST_WORKER=w2 start_worker w2 --binaries "$work/bins" --testdata "$testdata" --slots 2
   pid_w2=$!
   wait "$coord_pid"; rc=$?
   check "the same command line finishes the sweep (rc $rc)" [ "$rc" -eq 0 ]
   wait "$pid_w2"
-  keys_of_log "$log" | sort | uniq -c | awk '{ print $2, $1 }' >"$work/runs-per-cell"
-  twice=$(join "$work/stored-at-stop" "$work/runs-per-cell" | awk '$2 != 1' | head -5)
+  twice=$(ran_again "$work/stored-at-stop")
   check "no cell stored before the stop ran again (${twice:-none did})" [ -z "$twice" ]
   same_tree
   one_outcome_each
