@@ -205,12 +205,9 @@ Status Commit(const CommitFlags& flags) {
   if (!state.ok()) return state.status();
   Result<fs::path> git = FindProgram("git");
   if (!git.ok()) return git.status();
-  Result<std::string> top = Git(git.value(), flags.repo, {"rev-parse", "--show-toplevel"});
-  if (!top.ok()) {
-    return Status::InvalidInput(flags.repo.string() +
-                                " is not a git repository: " + top.status().message());
-  }
-  const fs::path repo = fs::path(top.value().substr(0, top.value().find('\n')));
+  Result<fs::path> top = RepositoryTop(git.value(), flags.repo);
+  if (!top.ok()) return top.status();
+  const fs::path repo = top.value();
   const fs::path tree = repo / flags.tree;
   // What the store writes, to compare the tree on disk with.
   Result<std::unique_ptr<PrivateFolder>> scratch = PrivateFolder::Make();

@@ -25,6 +25,16 @@ Result<std::vector<TypeFacts>> FactsOrNone(const fs::path& root) {
   return scanned.status();
 }
 
+// The swept `types` of the tree at `before` against those of `made`.
+Result<std::vector<TypeDiff>> DiffFolders(const fs::path& before, const fs::path& made,
+                                          const std::vector<std::string>& types) {
+  Result<std::vector<TypeFacts>> old_facts = FactsOrNone(before);
+  if (!old_facts.ok()) return old_facts.status();
+  Result<std::vector<TypeFacts>> new_facts = FactsOrNone(made);
+  if (!new_facts.ok()) return new_facts.status();
+  return DiffTrees(old_facts.value(), new_facts.value(), types);
+}
+
 std::vector<std::string> SweptTypes(const Plan& plan, const std::string& only) {
   std::vector<std::string> types;
   for (const OutputType& t : plan.types()) {
@@ -56,13 +66,7 @@ Status Diff(const DiffFlags& flags) {
       flags.out.empty()
           ? ChangesSinceCommit(flags.repo, flags.rev, flags.tree, types, made,
                                scratch.value()->path() / "before")
-          : [&]() -> Result<std::vector<TypeDiff>> {
-              Result<std::vector<TypeFacts>> before = FactsOrNone(flags.out);
-              if (!before.ok()) return before.status();
-              Result<std::vector<TypeFacts>> after = FactsOrNone(made);
-              if (!after.ok()) return after.status();
-              return DiffTrees(before.value(), after.value(), types);
-            }();
+          : DiffFolders(flags.out, made, types);
   if (!diffs.ok()) return diffs.status();
   const std::string text =
       flags.json ? DiffJson(diffs.value()) : DiffText(diffs.value(), flags.max_named);
@@ -78,22 +82,14 @@ Result<std::vector<TypeDiff>> ChangesSinceCommit(const fs::path& repo_dir, const
                                                  const fs::path& made, const fs::path& scratch) {
   Result<fs::path> git = FindProgram("git");
   if (!git.ok()) return git.status();
-  Result<std::string> top = Git(git.value(), repo_dir, {"rev-parse", "--show-toplevel"});
-  if (!top.ok()) {
-    return Status::InvalidInput(repo_dir.string() +
-                                " is not a git repository: " + top.status().message());
-  }
-  const fs::path repo = fs::path(top.value().substr(0, top.value().find('\n')));
+  Result<fs::path> repo = RepositoryTop(git.value(), repo_dir);
+  if (!repo.ok()) return repo.status();
   std::vector<std::string> paths;
   paths.reserve(types.size());
   for (const std::string& t : types) paths.push_back((tree / t).string());
-  Status extracted = ExtractCommitted(git.value(), repo, rev, paths, scratch);
+  Status extracted = ExtractCommitted(git.value(), repo.value(), rev, paths, scratch);
   if (!extracted.ok()) return extracted;
-  Result<std::vector<TypeFacts>> before = FactsOrNone(scratch / tree);
-  if (!before.ok()) return before.status();
-  Result<std::vector<TypeFacts>> after = FactsOrNone(made);
-  if (!after.ok()) return after.status();
-  return DiffTrees(before.value(), after.value(), types);
+  return DiffFolders(scratch / tree, made, types);
 }
 
 int DiffCommand(const DiffFlags& flags) {

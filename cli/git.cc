@@ -44,6 +44,15 @@ Result<std::string> Git(const fs::path& git, const fs::path& repo,
   return out.stdout_text;
 }
 
+Result<fs::path> RepositoryTop(const fs::path& git, const fs::path& dir) {
+  Result<std::string> top = Git(git, dir, {"rev-parse", "--show-toplevel"});
+  if (!top.ok()) {
+    return Status::InvalidInput(dir.string() + " is not a git repository: " +
+                                top.status().message());
+  }
+  return fs::path(top.value().substr(0, top.value().find('\n')));
+}
+
 Status ExtractCommitted(const fs::path& git, const fs::path& repo, const std::string& rev,
                         const std::vector<std::string>& paths, const fs::path& dest) {
   std::error_code ec;

@@ -16,6 +16,11 @@ namespace imgsweep {
 Result<std::string> Git(const std::filesystem::path& git, const std::filesystem::path& repo,
                         const std::vector<std::string>& args);
 
+// The top folder of the git repository `dir` is in; kInvalidInput when it
+// is in none.
+Result<std::filesystem::path> RepositoryTop(const std::filesystem::path& git,
+                                            const std::filesystem::path& dir);
+
 // The files under `paths` (relative to the repository's top) as commit
 // `rev` holds them, written below `dest` at the same relative paths. Paths
 // the commit does not have, and a repository with no commit yet when `rev`
