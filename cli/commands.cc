@@ -238,8 +238,8 @@ void SetOutputLimit(unsigned output_limit_mib, unsigned max_frame_mib, Coordinat
 // On SIGTERM or SIGINT the coordinator stores what it received and granted,
 // tells its workers to go, and ends the sweep unfinished; a second signal
 // ends the process at once. The same command line resumes.
-void StopOnSignals(CoordinatorOptions* options) {
-  imgsweep::StopOnSignals();
+void InterruptOnSignals(CoordinatorOptions* options) {
+  StopOnSignals();
   options->keep_going = [then = std::move(options->keep_going)]() -> Status {
     if (const int signal = StopRequested(); signal != 0) {
       return Status::IoError(std::string("interrupted by ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
@@ -275,7 +275,7 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
     if (workers.empty()) return Status::Ok();
     return Status::IoError("every local worker exited before the sweep was done (see above)");
   };
-  StopOnSignals(&options);
+  InterruptOnSignals(&options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
@@ -350,7 +350,7 @@ int Serve(PreparedSweep& sweep, const CoordinatorFlags& flags, CoordinatorOption
   if (!watching.ok()) return Fail(watching);
   SetOutputLimit(flags.output_limit_mib, flags.max_frame_mib, &options);
   if (options.security.curve) ReloadKeysOnSighup(flags.allow_workers, &options);
-  StopOnSignals(&options);
+  InterruptOnSignals(&options);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
