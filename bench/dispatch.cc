@@ -10,7 +10,13 @@
 //     assignment to last commit), p50_ms/p99_ms (assignment to stored),
 //     plan_ms, status_ms (the slowest live status answer during the run),
 //     peak_rss_mib (this process: the coordinator).
-//   dispatch noop-worker --connect EP --versions V --slots S --name N
+//     Farm runs (scripts/bench target 7): --cell-ms MS makes every cell
+//     sleep MS instead of returning at once; --listen EP binds the
+//     coordinator there; --netns PREFIX starts worker i inside the network
+//     namespace PREFIX<i> (`ip netns exec`), connecting to --connect-each
+//     with "{i}" replaced by i. Adds first_cell_ms (workers started to the
+//     first stored cell) and tail_ms (99% of cells stored to the last).
+//   dispatch noop-worker --connect EP --versions V --slots S --name N [--cell-ms MS]
 //     A worker whose cells start nothing (the benchmark starts these).
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -51,15 +57,21 @@ constexpr std::string_view kCannedStdout =
 
 class NoopExecutor final : public CellExecutor {
  public:
+  explicit NoopExecutor(std::chrono::milliseconds sleep) : sleep_(sleep) {}
   CellResult Run(const CellSpec& cell) override {
+    // A cell that takes time without using cpu: the farm's workload.
+    if (sleep_.count() > 0) std::this_thread::sleep_for(sleep_);
     CellResult result;
     result.key = cell.key;
     result.attempt = cell.attempt;
     result.outcome = Outcome::kExited;
     result.stdout_text = kCannedStdout;
-    result.duration_us = 1;
+    result.duration_us = std::max<std::int64_t>(1, sleep_.count() * 1000);
     return result;
   }
+
+ private:
+  std::chrono::milliseconds sleep_;
 };
 
 // V version names in numeric order: 1.0.0, 1.0.1, ...
@@ -113,7 +125,8 @@ int NoopWorker(int argc, char** argv) {
   options.slots = Flag(argc, argv, "--slots", 64);
   options.prefetch = Flag(argc, argv, "--prefetch", 0);
   options.versions = Versions(Flag(argc, argv, "--versions", 1));
-  Worker worker(options, std::make_unique<NoopExecutor>());
+  Worker worker(options, std::make_unique<NoopExecutor>(
+                             std::chrono::milliseconds(Flag(argc, argv, "--cell-ms", 0))));
   Status st = worker.Run();
   if (!st.ok()) {
     std::fprintf(stderr, "noop-worker: %s\n", st.message().c_str());
@@ -122,9 +135,12 @@ int NoopWorker(int argc, char** argv) {
   return 0;
 }
 
-// Keeps every wait, and the first assignment and last commit.
+// Keeps every wait, the first assignment and last commit, the first cell
+// stored and the moment 99% of `cells` were.
 class Timings final : public CoordinatorObserver {
  public:
+  explicit Timings(std::size_t cells) : cells_(cells) {}
+  void Started() { started_ = Clock::now(); }
   void OnProgress(const Progress&) override {}
   void OnCommit(Clock::duration took, std::size_t results) override {
     last_commit_ = Clock::now();
@@ -145,7 +161,18 @@ class Timings final : public CoordinatorObserver {
     if (first_dispatch_ == Clock::time_point{}) first_dispatch_ = Clock::now();
   }
   void OnStored(const std::vector<Clock::duration>& waits) override {
+    const Clock::time_point now = Clock::now();
+    if (waits_.empty() && !waits.empty()) first_stored_ = now;
+    const std::size_t at99 = cells_ - cells_ / 100;
+    if (waits_.size() < at99 && waits_.size() + waits.size() >= at99) at99_ = now;
     waits_.insert(waits_.end(), waits.begin(), waits.end());
+    last_stored_ = now;
+  }
+  double FirstCellMs() const {
+    return std::chrono::duration<double, std::milli>(first_stored_ - started_).count();
+  }
+  double TailMs() const {
+    return std::chrono::duration<double, std::milli>(last_stored_ - at99_).count();
   }
 
   double Seconds() const {
@@ -160,6 +187,11 @@ class Timings final : public CoordinatorObserver {
   }
 
  private:
+  const std::size_t cells_;
+  Clock::time_point started_{};
+  Clock::time_point first_stored_{};
+  Clock::time_point at99_{};
+  Clock::time_point last_stored_{};
   Clock::time_point first_dispatch_{};
   std::size_t commits_ = 0;
   std::size_t committed_ = 0;
@@ -214,15 +246,46 @@ class StatusProbe {
   std::thread thread_;
 };
 
+// Starts the worker processes: on this host, or worker i inside the network
+// namespace PREFIX<i> when --netns is given.
+Result<std::vector<std::unique_ptr<BackgroundProcess>>> StartWorkers(int argc, char** argv,
+                                                                      const std::string& endpoint) {
+  const unsigned workers = Flag(argc, argv, "--workers", 2);
+  const std::string netns = TextFlag(argc, argv, "--netns");
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<std::unique_ptr<BackgroundProcess>> children;
+  for (unsigned i = 1; i <= workers; ++i) {
+    std::string connect = endpoint;
+    if (!netns.empty()) {
+      connect = TextFlag(argc, argv, "--connect-each");
+      const std::size_t at = connect.find("{i}");
+      if (at != std::string::npos) connect.replace(at, 3, std::to_string(i));
+    }
+    std::vector<std::string> args = {
+        "noop-worker", "--connect", connect, "--versions",
+        TextFlag(argc, argv, "--versions"), "--slots",
+        std::to_string(Flag(argc, argv, "--slots", 64)), "--prefetch",
+        std::to_string(Flag(argc, argv, "--prefetch", 0)), "--cell-ms",
+        std::to_string(Flag(argc, argv, "--cell-ms", 0)), "--name", "w" + std::to_string(i)};
+    fs::path program = self;
+    if (!netns.empty()) {
+      args.insert(args.begin(), {"ip", "netns", "exec", netns + std::to_string(i), self.string()});
+      program = "/usr/bin/env";
+    }
+    Result<std::unique_ptr<BackgroundProcess>> child = BackgroundProcess::Start(program, args);
+    if (!child.ok()) return child.status();
+    children.push_back(std::move(child).value());
+  }
+  return children;
+}
+
 int Dispatch(int argc, char** argv) {
   const std::size_t version_count = Flag(argc, argv, "--versions", 10);
   const std::size_t image_count = Flag(argc, argv, "--images", 100);
-  const unsigned workers = Flag(argc, argv, "--workers", 2);
-  const unsigned slots = Flag(argc, argv, "--slots", 64);
-  const unsigned prefetch = Flag(argc, argv, "--prefetch", 0);
   std::string db = TextFlag(argc, argv, "--db");
-  if (db.empty()) {
-    std::fprintf(stderr, "dispatch: give --db DIR (a folder that does not exist yet)\n");
+  if (db.empty() || TextFlag(argc, argv, "--versions").empty()) {
+    std::fprintf(stderr, "dispatch: give --versions V and --db DIR (a folder that does not exist yet)\n");
     return 2;
   }
   spdlog::set_level(spdlog::level::warn);
@@ -236,32 +299,25 @@ int Dispatch(int argc, char** argv) {
   if (!store.ok()) return std::fprintf(stderr, "%s\n", store.status().message().c_str()), 1;
   Status st = store.value()->PutMeta("plan", plan.value().ToJson());
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.message().c_str()), 1;
-  Timings timings;
-  CoordinatorOptions options;
-  options.listen = "tcp://127.0.0.1:*";
-  options.observers.push_back(&timings);
   const std::size_t cells = plan.value().cell_count();
+  Timings timings(cells);
+  CoordinatorOptions options;
+  options.listen = TextFlag(argc, argv, "--listen");
+  if (options.listen.empty()) options.listen = "tcp://127.0.0.1:*";
+  options.observers.push_back(&timings);
   Result<std::unique_ptr<Coordinator>> coordinator =
       Coordinator::Create(options, std::move(plan).value(), store.value().get());
   if (!coordinator.ok()) return std::fprintf(stderr, "%s\n", coordinator.status().message().c_str()), 1;
   const double plan_ms = std::chrono::duration<double, std::milli>(Clock::now() - planning).count();
 
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  std::vector<std::unique_ptr<BackgroundProcess>> children;
-  for (unsigned i = 1; i <= workers; ++i) {
-    Result<std::unique_ptr<BackgroundProcess>> child = BackgroundProcess::Start(
-        self, {"noop-worker", "--connect", coordinator.value()->endpoint(), "--versions",
-               std::to_string(version_count), "--slots", std::to_string(slots), "--prefetch",
-               std::to_string(prefetch), "--name",
-               "w" + std::to_string(i)});
-    if (!child.ok()) return std::fprintf(stderr, "%s\n", child.status().message().c_str()), 1;
-    children.push_back(std::move(child).value());
-  }
+  timings.Started();
+  Result<std::vector<std::unique_ptr<BackgroundProcess>>> children =
+      StartWorkers(argc, argv, coordinator.value()->endpoint());
+  if (!children.ok()) return std::fprintf(stderr, "%s\n", children.status().message().c_str()), 1;
   StatusProbe probe(coordinator.value()->endpoint(), std::chrono::milliseconds(500));
   Result<SweepSummary> summary = coordinator.value()->Run();
   probe.Stop();
-  for (auto& child : children) {
+  for (auto& child : children.value()) {
     if (!child->WaitFor(std::chrono::seconds(10)).ok()) child->Stop(std::chrono::seconds(1));
   }
   if (!summary.ok()) return std::fprintf(stderr, "%s\n", summary.status().message().c_str()), 1;
@@ -274,11 +330,11 @@ int Dispatch(int argc, char** argv) {
   std::printf(
       "cells=%zu seconds=%.3f cells_per_s=%.0f p50_ms=%.2f p99_ms=%.2f plan_ms=%.0f "
       "status_ms=%.1f status_answers=%d peak_rss_mib=%.0f coordinator_cpu_s=%.2f "
-      "workers_cpu_s=%.2f %s\n",
+      "workers_cpu_s=%.2f first_cell_ms=%.1f tail_ms=%.1f %s\n",
       cells, timings.Seconds(), static_cast<double>(cells) / timings.Seconds(),
       timings.PercentileMs(0.50), timings.PercentileMs(0.99), plan_ms, probe.SlowestMs(),
       probe.answers(), usage.peak_rss_mib, usage.own_cpu_seconds, usage.children_cpu_seconds,
-      timings.CommitFigures().c_str());
+      timings.FirstCellMs(), timings.TailMs(), timings.CommitFigures().c_str());
   return 0;
 }
 
