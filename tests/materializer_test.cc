@@ -1,6 +1,7 @@
 #include "tree/materializer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "tree/profile_report.h"
 #include "tree/tree_check.h"
@@ -142,6 +143,30 @@ TEST_F(MaterializerTest, ReplacesALinkPlantedAsAFileWithoutTouchingItsTarget) {
   EXPECT_EQ(ReadFile(file), "Offset\n");
   EXPECT_EQ(ReadFile(target), "Offset\n");
   EXPECT_EQ(fs::hard_link_count(target), 1u);
+}
+
+// New files are written unnamed and linked once whole: each has exactly one
+// name, the mode a created file gets, and nothing is left beside them.
+TEST_F(MaterializerTest, NewFilesHaveOneNameTheUsualModeAndNoLeftovers) {
+  StoreCell("map-human/7.2.0/a", Outcome::kExited, 0, "Offset\n");
+  StoreCell("map-json/7.2.0/a", Outcome::kExited, 0, "[]\n");
+  const fs::path out = dir_.path() / "out";
+  ASSERT_TRUE(Materialize(*store_, out, {}).ok());
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  const auto expected = static_cast<fs::perms>(0644 & ~mask);
+  std::size_t files = 0;
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(out)) {
+    if (e.is_directory()) continue;
+    ++files;
+    EXPECT_TRUE(e.is_regular_file()) << e.path();
+    EXPECT_EQ(e.path().filename().string().front() == '.', false) << e.path();
+    EXPECT_EQ(fs::hard_link_count(e.path()), 1u) << e.path();
+    EXPECT_EQ(fs::status(e.path()).permissions(), expected) << e.path();
+  }
+  EXPECT_GT(files, 4u);
+  EXPECT_EQ(ReadFile(out / "map-human/qcow2/7.2.0/a.stdout.txt"), "Offset\n");
+  EXPECT_EQ(ReadFile(out / "map-json/qcow2/7.2.0/a.stdout.txt"), "[]\n");
 }
 
 TEST_F(MaterializerTest, ProvenanceAddsWorkerAndDuration) {

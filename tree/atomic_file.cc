@@ -32,12 +32,41 @@ Status WriteAll(int fd, std::string_view content, const fs::path& path) {
   return Status::Ok();
 }
 
+// A file not there yet: an unnamed inode in its folder (O_TMPFILE), linked
+// under its name once whole. One change to the folder instead of a
+// temporary's create and rename, which matters when thousands of files go
+// into few folders. False when the filesystem, or a missing /proc, does not
+// allow it, or the name was taken meanwhile: the caller falls back.
+Result<bool> WriteNew(const fs::path& path, std::string_view content) {
+  const fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const int fd = ::open(parent.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  Status st = WriteAll(fd, content, path);
+  bool linked = false;
+  if (st.ok()) {
+    const std::string self = "/proc/self/fd/" + std::to_string(fd);
+    linked = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0;
+  }
+  if (::close(fd) != 0 && st.ok()) st = Status::FromErrno("cannot write " + path.string(), errno);
+  if (!st.ok()) return st;
+  return linked;
+}
+
 }  // namespace
 
 Status WriteFileAtomically(const fs::path& path, std::string_view content, bool* written) {
   if (SameContent(path, content)) {
     *written = false;
     return Status::Ok();
+  }
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec))) {
+    Result<bool> linked = WriteNew(path, content);
+    if (!linked.ok()) return linked.status();
+    if (linked.value()) {
+      *written = true;
+      return Status::Ok();
+    }
   }
   const fs::path temp = path.parent_path() / ("." + path.filename().string() + ".tmp");
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);

@@ -1,5 +1,6 @@
 // Writing a file so that a reader sees the old bytes or the new ones, never
-// half of them: a temporary beside it, then rename. A file that already
+// half of them: a temporary beside it, then rename; a file not there yet is
+// written unnamed in its folder (O_TMPFILE) and linked once whole. A file that already
 // holds the bytes is left alone, mtime included.
 // Thread-safety: concurrent calls must name different files.
 #ifndef IMGSWEEP_TREE_ATOMIC_FILE_H_

@@ -182,22 +182,42 @@ Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, Tree
   }
   const std::size_t threads =
       std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxWriters);
+  // Each thread takes a whole folder at a time: creating a file locks its
+  // folder, and two threads in one folder spent their time spinning on that
+  // lock (perf: rwsem_spin_on_owner under open and rename).
+  std::vector<std::size_t> order(files.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&files](std::size_t a, std::size_t b) {
+    return files[a].relative.parent_path() < files[b].relative.parent_path();
+  });
+  std::vector<std::size_t> starts;  // where each folder's run in `order` begins
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i == 0 || files[order[i]].relative.parent_path() !=
+                      files[order[i - 1]].relative.parent_path()) {
+      starts.push_back(i);
+    }
+  }
+  starts.push_back(order.size());
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> written{0};
   std::atomic<std::size_t> unchanged{0};
   std::mutex mu;
   Status failed;  // guarded by mu: the first failure
+  const std::size_t folders_count = starts.size() - 1;
   auto work = [&] {
-    for (std::size_t i = next++; i < files.size(); i = next++) {
-      bool changed = false;
-      Status st = WriteFileAtomically(out / files[i].relative, files[i].content, &changed);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (failed.ok()) failed = st;
-        next = files.size();  // the others stop at their next file
-        return;
+    for (std::size_t g = next++; g < folders_count; g = next++) {
+      for (std::size_t k = starts[g]; k < starts[g + 1]; ++k) {
+        const PlannedFile& file = files[order[k]];
+        bool changed = false;
+        Status st = WriteFileAtomically(out / file.relative, file.content, &changed);
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (failed.ok()) failed = st;
+          next = folders_count;  // the others stop at their next folder
+          return;
+        }
+        ++(changed ? written : unchanged);
       }
-      ++(changed ? written : unchanged);
     }
   };
   std::vector<std::thread> pool;
