@@ -122,7 +122,8 @@ void AddOutputLimit(CLI::App* app, unsigned* mib) {
 void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
   app->add_option("--workers", local->workers, "Local worker processes (default 2)")
       ->check(CLI::Range(1, 256));
-  app->add_option("--slots", local->slots, "Cells at once per worker (default: 2 per usable cpu, divided among the workers)")
+  app->add_option("--slots", local->slots,
+                  "Cells at once per worker (default: 2 per usable cpu, divided among the workers)")
       ->check(CLI::Range(1, 4096));
   AddOutputLimit(app, &local->output_limit_mib);
   AddStageDir(app, &local->stage_dir);

@@ -12,10 +12,11 @@ namespace imgsweep {
 namespace fs = std::filesystem;
 namespace {
 
-bool SameContent(const fs::path& path, std::string_view content) {
+// `status`: the path's own (a link's, not its target's).
+bool SameContent(const fs::path& path, fs::file_status status, std::string_view content) {
   std::error_code ec;
   // A link or anything else in the file's place is replaced, never read.
-  if (!fs::is_regular_file(fs::symlink_status(path, ec))) return false;
+  if (!fs::is_regular_file(status)) return false;
   if (fs::file_size(path, ec) != content.size() || ec) return false;
   std::ifstream in(path, std::ios::binary);
   std::string existing((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -55,12 +56,13 @@ Result<bool> WriteNew(const fs::path& path, std::string_view content) {
 }  // namespace
 
 Status WriteFileAtomically(const fs::path& path, std::string_view content, bool* written) {
-  if (SameContent(path, content)) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(path, ec);
+  if (SameContent(path, status, content)) {
     *written = false;
     return Status::Ok();
   }
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(path, ec))) {
+  if (!fs::exists(status)) {
     Result<bool> linked = WriteNew(path, content);
     if (!linked.ok()) return linked.status();
     if (linked.value()) {

@@ -185,17 +185,16 @@ Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, Tree
   // Each thread takes a whole folder at a time: creating a file locks its
   // folder, and two threads in one folder spent their time spinning on that
   // lock (perf: rwsem_spin_on_owner under open and rename).
+  std::vector<fs::path> parents;
+  parents.reserve(files.size());
+  for (const PlannedFile& f : files) parents.push_back(f.relative.parent_path());
   std::vector<std::size_t> order(files.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&files](std::size_t a, std::size_t b) {
-    return files[a].relative.parent_path() < files[b].relative.parent_path();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&parents](std::size_t a, std::size_t b) { return parents[a] < parents[b]; });
   std::vector<std::size_t> starts;  // where each folder's run in `order` begins
   for (std::size_t i = 0; i < order.size(); ++i) {
-    if (i == 0 || files[order[i]].relative.parent_path() !=
-                      files[order[i - 1]].relative.parent_path()) {
-      starts.push_back(i);
-    }
+    if (i == 0 || parents[order[i]] != parents[order[i - 1]]) starts.push_back(i);
   }
   starts.push_back(order.size());
   std::atomic<std::size_t> next{0};
