@@ -30,8 +30,10 @@ void CommitPipeline::Loop() {
     changed_.wait(lock, [this] { return stopping_ || start_ != nullptr; });
     if (start_ == nullptr) return;  // stopping, nothing left to write
     const Batch* batch = std::exchange(start_, nullptr);
+    std::vector<CellWrite> spent = std::exchange(start_spent_, {});
     lock.unlock();
     Status st = store_->Write(batch->writes, batch->leases);
+    spent = {};  // freeing a round's outputs is the writer's work, not the coordinator's
     lock.lock();
     done_ = std::move(st);
     changed_.notify_all();
@@ -98,7 +100,10 @@ Result<std::optional<CommitPipeline::Written>> CommitPipeline::Collect(
   Batch batch = std::exchange(committing_, Batch{});
   if (!done->ok()) return *done;
   const Clock::TimePoint stored = clock_->Now();
-  return std::optional<Written>(Written{std::move(batch), stored - commit_started_, stored});
+  const std::size_t results = batch.writes.size();
+  spent_ = std::move(batch.writes);
+  batch.writes.clear();
+  return std::optional<Written>(Written{std::move(batch), results, stored - commit_started_, stored});
 }
 
 std::vector<PendingAck> CommitPipeline::StartIfDue(bool now) {
@@ -114,6 +119,8 @@ std::vector<PendingAck> CommitPipeline::StartIfDue(bool now) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     start_ = &committing_;
+    start_spent_ = std::move(spent_);
+    spent_.clear();
   }
   changed_.notify_all();
   return {};

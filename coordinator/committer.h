@@ -93,8 +93,11 @@ class CommitPipeline {
   // this round's write is due.
   std::chrono::milliseconds WaitBudget(std::chrono::milliseconds most) const;
 
+  // The round's writes themselves stay behind: the writer thread frees
+  // them with its next write, off the coordinator's thread.
   struct Written {
-    Batch batch;
+    Batch batch;  // without its writes
+    std::size_t results = 0;  // how many cells the write stored
     Clock::Duration took;
     Clock::TimePoint stored;
   };
@@ -121,6 +124,7 @@ class CommitPipeline {
   const int wake_fd_;
   Batch round_;                       // what this round stores and acknowledges
   Batch committing_;                  // the write in flight (when busy_)
+  std::vector<CellWrite> spent_;      // a written round's writes, to free on the writer thread
   Clock::TimePoint round_started_;    // when round_ got its first write
   Clock::TimePoint commit_started_;
   bool busy_ = false;
@@ -128,6 +132,7 @@ class CommitPipeline {
   std::mutex mu_;
   std::condition_variable changed_;
   const Batch* start_ = nullptr;                   // guarded by mu_: the write to start
+  std::vector<CellWrite> start_spent_;             // guarded by mu_: writes for the writer to free
   std::optional<Status> done_;                     // guarded by mu_: the finished write's
   bool stopping_ = false;                          // guarded by mu_
   std::thread thread_;                             // last: started once the rest is set

@@ -413,7 +413,11 @@ class Coordinator::Impl {
     if (result.sweep_id != options_.sweep_id) return Discard(worker, result, "it is of another sweep");
     const LeaseTable::Lease* lease = leases_.Find(result.lease_id);
     const bool given = leases_.Holds(result.lease_id, worker.peer, cell);
-    const bool same_inputs = result.inputs == InputsFor(worker, cell);
+    // A standing lease keeps what its spec named; hashing the inputs again
+    // for every result would cost a digest per cell.
+    const std::string* named = given ? leases_.InputsOf(result.lease_id, cell) : nullptr;
+    const bool same_inputs =
+        named != nullptr ? result.inputs == *named : result.inputs == InputsFor(worker, cell);
     if (given && (!same_inputs || result.attempt != recorder_.slot(cell).attempts + 1)) {
       return Drop(worker.peer,
                   "a result for " + result.key + " with another attempt or inputs than its spec's");
@@ -480,7 +484,7 @@ class Coordinator::Impl {
         if (sent != Clock::TimePoint{}) waits.push_back(written.stored - sent);
       }
       for (CoordinatorObserver* o : options_.observers) {
-        o->OnCommit(written.took, written.batch.writes.size());
+        o->OnCommit(written.took, written.results);
         o->OnStored(waits);
       }
     }
@@ -536,16 +540,21 @@ class Coordinator::Impl {
         kLeaseSlack;
     const Clock::TimePoint sending = clock_->Now();
     Assignment assignment;
-    assignment.lease_id = leases_.Issue(worker.peer, worker.session, cells, sending, sending + span);
-    assignment.deadline_unix_ms =
-        clock_->UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
-    LeaseRecord grant{assignment.lease_id, worker.session, {}};
+    std::vector<std::string> inputs;
+    inputs.reserve(cells.size());
+    LeaseRecord grant{0, worker.session, {}};
     for (std::size_t cell : cells) {
       CellSpec& spec =
           assignment.cells.emplace_back(plan_.Spec(plan_.Ref(cell), recorder_.slot(cell).attempts + 1));
       spec.inputs = InputsFor(worker, cell);
+      inputs.push_back(spec.inputs);
       grant.cells.push_back(spec.key);
     }
+    assignment.lease_id = leases_.Issue(worker.peer, worker.session, cells, sending, sending + span,
+                                        std::move(inputs));
+    assignment.deadline_unix_ms =
+        clock_->UnixMillis() + std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
+    grant.id = assignment.lease_id;
     pipeline_.Grant(std::move(grant));
     worker.credit -= static_cast<std::int64_t>(cells.size());
     const bool sent = Tell(worker.peer, assignment);
@@ -616,7 +625,7 @@ class Coordinator::Impl {
   void ExpireLeases() {
     for (std::uint64_t id : leases_.ExpiredAt(clock_->Now())) {
       spdlog::warn("coordinator: lease {} expired; its {} cells go back to the queue", id,
-                   leases_.Find(id)->open.size());
+                   leases_.Find(id)->open);
       FailLease(id, FailureKind::kLeaseExpired, "not returned before the lease's deadline");
     }
   }

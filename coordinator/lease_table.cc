@@ -9,7 +9,7 @@ LeaseTable::LeaseTable(std::size_t cells, std::uint64_t incarnation)
 
 std::uint64_t LeaseTable::Issue(const std::string& peer, const std::string& session,
                                 const std::vector<std::size_t>& cells, Clock::TimePoint sent,
-                                Clock::TimePoint deadline) {
+                                Clock::TimePoint deadline, std::vector<std::string> inputs) {
   const std::uint64_t id = (incarnation_ << kCounterBits) | ++last_counter_;
   Grant& grant = granted_[id];
   grant.session = session;
@@ -19,10 +19,13 @@ std::uint64_t LeaseTable::Issue(const std::string& peer, const std::string& sess
   lease.peer = peer;
   lease.sent = sent;
   lease.deadline = deadline;
-  for (std::size_t cell : cells) {
-    lease.open.insert(cell);
-    lease_of_[cell] = id;
+  lease.open = cells.size();
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    lease_of_[cells[i]] = id;
+    if (i < inputs.size()) lease.inputs.emplace_back(cells[i], std::move(inputs[i]));
   }
+  std::sort(lease.inputs.begin(), lease.inputs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   leased_cells_ += cells.size();
   return id;
 }
@@ -37,6 +40,14 @@ void LeaseTable::Restore(std::uint64_t id, const std::string& session,
 const LeaseTable::Lease* LeaseTable::Find(std::uint64_t id) const {
   auto it = leases_.find(id);
   return it == leases_.end() ? nullptr : &it->second;
+}
+
+const std::string* LeaseTable::InputsOf(std::uint64_t id, std::size_t cell) const {
+  const Lease* lease = Find(id);
+  if (lease == nullptr) return nullptr;
+  auto it = std::lower_bound(lease->inputs.begin(), lease->inputs.end(), cell,
+                             [](const auto& entry, std::size_t c) { return entry.first < c; });
+  return it == lease->inputs.end() || it->first != cell ? nullptr : &it->second;
 }
 
 bool LeaseTable::Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const {
@@ -69,14 +80,18 @@ void LeaseTable::Close(std::size_t cell) {
   --leased_cells_;
   auto lease = leases_.find(id);
   if (lease == leases_.end()) return;
-  lease->second.open.erase(cell);
-  if (lease->second.open.empty()) leases_.erase(lease);
+  if (--lease->second.open == 0) leases_.erase(lease);
 }
 
 std::vector<std::size_t> LeaseTable::End(std::uint64_t id) {
   auto lease = leases_.find(id);
   if (lease == leases_.end()) return {};
-  std::vector<std::size_t> cells(lease->second.open.begin(), lease->second.open.end());
+  // The grant lists every cell of the lease, in index order; the open ones
+  // are those still leased under it.
+  std::vector<std::size_t> cells;
+  for (std::size_t cell : granted_.at(id).cells) {
+    if (lease_of_[cell] == id) cells.push_back(cell);
+  }
   for (std::size_t cell : cells) lease_of_[cell] = 0;
   leased_cells_ -= cells.size();
   leases_.erase(lease);
@@ -93,7 +108,7 @@ std::vector<std::uint64_t> LeaseTable::HeldBy(const std::string& peer) const {
 
 std::size_t LeaseTable::CellsHeldBy(const std::string& peer) const {
   std::size_t n = 0;
-  for (const auto& [id, lease] : leases_) n += lease.peer == peer ? lease.open.size() : 0;
+  for (const auto& [id, lease] : leases_) n += lease.peer == peer ? lease.open : 0;
   return n;
 }
 
@@ -113,7 +128,7 @@ std::vector<std::uint64_t> LeaseTable::ExpiredAt(Clock::TimePoint now) const {
 
 std::map<std::string, std::size_t> LeaseTable::CellsByPeer() const {
   std::map<std::string, std::size_t> by_peer;
-  for (const auto& [id, lease] : leases_) by_peer[lease.peer] += lease.open.size();
+  for (const auto& [id, lease] : leases_) by_peer[lease.peer] += lease.open;
   return by_peer;
 }
 

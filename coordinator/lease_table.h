@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,7 +30,10 @@ class LeaseTable {
  public:
   struct Lease {
     std::string peer;
-    std::set<std::size_t> open;  // cells without an outcome or attempt yet
+    std::size_t open = 0;  // cells without an outcome or attempt yet
+    // (cell, the inputs digest its spec named), by cell: what its result
+    // must name.
+    std::vector<std::pair<std::size_t, std::string>> inputs;
     Clock::TimePoint sent;       // when the assignment left
     Clock::TimePoint deadline;   // after it the cells are taken back
   };
@@ -37,17 +41,21 @@ class LeaseTable {
   // REQUIRES: incarnation >= 1.
   LeaseTable(std::size_t cells, std::uint64_t incarnation);
 
-  // A new lease of `cells` to `peer`, the worker process `session`.
+  // A new lease of `cells` to `peer`, the worker process `session`, with
+  // the inputs digest each cell's spec names (by position; may be empty).
   // REQUIRES: `cells` is not empty and none of them is leased.
   std::uint64_t Issue(const std::string& peer, const std::string& session,
                       const std::vector<std::size_t>& cells, Clock::TimePoint sent,
-                      Clock::TimePoint deadline);
+                      Clock::TimePoint deadline, std::vector<std::string> inputs = {});
 
   // A lease of an earlier incarnation as the store kept it, so its late
   // results count from the worker process it was granted to.
   void Restore(std::uint64_t id, const std::string& session, std::vector<std::size_t> cells);
 
   const Lease* Find(std::uint64_t id) const;
+  // The inputs digest `cell`'s spec named under the standing lease `id`;
+  // null when the lease does not stand or named none.
+  const std::string* InputsOf(std::uint64_t id, std::size_t cell) const;
   bool IsLeased(std::size_t cell) const { return lease_of_[cell] != 0; }
   // True when `peer` holds `cell` now, under `id`.
   bool Holds(std::uint64_t id, const std::string& peer, std::size_t cell) const;

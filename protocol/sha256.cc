@@ -38,11 +38,10 @@ std::string FinishHex(EVP_MD_CTX* context) {
   unsigned int length = 0;
   EVP_DigestFinal_ex(context, digest.data(), &length);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(static_cast<size_t>(length) * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
+  std::string hex(static_cast<size_t>(length) * 2, '\0');
+  for (size_t i = 0; i < length; ++i) {
+    hex[2 * i] = kHex[digest[i] >> 4];
+    hex[2 * i + 1] = kHex[digest[i] & 0xf];
   }
   return hex;
 }
@@ -64,7 +63,10 @@ class FileDescriptor {
 }  // namespace
 
 std::string Sha256Hex(std::string_view bytes) {
-  Context context = NewContext();
+  // One context per thread, initialised again for every digest: a new one
+  // costs an allocation and a free, more than hashing a short output.
+  thread_local const Context context(EVP_MD_CTX_new());
+  if (context == nullptr || EVP_DigestInit_ex(context.get(), Sha256(), nullptr) != 1) return "";
   EVP_DigestUpdate(context.get(), bytes.data(), bytes.size());
   return FinishHex(context.get());
 }

@@ -568,5 +568,22 @@ TEST(LeaseTable, ALeaseEndsWithItsLastOpenCell) {
   EXPECT_EQ(leases.leased_cells(), 0u);
 }
 
+TEST(LeaseTable, KeepsTheInputsEachSpecNamedAndEndsWithTheOpenCellsInOrder) {
+  LeaseTable leases(4, 1);
+  const std::uint64_t id = leases.Issue("p", "s", {3, 0, 2}, {}, {}, {"in-3", "in-0", "in-2"});
+  ASSERT_NE(leases.InputsOf(id, 0), nullptr);
+  EXPECT_EQ(*leases.InputsOf(id, 0), "in-0");
+  EXPECT_EQ(*leases.InputsOf(id, 2), "in-2");
+  EXPECT_EQ(*leases.InputsOf(id, 3), "in-3");
+  EXPECT_EQ(leases.InputsOf(id, 1), nullptr);      // not in the lease
+  EXPECT_EQ(leases.InputsOf(id + 1, 0), nullptr);  // no such lease
+  leases.Close(2);
+  EXPECT_EQ(leases.CellsHeldBy("p"), 2u);
+  EXPECT_EQ(leases.End(id), (std::vector<std::size_t>{0, 3}));
+  EXPECT_FALSE(leases.IsLeased(0));
+  EXPECT_EQ(leases.leased_cells(), 0u);
+  EXPECT_EQ(leases.InputsOf(id, 0), nullptr);  // the lease no longer stands
+}
+
 }  // namespace
 }  // namespace imgsweep
