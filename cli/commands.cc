@@ -310,6 +310,9 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
                                      "local-" + std::to_string(i)};
     if (options.image_layout == ImageLayout::kAsIs) args.insert(args.end(), {"--image-layout", "as-is"});
     if (!local.stage_dir.empty()) args.insert(args.end(), {"--stage-dir", local.stage_dir.string()});
+    if (!local.command_table.empty()) {
+      args.insert(args.end(), {"--command-table", local.command_table.string()});
+    }
     if (local.quiet) args.insert(args.begin(), "--quiet");
     if (local.log_format != "text") args.insert(args.begin(), {"--log-format", local.log_format});
     Result<std::unique_ptr<BackgroundProcess>> worker = BackgroundProcess::Start(self, args);
@@ -409,6 +412,7 @@ int RunCommand(const RunFlags& flags) {
   }
   LocalWorkers local = flags.local;
   local.testdata = flags.inputs.testdata;
+  local.command_table = flags.inputs.command_table;
   return RunLocally(sweep.value(), local, options.value(), flags.watch, flags.out, flags.tree);
 }
 

@@ -47,6 +47,8 @@ struct SweepInputs {
   std::vector<std::string> versions;
   std::chrono::milliseconds timeout{30'000};
   std::filesystem::path db;
+  std::vector<std::string> commands = {"map"};  // of the command table
+  std::filesystem::path command_table;          // empty: the built-in one
 };
 
 // Loads and checks the manifest (and that every safe-tier image is under the
@@ -96,6 +98,7 @@ struct LocalWorkers {
   std::filesystem::path stage_dir;  // empty: DefaultStageCache()
   bool quiet = false;  // passed on to the local workers
   std::string log_format = "text";
+  std::filesystem::path command_table;  // empty: the built-in one
 };
 
 struct RunFlags {
@@ -172,6 +175,7 @@ struct WorkerFlags {
   std::filesystem::path health_file;      // fresh while welcomed
   std::string image_layout = "dense";     // or "as-is": run on the checkout as it lies
   std::filesystem::path stage_dir;        // dense: where the staged copy goes (empty: default)
+  std::filesystem::path command_table;    // empty: the built-in one
 };
 int WorkerCommand(const WorkerFlags& flags);
 

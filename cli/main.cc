@@ -48,6 +48,16 @@ void AddTimeout(CLI::App* app, double* seconds) {
       ->check(CLI::Range(0.001, 86400.0));
 }
 
+// Which commands of which table a sweep plans.
+void AddCommandFlags(CLI::App* app, imgsweep::SweepInputs* inputs) {
+  app->add_option_function<std::string>(
+      "--commands", [inputs](const std::string& list) { inputs->commands = SplitList(list); },
+      "Commands of the command table to sweep, comma-separated (default: map)");
+  app->add_option("--command-table", inputs->command_table,
+                  "A command table file like commands/commands.json (default: the built-in "
+                  "one); local workers get it too, remote ones need it with --command-table");
+}
+
 void AddImageLayout(CLI::App* app, std::string* layout) {
   app->add_option("--image-layout", *layout,
                   "dense (default): cells run on a staged copy of each image with every byte "
@@ -176,8 +186,8 @@ Command AddRun(CLI::App& app, const Globals& g) {
   auto timeout = std::make_shared<double>(30);
   CLI::App* cmd = app.add_subcommand(
       "run",
-      "Coordinator plus N local worker processes over a private ZeroMQ socket: the map sweep, "
-      "then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
+      "Coordinator plus N local worker processes over a private ZeroMQ socket: the sweep "
+      "(of --commands, default map), then the tree.\nExample: imgsweep run --binaries ~/.cache/imgsweep/qemu-img-binaries "
       "--testdata testdata --manifest testdata/manifest.json --out expected-outputs");
   cmd->add_option("--binaries", run->local.binaries, "qemu-img binaries tree (<DIR>/x86_64/<version>)")
       ->required();
@@ -185,6 +195,7 @@ Command AddRun(CLI::App& app, const Globals& g) {
       ->required();
   cmd->add_option("--manifest", run->inputs.manifest, "manifest.json")->required();
   cmd->add_option("--out", run->out, "Where the expected-outputs tree is written")->required();
+  AddCommandFlags(cmd, &run->inputs);
   run->inputs.db = "imgsweep.db";
   cmd->add_option("--db", run->inputs.db, "RocksDB store (default ./imgsweep.db)");
   AddLocalWorkerFlags(cmd, &run->local);
@@ -217,6 +228,7 @@ Command AddCoordinator(CLI::App& app, const Globals& g) {
   cmd->add_option("--manifest", coord->inputs.manifest, "manifest.json")->required();
   cmd->add_option("--out", coord->out, "Where the tree is written")->required();
   cmd->add_option("--db", coord->inputs.db, "RocksDB store")->required();
+  AddCommandFlags(cmd, &coord->inputs);
   CLI::Option* bin_opt = cmd->add_option("--binaries", coord->binaries, "Sweep the versions of this tree");
   CLI::Option* ver_opt = cmd->add_option("--versions", *versions, "Sweep these versions (comma-separated)");
   bin_opt->excludes(ver_opt);
@@ -246,6 +258,9 @@ Command AddWorker(CLI::App& app) {
   cmd->add_option("--connect", worker->connect, "The coordinator, tcp://HOST:PORT")->required();
   cmd->add_option("--binaries", worker->binaries, "qemu-img binaries tree")->required();
   cmd->add_option("--testdata", worker->testdata, "Testdata root")->required();
+  cmd->add_option("--command-table", worker->command_table,
+                  "The command lines this worker runs: a table file like commands/commands.json "
+                  "(default: the built-in one)");
   cmd->add_option("--slots", worker->slots, "Cells at once (default: cores)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--prefetch", worker->prefetch,
@@ -309,6 +324,9 @@ Command AddRerun(CLI::App& app, const Globals& g) {
   cmd->add_option("--image", *images, "Every cell of these image ids (comma-separated)");
   cmd->add_option("--binaries", rerun->local.binaries, "Local workers: binaries tree");
   cmd->add_option("--testdata", rerun->local.testdata, "Local workers: testdata root");
+  cmd->add_option("--command-table", rerun->local.command_table,
+                  "Local workers: the command table the sweep was planned with (default: the "
+                  "built-in one)");
   AddLocalWorkerFlags(cmd, &rerun->local);
   cmd->add_option("--listen", rerun->serve.listen, "Remote workers: ZeroMQ endpoint to serve them on");
   AddServeFlags(cmd, &rerun->serve);

@@ -95,7 +95,14 @@ Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
   }
   Status st = RequireDigests(inputs.manifest, manifest.value());
   if (!st.ok()) return st;
-  Result<Plan> plan = Plan::Make(manifest.value(), inputs.versions, inputs.timeout);
+  Result<CommandTable> table = inputs.command_table.empty()
+                                   ? Result<CommandTable>(CommandTable::BuiltIn())
+                                   : CommandTable::Load(inputs.command_table);
+  if (!table.ok()) return table.status();
+  Result<std::vector<OutputType>> types = table.value().OutputTypesOf(inputs.commands);
+  if (!types.ok()) return types.status();
+  Result<Plan> plan =
+      Plan::Make(manifest.value(), inputs.versions, inputs.timeout, std::move(types).value());
   if (!plan.ok()) return plan.status();
 
   Result<std::unique_ptr<Store>> store = Store::Open(inputs.db, Store::Mode::kCreateIfMissing);

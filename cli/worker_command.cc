@@ -107,6 +107,11 @@ int WorkerCommand(const WorkerFlags& flags) {
                                              std::size_t{flags.output_limit_mib} << 20);
   runner->RefuseLayoutOf(std::move(laid_out.value().not_dense));
   runner->PassEnvironment(flags.child_env);
+  if (!flags.command_table.empty()) {
+    Result<CommandTable> table = CommandTable::Load(flags.command_table);
+    if (!table.ok()) return Fail(table.status());
+    runner->UseCommandTable(std::move(table).value());
+  }
   Worker worker(options, std::move(runner));
   Status st = worker.Run();
   return st.ok() ? kExitOk : Fail(st);

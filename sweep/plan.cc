@@ -41,15 +41,21 @@ Status Plan::BuildIndex() {
 }
 
 const std::vector<OutputType>& MapOutputTypes() {
-  static const std::vector<OutputType> kTypes = {
-      {"map-human", {"map"}},
-      {"map-json", {"map", "--output=json"}},
-  };
+  static const std::vector<OutputType> kTypes = [] {
+    Result<std::vector<OutputType>> types = CommandTable::BuiltIn().OutputTypesOf({"map"});
+    return types.ok() ? std::move(types).value() : std::vector<OutputType>();
+  }();
   return kTypes;
 }
 
 Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versions,
                         std::chrono::milliseconds timeout) {
+  return Make(manifest, std::move(versions), timeout, MapOutputTypes());
+}
+
+Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versions,
+                        std::chrono::milliseconds timeout, std::vector<OutputType> types) {
+  if (types.empty()) return Status::InvalidInput("plan: no output types to sweep");
   if (versions.empty()) return Status::InvalidInput("plan: no versions to sweep");
   for (const std::string& v : versions) {
     if (!IsVersionName(v)) {
@@ -64,7 +70,7 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
     return Status::InvalidInput("plan: the cell timeout must be positive");
   }
   Plan plan;
-  plan.types_ = MapOutputTypes();
+  plan.types_ = std::move(types);
   plan.versions_ = std::move(versions);
   plan.timeout_ = timeout;
   for (const ImageEntry& image : manifest.SafeTier()) {
@@ -79,7 +85,12 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
 
 std::string Plan::ToJson() const {
   json types = json::array();
-  for (const OutputType& t : types_) types.push_back({{"name", t.name}, {"args", t.args}});
+  for (const OutputType& t : types_) {
+    // Only a flat type says so: a map plan reads as it always did.
+    json type = {{"name", t.name}, {"args", t.args}};
+    if (!t.by_format) type["by_format"] = false;
+    types.push_back(std::move(type));
+  }
   json images = json::array();
   for (const PlannedImage& i : images_) {
     images.push_back({{"id", i.id}, {"path", i.path}, {"format", i.format}, {"sha256", i.sha256}});
@@ -102,7 +113,8 @@ Result<Plan> Plan::FromJson(std::string_view text) {
     }
     for (const json& t : j.at("output_types")) {
       plan.types_.push_back({t.at("name").get<std::string>(),
-                             t.at("args").get<std::vector<std::string>>()});
+                             t.at("args").get<std::vector<std::string>>(),
+                             t.value("by_format", true)});
     }
     plan.versions_ = j.at("versions").get<std::vector<std::string>>();
     for (const json& i : j.at("images")) {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "protocol/command_table.h"
 #include "protocol/manifest.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
@@ -21,12 +22,8 @@ namespace imgsweep {
 
 inline constexpr auto kDefaultCellTimeout = std::chrono::milliseconds(30'000);
 
-// An output type of the contract's table and the arguments before the image.
-struct OutputType {
-  std::string name;               // "map-human"
-  std::vector<std::string> args;  // {"map"}
-};
-// The map sweep's two: map-human and map-json.
+// The map sweep's two, from the built-in command table: map-human and
+// map-json.
 const std::vector<OutputType>& MapOutputTypes();
 
 struct PlannedImage {
@@ -50,6 +47,10 @@ class Plan {
   // manifest's safe tier is empty.
   static Result<Plan> Make(const Manifest& manifest, std::vector<std::string> versions,
                            std::chrono::milliseconds timeout);
+  // The same with the output types given (CommandTable::OutputTypesOf).
+  // kInvalidInput also when there is none.
+  static Result<Plan> Make(const Manifest& manifest, std::vector<std::string> versions,
+                           std::chrono::milliseconds timeout, std::vector<OutputType> types);
   // The stored form (JSON, stable); FromJson checks what ToJson writes.
   std::string ToJson() const;
   static Result<Plan> FromJson(std::string_view text);

@@ -17,6 +17,9 @@
 #                           $IMGSWEEP_TEST_DELAY if set; digests are the real binaries'
 #                           (LOG is made empty)
 #   cell_count              the test bed's cells: safe images x versions x 2
+#   direct_run ROOT VERSION OUT ARGS...  runs VERSION's qemu-img with ARGS from ROOT, as a
+#                           worker runs a cell, into OUT.out and OUT.err with ROOT replaced
+#                           by $TESTDATA_ROOT; sets $rc to its exit code
 #   keys_of_log LOG         the cell key of each logged execution, one per line
 #   child_of PID            the process that `timeout` (PID) runs
 #   two_image_manifest FILE a manifest of two safe images (raw-empty, qcow2-data)
@@ -112,6 +115,13 @@ exec "$real/qemu-img" "\$@"
 WRAPPER
     chmod +x "$dir/x86_64/$v/qemu-img"
   done
+}
+# Runs a cell's command line directly, as a worker would (see the list above).
+direct_run() {
+  local root="$1" version="$2" out="$3"; shift 3
+  (cd "$root" && "$binaries/x86_64/$version/qemu-img" "$@" >"$out.out" 2>"$out.err" </dev/null)
+  rc=$?
+  ROOT="$root" perl -pi -e 's/\Q$ENV{ROOT}\E/\$TESTDATA_ROOT/g' "$out.out" "$out.err"
 }
 # The test bed's cells: safe images x versions x the 2 map output types.
 cell_count() { echo $(( $(safe_cells | wc -l) * $(ls "$binaries/x86_64" | wc -l) * 2 )); }

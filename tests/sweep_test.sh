@@ -43,10 +43,7 @@ while read -r id path format; do
     for type in map-human map-json; do
       args=(map)
       [ "$type" = map-json ] && args+=(--output=json)
-      (cd "$root" && "$binaries/x86_64/$v/qemu-img" "${args[@]}" "$root/$path" \
-         >"$work/direct.out" 2>"$work/direct.err" </dev/null)
-      rc=$?
-      ROOT="$root" perl -pi -e 's/\Q$ENV{ROOT}\E/\$TESTDATA_ROOT/g' "$work/direct.out" "$work/direct.err"
+      direct_run "$root" "$v" "$work/direct" "${args[@]}" "$root/$path"
       base="$work/tree/$type/$format/$v/$id"
       cells=$((cells + 1))
       if ! cmp -s "$work/direct.out" "$base.stdout.txt" ||

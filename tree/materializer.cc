@@ -361,6 +361,12 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
               const MaterializeOptions& options, PlannedTree* tree) {
   const Plan& plan = sweep.plan;
   const std::string& type = plan.types()[t].name;
+  // <type>/<format>/<version> (map, measure) or <type>/<version> (info, check).
+  const auto raw_dir = [&plan, &type, by_format = plan.types()[t].by_format](std::size_t v,
+                                                                            std::size_t i) {
+    return by_format ? fs::path(type) / plan.images()[i].format / plan.versions()[v]
+                     : fs::path(type) / plan.versions()[v];
+  };
   TypeFacts facts;
   facts.type = type;
   for (std::size_t v = 0; v < plan.versions().size(); ++v) {
@@ -368,7 +374,7 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
       const std::size_t index = plan.Index(CellRef{t, v, i});
       if (!sweep.records[index]) continue;
       tree->metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
-      const fs::path dir = fs::path(type) / plan.images()[i].format / plan.versions()[v];
+      const fs::path dir = raw_dir(v, i);
       AddCapture(dir, plan.images()[i].id, *sweep.records[index], tree->metas[index], blobs,
                  &tree->files);
     }
@@ -382,7 +388,7 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
     for (std::size_t i = 0; i < plan.images().size(); ++i) {
       const std::size_t index = plan.Index(CellRef{t, v, i});
       facts.raw[plan.versions()[v]][plan.images()[i].id] = Facts(
-          fs::path(type) / plan.images()[i].format / plan.versions()[v] / plan.images()[i].id,
+          raw_dir(v, i) / plan.images()[i].id,
           *sweep.records[index], blobs);
     }
   }

@@ -280,6 +280,7 @@ TypeFacts ScanType(const fs::path& dir) {
   TypeFacts f;
   f.type = dir.filename().string();
   std::map<std::string, std::string> format_of;  // image id -> the bucket first seen in
+  std::string flat, bucket;  // a version folder and a format folder right under the type
   for (const fs::path& sub : Subfolders(dir)) {
     const std::string name = sub.filename().string();
     if (name == kProfilesFolder) {
@@ -289,6 +290,14 @@ TypeFacts ScanType(const fs::path& dir) {
       }
       continue;
     }
+    if (IsVersionName(name)) {  // a type not bucketed by format (info, check)
+      flat = name;
+      for (auto& [id, capture] : ScanCaptures(sub, f.type + "/" + name)) {
+        f.raw[name][id] = std::move(capture);
+      }
+      continue;
+    }
+    bucket = name;
     for (const fs::path& vdir : Subfolders(sub)) {
       const std::string version = vdir.filename().string();
       const std::string where = f.type + "/" + name + "/" + version;
@@ -305,6 +314,10 @@ TypeFacts ScanType(const fs::path& dir) {
         f.raw[version][id] = std::move(capture);
       }
     }
+  }
+  if (!flat.empty() && !bucket.empty()) {
+    f.problems.push_back(f.type + ": both version folders (" + flat + ") and format folders (" +
+                         bucket + ") under the type");
   }
   std::string text;
   if (ReadWhole(dir / std::string(kVersionMapFile), &text)) f.version_map = std::move(text);

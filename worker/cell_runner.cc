@@ -5,7 +5,6 @@
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "protocol/utf8.h"
-#include "worker/command_table.h"
 #include "worker/subprocess.h"
 
 namespace imgsweep {
@@ -137,7 +136,7 @@ CellResult CellRunner::Run(const CellSpec& cell) {
   request.environment = child_environment_;
   // Only a command line of this worker's table, whose one path is the image
   // just checked (which stays inside the root: StaysInsideRoot above).
-  if (Status allowed = CheckCellArgs(cell.args, cell.image_path); !allowed.ok()) {
+  if (Status allowed = table_.CheckCellArgs(cell.args, cell.image_path); !allowed.ok()) {
     return InfraFailure(cell, FailureKind::kPathRefused, "command line refused: " + allowed.message());
   }
   const std::string token = std::string(kTestdataRootToken) + "/";

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/command_table.h"
 #include "protocol/messages.h"
 #include "worker/binaries.h"
 #include "worker/subprocess.h"
@@ -68,11 +69,16 @@ class CellRunner final : public CellExecutor {
     child_environment_ = ChildEnvironment(names);
   }
 
+  // The command lines it runs: those of `table` (the built-in one unless
+  // told otherwise).
+  void UseCommandTable(CommandTable table) { table_ = std::move(table); }
+
  private:
   // The image's digest, cached; an error message when it cannot be read.
   bool ImageMatches(const CellSpec& cell, FailureKind* kind, std::string* failure);
 
   const std::filesystem::path root_;
+  CommandTable table_ = CommandTable::BuiltIn();
   const std::string root_text_;
   std::map<std::string, InstalledVersion, std::less<>> versions_;
   const std::chrono::milliseconds grace_;

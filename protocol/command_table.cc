@@ -1,0 +1,224 @@
+#include "protocol/command_table.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "protocol/manifest.h"
+#include "protocol/messages.h"
+
+namespace imgsweep {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kTableFormat = 1;
+constexpr std::string_view kBinary = "{binary}";
+constexpr std::string_view kImage = "{image}";
+
+constexpr char kBuiltIn[] =
+#include "command_table_builtin.inc"
+    ;
+
+// Names `where` in `origin` for the first thing wrong there.
+class Reader {
+ public:
+  explicit Reader(std::string_view origin) : origin_(origin) {}
+  Status Error(const std::string& where, const std::string& what) const {
+    return Status::InvalidInput(std::string(origin_) + ": " + where + ": " + what);
+  }
+  // Every member of `object` is one of `known`, and each of `required` is there.
+  Status Members(const json& object, const std::string& where,
+                 const std::vector<std::string_view>& known,
+                 const std::vector<std::string_view>& required) const {
+    if (!object.is_object()) return Error(where, "is not an object");
+    for (const auto& [key, value] : object.items()) {
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        return Error(where, "unknown member \"" + key + "\"");
+      }
+    }
+    for (std::string_view key : required) {
+      if (!object.contains(key)) return Error(where, "member \"" + std::string(key) + "\" is missing");
+    }
+    return Status::Ok();
+  }
+  Result<std::string> Name(const json& value, const std::string& where) const {
+    if (!value.is_string()) return Error(where, "is not a string");
+    const std::string name = value.get<std::string>();
+    if (!IsSafeName(name)) return Error(where, "\"" + name + "\" is not a name (letters, digits, . _ -)");
+    return name;
+  }
+
+ private:
+  std::string_view origin_;
+};
+
+// "{binary} map --output=json {image}" -> {"map", "--output=json"}.
+Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::string& where,
+                                               const json& value, const std::string& command) {
+  if (!value.is_string()) return reader.Error(where, "is not a string");
+  const std::string text = value.get<std::string>();
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string word; in >> word;) words.push_back(word);
+  if (words.size() < 3 || words[0] != kBinary || words[1] != command) {
+    return reader.Error(where, "\"" + text + "\" does not start with \"{binary} " + command + "\"");
+  }
+  if (words.back() != kImage) {
+    return reader.Error(where, "\"" + text + "\" does not end with \"{image}\"");
+  }
+  std::vector<std::string> args(words.begin() + 1, words.end() - 1);
+  for (const std::string& arg : args) {
+    if (arg.find_first_of("{}") != std::string::npos) {
+      return reader.Error(where, "\"" + arg + "\" is not a placeholder this table knows ({binary}, {image})");
+    }
+    if (arg.find_first_of("\"'\\`$") != std::string::npos) {
+      return reader.Error(where, "argument \"" + arg + "\" holds a quote, a backslash or a $");
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
+Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view origin) {
+  const Reader reader(origin);
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    return Status::InvalidInput(std::string(origin) + ": not JSON: " + e.what());
+  }
+  if (Status st = reader.Members(root, "the table", {"table_format", "commands"},
+                                 {"table_format", "commands"});
+      !st.ok()) {
+    return st;
+  }
+  if (!root["table_format"].is_number_integer() || root["table_format"].get<int>() != kTableFormat) {
+    return reader.Error("table_format", root["table_format"].dump() + " is not " +
+                                            std::to_string(kTableFormat));
+  }
+  const json& commands = root["commands"];
+  if (!commands.is_array() || commands.empty()) return reader.Error("commands", "is not a list of commands");
+  CommandTable table;
+  std::set<std::string> command_names;
+  std::set<std::string> type_names;
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    const std::string where = "commands[" + std::to_string(i) + "]";
+    if (Status st = reader.Members(commands[i], where, {"name", "layout", "output_types"},
+                                   {"name", "layout", "output_types"});
+        !st.ok()) {
+      return st;
+    }
+    Result<std::string> name = reader.Name(commands[i]["name"], where + ".name");
+    if (!name.ok()) return name.status();
+    if (!command_names.insert(name.value()).second) {
+      return reader.Error(where + ".name", "command \"" + name.value() + "\" is listed twice");
+    }
+    TableCommand& command = table.commands_.emplace_back();
+    command.name = name.value();
+    const json& layout = commands[i]["layout"];
+    if (layout != "by-format" && layout != "flat") {
+      return reader.Error(where + ".layout", layout.dump() + " is neither \"by-format\" nor \"flat\"");
+    }
+    command.by_format = layout == "by-format";
+    const json& types = commands[i]["output_types"];
+    if (!types.is_array() || types.empty()) {
+      return reader.Error(where + ".output_types", "is not a list of output types");
+    }
+    for (std::size_t j = 0; j < types.size(); ++j) {
+      const std::string at = where + ".output_types[" + std::to_string(j) + "]";
+      if (Status st = reader.Members(types[j], at, {"name", "argv"}, {"name", "argv"}); !st.ok()) return st;
+      Result<std::string> type_name = reader.Name(types[j]["name"], at + ".name");
+      if (!type_name.ok()) return type_name.status();
+      if (!type_names.insert(type_name.value()).second) {
+        return reader.Error(at + ".name", "output type \"" + type_name.value() + "\" is listed twice");
+      }
+      Result<std::vector<std::string>> args = ParseTemplate(reader, at + ".argv", types[j]["argv"], command.name);
+      if (!args.ok()) return args.status();
+      command.output_types.push_back({type_name.value(), std::move(args).value(), command.by_format});
+    }
+  }
+  return table;
+}
+
+Result<CommandTable> CommandTable::Load(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::InvalidInput("command table " + file.string() + ": cannot be read");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), "command table " + file.string());
+}
+
+const CommandTable& CommandTable::BuiltIn() {
+  // Checked by the build's tests; a broken built-in table is a build defect.
+  static const CommandTable kTable = [] {
+    Result<CommandTable> table = Parse(kBuiltIn, "the built-in command table");
+    return table.ok() ? std::move(table).value() : CommandTable();
+  }();
+  return kTable;
+}
+
+Result<std::vector<OutputType>> CommandTable::OutputTypesOf(const std::vector<std::string>& names) const {
+  if (names.empty()) return Status::InvalidInput("--commands: no command named");
+  std::set<std::string> wanted;
+  for (const std::string& name : names) {
+    const bool known = std::any_of(commands_.begin(), commands_.end(),
+                                   [&](const TableCommand& c) { return c.name == name; });
+    if (!known) {
+      std::string all;
+      for (const TableCommand& c : commands_) all += (all.empty() ? "" : ", ") + c.name;
+      return Status::InvalidInput("--commands: \"" + name + "\" is not a command of the table (" + all + ")");
+    }
+    if (!wanted.insert(name).second) {
+      return Status::InvalidInput("--commands: \"" + name + "\" is named twice");
+    }
+  }
+  std::vector<OutputType> types;
+  for (const TableCommand& c : commands_) {
+    if (wanted.contains(c.name)) types.insert(types.end(), c.output_types.begin(), c.output_types.end());
+  }
+  return types;
+}
+
+Status CommandTable::CheckCellArgs(const std::vector<std::string>& args,
+                                   std::string_view image_path) const {
+  if (args.empty()) return Status::InvalidInput("the cell has no command line");
+  const std::string image = std::string(kTestdataRootToken) + "/" + std::string(image_path);
+  const auto command = std::find_if(commands_.begin(), commands_.end(),
+                                    [&](const TableCommand& c) { return c.name == args[0]; });
+  if (command == commands_.end()) {
+    return Status::InvalidInput("subcommand \"" + args[0] + "\" is not in this worker's table (" +
+                                Describe() + ")");
+  }
+  if (args.back() != image) {
+    return Status::InvalidInput("the command line does not end with the image it checked (" + image + ")");
+  }
+  const std::vector<std::string> before(args.begin(), args.end() - 1);
+  for (const OutputType& type : command->output_types) {
+    if (type.args == before) return Status::Ok();
+  }
+  std::string line;
+  for (const std::string& arg : before) line += (line.empty() ? "" : " ") + arg;
+  return Status::InvalidInput("\"" + line + "\" is not an output type of this worker's table (" +
+                              Describe() + ")");
+}
+
+std::string CommandTable::Describe() const {
+  std::string out;
+  for (const TableCommand& c : commands_) {
+    if (!out.empty()) out += "; ";
+    out += c.name + " (";
+    for (std::size_t i = 0; i < c.output_types.size(); ++i) {
+      std::string line;
+      for (const std::string& arg : c.output_types[i].args) line += (line.empty() ? "" : " ") + arg;
+      out += (i > 0 ? "; " : "") + c.output_types[i].name + ": " + line;
+    }
+    out += ")";
+  }
+  return out;
+}
+
+}  // namespace imgsweep

@@ -1,0 +1,151 @@
+#include "protocol/command_table.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "sweep/plan.h"
+
+namespace imgsweep {
+namespace {
+
+std::string OneType(const std::string& type) {
+  return R"({"table_format": 1, "commands": [{"name": "map", "layout": "by-format", "output_types": [)" +
+         type + "]}]}";
+}
+
+std::string ParseError(const std::string& json) {
+  Result<CommandTable> table = CommandTable::Parse(json, "t.json");
+  return table.ok() ? "parsed" : table.status().message();
+}
+
+// map moved into the table unchanged: the same names and arguments, so a
+// plan (and every cache key and tree made from it) is what it was.
+TEST(CommandTable, TheBuiltInTableHoldsMapAsItWasHardWired) {
+  const CommandTable& table = CommandTable::BuiltIn();
+  ASSERT_GE(table.commands().size(), 1u);
+  EXPECT_EQ(table.commands()[0].name, "map");
+  const std::vector<OutputType> expected = {{"map-human", {"map"}},
+                                            {"map-json", {"map", "--output=json"}}};
+  EXPECT_EQ(table.commands()[0].output_types, expected);
+  EXPECT_EQ(MapOutputTypes(), expected);
+}
+
+// The contract's names and layouts for the other read-only commands.
+TEST(CommandTable, TheBuiltInTableHasInfoAndCheckAsTheContractNamesThem) {
+  Result<std::vector<OutputType>> types = CommandTable::BuiltIn().OutputTypesOf({"info", "check"});
+  ASSERT_TRUE(types.ok()) << types.status().message();
+  const std::vector<OutputType> expected = {
+      {"qemu-img-human", {"info"}, false},
+      {"qemu-img-json", {"info", "--output=json"}, false},
+      {"check-human", {"check"}, false},
+      {"check-json", {"check", "--output=json"}, false}};
+  EXPECT_EQ(types.value(), expected);
+}
+
+// The file in the repository is the one built in.
+TEST(CommandTable, TheRepositorysFileLoadsAndEqualsTheBuiltInTable) {
+  Result<CommandTable> file = CommandTable::Load(IMGSWEEP_SOURCE_DIR "/commands/commands.json");
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  EXPECT_EQ(file.value().Describe(), CommandTable::BuiltIn().Describe());
+}
+
+TEST(CommandTable, PicksTheOutputTypesOfTheCommandsNamed) {
+  Result<CommandTable> table = CommandTable::Parse(
+      R"({"table_format": 1, "commands": [
+           {"name": "map", "layout": "by-format", "output_types": [
+             {"name": "map-json", "argv": "{binary} map --output=json {image}"}]},
+           {"name": "info", "layout": "flat", "output_types": [
+             {"name": "info-human", "argv": "{binary} info {image}"},
+             {"name": "info-json", "argv": "{binary}   info --output=json   {image}"}]}]})",
+      "t.json");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  Result<std::vector<OutputType>> types = table.value().OutputTypesOf({"info", "map"});
+  ASSERT_TRUE(types.ok()) << types.status().message();
+  const std::vector<OutputType> expected = {{"map-json", {"map", "--output=json"}, true},
+                                            {"info-human", {"info"}, false},
+                                            {"info-json", {"info", "--output=json"}, false}};
+  EXPECT_EQ(types.value(), expected);  // table order, whatever the order asked
+  EXPECT_EQ(table.value().OutputTypesOf({"check"}).status().message(),
+            "--commands: \"check\" is not a command of the table (map, info)");
+  EXPECT_EQ(table.value().OutputTypesOf({"map", "map"}).status().message(),
+            "--commands: \"map\" is named twice");
+  EXPECT_EQ(table.value().OutputTypesOf({}).status().message(), "--commands: no command named");
+}
+
+TEST(CommandTable, RefusesABadTableNamingWhatIsWrong) {
+  EXPECT_EQ(ParseError("{").rfind("t.json: not JSON: ", 0), 0u) << ParseError("{");
+  EXPECT_EQ(ParseError(R"({"table_format": 2, "commands": []})"), "t.json: table_format: 2 is not 1");
+  EXPECT_EQ(ParseError(R"({"table_format": 1})"), "t.json: the table: member \"commands\" is missing");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [], "x": 1})"),
+            "t.json: the table: unknown member \"x\"");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": []})"),
+            "t.json: commands: is not a list of commands");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [{"name": "map", "layout": "flat"}]})"),
+            "t.json: commands[0]: member \"output_types\" is missing");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [{"name": "map", "output_types": []}]})"),
+            "t.json: commands[0]: member \"layout\" is missing");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [
+                           {"name": "map", "layout": "by-version", "output_types": []}]})"),
+            "t.json: commands[0].layout: \"by-version\" is neither \"by-format\" nor \"flat\"");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [
+                           {"name": "map", "layout": "flat", "output_types": []}]})"),
+            "t.json: commands[0].output_types: is not a list of output types");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [
+                           {"name": "m/p", "layout": "flat", "output_types": []}]})"),
+            "t.json: commands[0].name: \"m/p\" is not a name (letters, digits, . _ -)");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} info {image}"})")),
+            "t.json: commands[0].output_types[0].argv: \"{binary} info {image}\" does not start "
+            "with \"{binary} map\"");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image} --x"})")),
+            "t.json: commands[0].output_types[0].argv: \"{binary} map {image} --x\" does not end "
+            "with \"{image}\"");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {target} {image}"})")),
+            "t.json: commands[0].output_types[0].argv: \"{target}\" is not a placeholder this "
+            "table knows ({binary}, {image})");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map $(id) {image}"})")),
+            "t.json: commands[0].output_types[0].argv: argument \"$(id)\" holds a quote, a "
+            "backslash or a $");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image}"},
+                                  {"name": "a", "argv": "{binary} map --output=json {image}"})")),
+            "t.json: commands[0].output_types[1].name: output type \"a\" is listed twice");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": ["map"]})")),
+            "t.json: commands[0].output_types[0].argv: is not a string");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image}", "since": "7.0.0"})")),
+            "t.json: commands[0].output_types[0]: unknown member \"since\"");
+}
+
+TEST(CommandTable, LoadNamesAFileItCannotRead) {
+  EXPECT_EQ(CommandTable::Load("/nonexistent/commands.json").status().message(),
+            "command table /nonexistent/commands.json: cannot be read");
+}
+
+// A plan made from a table's output types, and none without any.
+TEST(CommandTable, APlanTakesTheOutputTypesGiven) {
+  Result<Manifest> manifest = Manifest::Parse(
+      R"({"images": [{"id": "a", "path": "a.raw", "format": "raw", "safety": "safe",
+          "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]})",
+      "m");
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  Result<Plan> plan = Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout,
+                                 {{"info-json", {"info", "--output=json"}, false}});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  Result<Plan> stored = Plan::FromJson(plan.value().ToJson());
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_FALSE(stored.value().types()[0].by_format);  // the layout is kept with the plan
+  Result<Plan> map = Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout);
+  ASSERT_TRUE(map.ok());
+  // A map plan's stored form is what it was before the table.
+  EXPECT_EQ(map.value().ToJson().find("by_format"), std::string::npos);
+  EXPECT_EQ(plan.value().Key({0, 0, 0}), "info-json/7.2.0/a");
+  EXPECT_EQ(plan.value().Args({0, 0, 0}),
+            (std::vector<std::string>{"info", "--output=json", "$TESTDATA_ROOT/a.raw"}));
+  EXPECT_EQ(Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout, {}).status().message(),
+            "plan: no output types to sweep");
+}
+
+}  // namespace
+}  // namespace imgsweep

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Commands beyond map, from the command table: `run --commands map,info`
+# on the test bed writes info's trees (not bucketed by format, output types
+# qemu-img-human and qemu-img-json) beside map's, every info cell equals a
+# direct run of its release, the profiles are those the direct runs give,
+# map's tree stays byte-identical to a map-only sweep, and adding a command
+# later runs only its cells. A table of the user's own adds a local variant
+# with no code change; a bad table or command is refused, naming what.
+# Usage: commands_test.sh IMGSWEEP BINARIES TESTDATA
+set -uo pipefail
+imgsweep="$1" binaries="$2" testdata="$3"
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/check.sh
+. "$here/check.sh"
+# shellcheck source=tests/sweep_lib.sh
+. "$here/sweep_lib.sh"
+manifest="$testdata/manifest.json"
+versions=$(ls "$binaries/x86_64")
+nversions=$(wc -w <<<"$versions")
+nimages=$(safe_cells | wc -l)
+sweep() {  # NAME DB [ARGS...]: `run` into $work/tree-NAME with the store $work/DB
+  local name="$1" db="$2"; shift 2
+  limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
+    --out "$work/tree-$name" --db "$work/$db" "$@" >"$work/$name.out" 2>"$work/$name.err"
+}
+
+# 1. map and info in one sweep.
+check "run --commands map,info" sweep both db --commands map,info
+check "the tree holds map's and info's output types, nothing else" \
+  [ "$(ls "$work/tree-both" | tr '\n' ' ')" = "map-human map-json qemu-img-human qemu-img-json " ]
+check "info's raw tree is <type>/<version>/<id>.*" \
+  [ -f "$work/tree-both/qemu-img-json/7.2.0/qcow2-base.stdout.txt" ]
+check "the tree validates" limit "$imgsweep" validate --out "$work/tree-both"
+
+# 2. Every info cell against a direct run of its release, from a dense copy
+# of the testdata (the workers ran on their dense staged copies).
+cp -r --sparse=never "$testdata" "$work/dense"
+root="$(realpath "$work/dense")"
+cells=0 mismatches=0
+mkdir -p "$work/direct"
+while read -r id path _; do
+  for v in $versions; do
+    for type in qemu-img-human qemu-img-json; do
+      args=(info)
+      [ "$type" = qemu-img-json ] && args+=(--output=json)
+      out="$work/direct/$type.$v.$id"
+      direct_run "$root" "$v" "$out" "${args[@]}" "$root/$path"
+      base="$work/tree-both/$type/$v/$id"
+      cells=$((cells + 1))
+      if ! cmp -s "$out.out" "$base.stdout.txt" || ! cmp -s "$out.err" "$base.stderr.txt" ||
+         ! grep -q "\"return_code\": $rc," "$base.meta.json"; then
+        mismatches=$((mismatches + 1))
+        echo "differs from a direct run: $type/$v/$id" >&2
+      fi
+    done
+  done
+done < <(safe_cells)
+check "$cells info cells over $nversions versions" [ "$cells" -eq $((nimages * nversions * 2)) ]
+check "every info cell equals a direct run ($mismatches of $cells differ)" [ "$mismatches" -eq 0 ]
+
+# 3. Profiles: the versions whose direct runs print the same on every image
+# share one, named after the earliest.
+for type in qemu-img-human qemu-img-json; do
+  expected=$(for v in $versions; do
+               echo "$(cat "$work/direct/$type.$v".*.out | sha256sum | cut -c1-16) $v"
+             done | sort -V -k2 | awk '{ if (!($1 in p)) { p[$1] = $2 }; print $2 " " p[$1] }')
+  got=$(perl -MJSON::PP -0777 -ne '
+          my $m = JSON::PP->new->decode($_);
+          for my $v (sort { my @a = split /\./, $a; my @b = split /\./, $b;
+                            $a[0] <=> $b[0] || $a[1] <=> $b[1] || $a[2] <=> $b[2] }
+                     keys %{$m->{version_to_profile}}) {
+            (my $p = $m->{version_to_profile}{$v}) =~ s/^profile-//; $p =~ s/-/./g;
+            print "$v $p\n";
+          }' "$work/tree-both/$type/version-map.json")
+  check "$type: profiles are those of the direct runs ($(tr '\n' ',' <<<"$got"))" \
+    [ "$got" = "$expected" ]
+done
+check "qemu-img-json splits where a release added fields (more than one profile)" \
+  [ "$(ls "$work/tree-both/qemu-img-json/profiles" | wc -l)" -gt 1 ]
+check "info --output=json of 10.0.x and later has the children field, 5.2 does not" \
+  grep -q '"children"' "$work/tree-both/qemu-img-json/10.0.2/qcow2-base.stdout.txt" &&
+  ! grep -q '"children"' "$work/tree-both/qemu-img-json/5.2.0/qcow2-base.stdout.txt"
+
+# 4. map's tree is the one a map-only sweep writes, and nothing ran twice.
+check "a map-only sweep on another store" sweep map db-map
+for type in map-human map-json; do
+  check "$type is byte-identical to a map-only sweep's" diff -r "$work/tree-map/$type" "$work/tree-both/$type"
+done
+check "the same sweep again runs nothing" sweep again db --commands map,info
+check "... and says so" grep -q " 0 run now" "$work/again.out"
+
+# 5. Adding check later runs only its cells; the others are reused.
+check "run --commands map,info,check" sweep more db --commands map,info,check
+check "only check's cells ran ($(grep 'run now' "$work/more.out"))" \
+  grep -q "$((nimages * nversions * 2)) run now, $((nimages * nversions * 4)) already stored" "$work/more.out"
+check "check's trees are written, not bucketed" \
+  [ -f "$work/tree-more/check-json/7.2.0/qcow2-base.stdout.txt" ]
+run limit "$imgsweep" status --db "$work/db"
+check "status counts every output type's cells" has "$(cat "$work/out")" "$((nimages * nversions * 6))"
+run limit "$imgsweep" profiles --db "$work/db" --output-type qemu-img-json
+check "profiles explains info's splits ($(head -3 "$work/out"))" has "$(cat "$work/out")" "JSON fields added"
+run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree-more" --image qcow2-base \
+  --binaries "$binaries" --testdata "$testdata"
+check "rerun --image exits 0 ($rc: $(tail -2 <<<"$err"))" [ "$rc" -eq 0 ]
+check "... and runs that image's cells of every output type, $((nversions * 6)) ($(grep 'run now' "$work/out"))" \
+  grep -q " $((nversions * 6)) run now" "$work/out"
+
+# 6. A table of the user's own: a local variant, no code change. The local
+# workers get the table too, and run its command lines.
+cat >"$work/table.json" <<'TABLE'
+{"table_format": 1, "commands": [
+  {"name": "info", "layout": "flat", "output_types": [
+    {"name": "info-chain", "argv": "{binary} info --backing-chain --output=json {image}"}]}]}
+TABLE
+check "run with --command-table and its command" \
+  sweep own db-own --command-table "$work/table.json" --commands info
+check "the variant's tree is written" [ -d "$work/tree-own/info-chain/profiles" ]
+v1=$(head -1 <<<"$versions")
+direct_run "$root" "$v1" "$work/chain" info --backing-chain --output=json "$root/images/qcow2/base.qcow2"
+check "the variant's cell equals a direct run" cmp "$work/chain.out" \
+  "$work/tree-own/info-chain/$v1/qcow2-base.stdout.txt"
+
+# 7. Bad input is refused, naming what, and stores nothing.
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
+  --out "$work/tree-bad" --db "$work/db-bad" --commands map,nope
+check "an unknown command exits 2 ($rc)" [ "$rc" -eq 2 ]
+check "... naming it and the table's commands ($err)" \
+  has "$err" '"nope" is not a command of the table (map, info, check)'
+printf '{"table_format": 1, "commands": [{"name": "info", "layout": "flat", "output_types": [{"name": "x", "argv": "{binary} info {target} {image}"}]}]}' \
+  >"$work/bad.json"
+run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
+  --out "$work/tree-bad" --db "$work/db-bad" --command-table "$work/bad.json" --commands info
+check "a table with a bad template exits 2 ($rc)" [ "$rc" -eq 2 ]
+check "... naming the file and the template ($err)" \
+  has "$err" "bad.json: commands[0].output_types[0].argv"
+check "nothing was written for the refused sweeps" [ ! -e "$work/tree-bad" ] && [ ! -e "$work/db-bad" ]
+
+finish commands
