@@ -87,6 +87,14 @@ Status RequireDigests(const fs::path& source, const Manifest& manifest) {
 }  // namespace
 
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
+  // The table and --commands first: a mistake there is found before any
+  // image is read.
+  Result<CommandTable> table = inputs.command_table.empty()
+                                   ? Result<CommandTable>(CommandTable::BuiltIn())
+                                   : CommandTable::Load(inputs.command_table);
+  if (!table.ok()) return table.status();
+  Result<std::vector<OutputType>> types = table.value().OutputTypesOf(inputs.commands);
+  if (!types.ok()) return types.status();
   Result<Manifest> manifest = Manifest::Load(inputs.manifest);
   if (!manifest.ok()) return manifest.status();
   if (!inputs.testdata.empty()) {
@@ -95,12 +103,6 @@ Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
   }
   Status st = RequireDigests(inputs.manifest, manifest.value());
   if (!st.ok()) return st;
-  Result<CommandTable> table = inputs.command_table.empty()
-                                   ? Result<CommandTable>(CommandTable::BuiltIn())
-                                   : CommandTable::Load(inputs.command_table);
-  if (!table.ok()) return table.status();
-  Result<std::vector<OutputType>> types = table.value().OutputTypesOf(inputs.commands);
-  if (!types.ok()) return types.status();
   Result<Plan> plan =
       Plan::Make(manifest.value(), inputs.versions, inputs.timeout, std::move(types).value());
   if (!plan.ok()) return plan.status();

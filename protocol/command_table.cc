@@ -18,6 +18,14 @@ constexpr int kTableFormat = 1;
 constexpr std::string_view kBinary = "{binary}";
 constexpr std::string_view kImage = "{image}";
 
+// "map --output=json": arguments as a person types them, for messages.
+std::string JoinArgs(std::vector<std::string>::const_iterator begin,
+                     std::vector<std::string>::const_iterator end) {
+  std::string line;
+  for (auto it = begin; it != end; ++it) line += (line.empty() ? "" : " ") + *it;
+  return line;
+}
+
 constexpr char kBuiltIn[] =
 #include "command_table_builtin.inc"
     ;
@@ -196,14 +204,13 @@ Status CommandTable::CheckCellArgs(const std::vector<std::string>& args,
   if (args.back() != image) {
     return Status::InvalidInput("the command line does not end with the image it checked (" + image + ")");
   }
-  const std::vector<std::string> before(args.begin(), args.end() - 1);
   for (const OutputType& type : command->output_types) {
-    if (type.args == before) return Status::Ok();
+    if (std::equal(type.args.begin(), type.args.end(), args.begin(), args.end() - 1)) {
+      return Status::Ok();
+    }
   }
-  std::string line;
-  for (const std::string& arg : before) line += (line.empty() ? "" : " ") + arg;
-  return Status::InvalidInput("\"" + line + "\" is not an output type of this worker's table (" +
-                              Describe() + ")");
+  return Status::InvalidInput("\"" + JoinArgs(args.begin(), args.end() - 1) +
+                              "\" is not an output type of this worker's table (" + Describe() + ")");
 }
 
 std::string CommandTable::Describe() const {
@@ -212,9 +219,8 @@ std::string CommandTable::Describe() const {
     if (!out.empty()) out += "; ";
     out += c.name + " (";
     for (std::size_t i = 0; i < c.output_types.size(); ++i) {
-      std::string line;
-      for (const std::string& arg : c.output_types[i].args) line += (line.empty() ? "" : " ") + arg;
-      out += (i > 0 ? "; " : "") + c.output_types[i].name + ": " + line;
+      const std::vector<std::string>& args = c.output_types[i].args;
+      out += (i > 0 ? "; " : "") + c.output_types[i].name + ": " + JoinArgs(args.begin(), args.end());
     }
     out += ")";
   }
