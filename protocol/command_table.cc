@@ -22,7 +22,10 @@ constexpr std::string_view kImage = "{image}";
 std::string JoinArgs(std::vector<std::string>::const_iterator begin,
                      std::vector<std::string>::const_iterator end) {
   std::string line;
-  for (auto it = begin; it != end; ++it) line += (line.empty() ? "" : " ") + *it;
+  for (auto it = begin; it != end; ++it) {
+    if (!line.empty()) line += ' ';
+    line += *it;
+  }
   return line;
 }
 
@@ -177,7 +180,10 @@ Result<std::vector<OutputType>> CommandTable::OutputTypesOf(const std::vector<st
                                    [&](const TableCommand& c) { return c.name == name; });
     if (!known) {
       std::string all;
-      for (const TableCommand& c : commands_) all += (all.empty() ? "" : ", ") + c.name;
+      for (const TableCommand& c : commands_) {
+        if (!all.empty()) all += ", ";
+        all += c.name;
+      }
       return Status::InvalidInput("--commands: \"" + name + "\" is not a command of the table (" + all + ")");
     }
     if (!wanted.insert(name).second) {
@@ -209,8 +215,9 @@ Status CommandTable::CheckCellArgs(const std::vector<std::string>& args,
       return Status::Ok();
     }
   }
-  return Status::InvalidInput("\"" + JoinArgs(args.begin(), args.end() - 1) +
-                              "\" is not an output type of this worker's table (" + Describe() + ")");
+  const std::string line = JoinArgs(args.begin(), args.end() - 1);
+  return Status::InvalidInput("\"" + line + "\" is not an output type of this worker's table (" +
+                              Describe() + ")");
 }
 
 std::string CommandTable::Describe() const {
@@ -220,7 +227,10 @@ std::string CommandTable::Describe() const {
     out += c.name + " (";
     for (std::size_t i = 0; i < c.output_types.size(); ++i) {
       const std::vector<std::string>& args = c.output_types[i].args;
-      out += (i > 0 ? "; " : "") + c.output_types[i].name + ": " + JoinArgs(args.begin(), args.end());
+      if (i > 0) out += "; ";
+      out += c.output_types[i].name;
+      out += ": ";
+      out += JoinArgs(args.begin(), args.end());
     }
     out += ")";
   }
