@@ -46,11 +46,13 @@ constexpr auto kLoggedProgressInterval = std::chrono::milliseconds(10'000);
 
 void PrintSummary(const SweepSummary& s, double seconds) {
   const std::size_t closed = s.closed();
+  const std::string unsupported =
+      s.unsupported == 0 ? std::string() : ", " + std::to_string(s.unsupported) + " unsupported (not run)";
   std::printf(
       "imgsweep: %zu cells: %zu exited 0, %zu exited non-zero, %zu signaled, %zu timed out, "
-      "%zu failed; %zu run now, %zu already stored; %.1f s\n",
-      s.cells, s.exited_zero, s.exited_nonzero, s.signaled, s.timeout, s.failed, s.ran_now,
-      closed - std::min(closed, s.ran_now), seconds);
+      "%zu failed%s; %zu run now, %zu already stored; %.1f s\n",
+      s.cells, s.exited_zero, s.exited_nonzero, s.signaled, s.timeout, s.failed,
+      unsupported.c_str(), s.ran_now, closed - std::min(closed, s.ran_now), seconds);
   for (const auto& [worker, cells] : s.by_worker) {
     std::printf("imgsweep:   %s ran %zu cells\n", worker.c_str(), cells);
   }

@@ -45,7 +45,7 @@ std::vector<std::size_t> Scheduler::Take(
       queue.pop_front();
       if (!takeable(cell)) continue;
       auto kept = keep_from_.find(cell);
-      if (worker.refused_images.contains(plan_->Ref(cell).image) ||
+      if (worker.refused_images.contains(plan_->RowOf(plan_->Ref(cell)).image) ||
           (kept != keep_from_.end() && kept->second.contains(worker.host))) {
         set_aside.push_back(cell);
         continue;

@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <chrono>
+#include <iterator>
 #include <random>
+
+#include "protocol/sha256.h"
 
 namespace imgsweep {
 namespace {
@@ -72,18 +76,46 @@ bool Current(const Plan& plan, const CellRef& ref, const CellRecord& record, boo
              ImageLayout mode, StoredCells* out) {
   if (record.state != CellState::kDone || record.attempts.empty() || force) return false;
   const Attempt& last = record.attempts.back();
+  // A "since" moved: an unsupported outcome whose release now runs the
+  // type, or a run whose release no longer does.
+  const bool supported = plan.types()[ref.type].Supports(plan.versions()[ref.version]);
+  if ((last.outcome == Outcome::kUnsupported) == supported) return false;
   // Stores from before digests were kept: the cells say which bytes ran.
   auto digest = out->digests.try_emplace(plan.versions()[ref.version], last.binary_sha256).first;
   std::string layout(kDenseLayout);
   if (mode == ImageLayout::kAsIs) {
     if (last.image_layout.empty()) return false;  // from before layouts were kept
-    layout = out->layouts.try_emplace(plan.images()[ref.image].path, last.image_layout)
+    layout = out->layouts.try_emplace(plan.ImageOf(ref).path, last.image_layout)
                  .first->second;
   }
   const std::string inputs = record.inputs.empty()
                                  ? plan.CacheKey(ref, last.binary_sha256, last.image_layout)
                                  : record.inputs;
   return inputs == plan.CacheKey(ref, digest->second, layout);
+}
+
+// The outcome of a cell whose release is older than its output type's
+// "since": recorded by the coordinator, with nothing run, after `record`'s
+// attempts.
+CellWrite Unsupported(const Plan& plan, const CellRef& ref, CellRecord record, StoredCells* out) {
+  static const std::string kEmpty = Sha256Hex("");
+  const std::string& version = plan.versions()[ref.version];
+  const auto digest = out->digests.find(version);
+  const std::string binary = digest == out->digests.end() ? std::string() : digest->second;
+  Attempt& a = record.attempts.emplace_back();
+  a.number = static_cast<std::uint32_t>(record.attempts.size());
+  a.outcome = Outcome::kUnsupported;
+  a.stdout_sha256 = kEmpty;
+  a.stderr_sha256 = kEmpty;
+  a.worker = "coordinator";
+  a.binary_sha256 = binary;
+  a.image_layout = std::string(kDenseLayout);
+  a.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  record.state = CellState::kDone;
+  record.inputs = plan.CacheKey(ref, binary, kDenseLayout);
+  return CellWrite{plan.Key(ref), std::move(record), {Blob{kEmpty, ""}}};
 }
 
 }  // namespace
@@ -108,12 +140,23 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
   out.slots.resize(plan.cell_count());
   out.reused.assign(plan.cell_count(), false);
   std::vector<CellWrite> reopened;
+  std::vector<CellWrite> unsupported;
+  std::vector<bool> stored(plan.cell_count(), false);
+  const auto supported = [&plan](std::size_t index) {
+    const CellRef ref = plan.Ref(index);
+    return plan.types()[ref.type].Supports(plan.versions()[ref.version]);
+  };
   st = store->ForEachCell([&](std::string_view key, const CellRecord& record) {
     Result<std::size_t> index = plan.IndexOfKey(key);
     if (!index.ok()) return true;  // a cell of no concern to this plan
+    stored[index.value()] = true;
     StoredCells::Slot& slot = out.slots[index.value()];
     slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
     slot.round_start = record.round_start;
+    if (record.state == CellState::kPending && !supported(index.value())) {
+      unsupported.push_back(Unsupported(plan, plan.Ref(index.value()), record, &out));
+      return true;
+    }
     if (record.state == CellState::kPending) {
       for (std::size_t i = record.round_start; i < record.attempts.size(); ++i) {
         const Attempt& attempt = record.attempts[i];
@@ -126,11 +169,26 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
       out.reused_counts.Add(record);
       return true;
     }
+    if (!supported(index.value())) {
+      unsupported.push_back(Unsupported(plan, plan.Ref(index.value()), record, &out));
+      return true;
+    }
     slot.round_start = slot.attempts;  // a new round: the attempt limit counts from here
     if (record.state == CellState::kDone) reopened.push_back(Reopened(key, record));
     return true;
   });
   if (!st.ok()) return st;
+  for (std::size_t i = 0; i < plan.cell_count(); ++i) {
+    if (!stored[i] && !supported(i)) unsupported.push_back(Unsupported(plan, plan.Ref(i), {}, &out));
+  }
+  for (const CellWrite& write : unsupported) {
+    const std::size_t index = plan.IndexOfKey(write.key).value();
+    out.reused[index] = true;
+    out.reused_counts.Add(write.record);
+    out.slots[index].attempts = static_cast<std::uint32_t>(write.record.attempts.size());
+  }
+  reopened.insert(reopened.end(), std::make_move_iterator(unsupported.begin()),
+                  std::make_move_iterator(unsupported.end()));
   if (!reopened.empty()) {
     st = store->Commit(reopened);
     if (!st.ok()) return st;
@@ -146,10 +204,15 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
     st = store->PutMeta("digest/" + version, digest);
     if (!st.ok()) return st;
   }
-  out.reopened = reopened.size();
+  out.reopened = reopened.size() - unsupported.size();
   const std::size_t reused = std::count(out.reused.begin(), out.reused.end(), true);
+  if (!unsupported.empty()) {
+    spdlog::info("coordinator: {} cells recorded as unsupported, without a run: their release is "
+                 "older than their output type's \"since\"",
+                 unsupported.size());
+  }
   spdlog::info("coordinator: {} cells planned, {} already stored with the same inputs{}",
-               plan.cell_count(), reused,
+               plan.cell_count(), reused - unsupported.size(),
                reopened.empty() ? std::string()
                                 : ", " + std::to_string(reopened.size()) +
                                       " stored with other inputs run again" +

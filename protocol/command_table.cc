@@ -1,6 +1,7 @@
 #include "protocol/command_table.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -8,6 +9,7 @@
 
 #include "protocol/manifest.h"
 #include "protocol/messages.h"
+#include "protocol/version_name.h"
 
 namespace imgsweep {
 namespace {
@@ -66,9 +68,25 @@ class Reader {
   std::string_view origin_;
 };
 
-// "{binary} map --output=json {image}" -> {"map", "--output=json"}.
+// "{target}" -> "target"; "" when `arg` is no placeholder.
+std::string_view PlaceholderOf(std::string_view arg) {
+  if (arg.size() < 3 || arg.front() != '{' || arg.back() != '}') return {};
+  return arg.substr(1, arg.size() - 2);
+}
+
+const Axis* FindAxis(const std::vector<Axis>& axes, std::string_view name) {
+  for (const Axis& axis : axes) {
+    if (axis.name == name) return &axis;
+  }
+  return nullptr;
+}
+
+// "{binary} map --output=json {image}" -> {"map", "--output=json"}; an axis
+// of the command may stand as a whole argument ("-O {target}"), and each
+// must.
 Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::string& where,
-                                               const json& value, const std::string& command) {
+                                               const json& value, const std::string& command,
+                                               const std::vector<Axis>& axes) {
   if (!value.is_string()) return reader.Error(where, "is not a string");
   const std::string text = value.get<std::string>();
   std::vector<std::string> words;
@@ -81,15 +99,75 @@ Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::
     return reader.Error(where, "\"" + text + "\" does not end with \"{image}\"");
   }
   std::vector<std::string> args(words.begin() + 1, words.end() - 1);
+  std::set<std::string_view> used;
   for (const std::string& arg : args) {
+    const std::string_view axis = PlaceholderOf(arg);
+    if (!axis.empty() && FindAxis(axes, axis) != nullptr) {
+      if (!used.insert(axis).second) {
+        return reader.Error(where, "axis " + arg + " stands twice in \"" + text + "\"");
+      }
+      continue;
+    }
     if (arg.find_first_of("{}") != std::string::npos) {
-      return reader.Error(where, "\"" + arg + "\" is not a placeholder this table knows ({binary}, {image})");
+      return reader.Error(where, "\"" + arg + "\" is not a placeholder this table knows ({binary}, {image}" +
+                                     std::string(axes.empty() ? "" : ", its command's axes") + ")");
     }
     if (arg.find_first_of("\"'\\`$") != std::string::npos) {
       return reader.Error(where, "argument \"" + arg + "\" holds a quote, a backslash or a $");
     }
   }
+  for (const Axis& axis : axes) {
+    if (!used.contains(axis.name)) {
+      return reader.Error(where, "\"" + text + "\" does not use axis {" + axis.name + "}");
+    }
+  }
   return args;
+}
+
+// A command's "axes": [{"name": "target", "values": ["raw", "qcow2"]}].
+Result<std::vector<Axis>> ParseAxes(const Reader& reader, const std::string& where, const json& value) {
+  if (!value.is_array() || value.empty()) return reader.Error(where, "is not a list of axes");
+  std::vector<Axis> axes;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (Status st = reader.Members(value[i], at, {"name", "values"}, {"name", "values"}); !st.ok()) return st;
+    Result<std::string> name = reader.Name(value[i]["name"], at + ".name");
+    if (!name.ok()) return name.status();
+    if (name.value() == "binary" || name.value() == "image" || FindAxis(axes, name.value()) != nullptr) {
+      return reader.Error(at + ".name", "axis \"" + name.value() + "\" is listed twice or is a built-in placeholder");
+    }
+    const json& values = value[i]["values"];
+    if (!values.is_array() || values.empty()) return reader.Error(at + ".values", "is not a list of values");
+    Axis& axis = axes.emplace_back(Axis{name.value(), {}});
+    for (std::size_t j = 0; j < values.size(); ++j) {
+      Result<std::string> v = reader.Name(values[j], at + ".values[" + std::to_string(j) + "]");
+      if (!v.ok()) return v.status();
+      if (std::find(axis.values.begin(), axis.values.end(), v.value()) != axis.values.end()) {
+        return reader.Error(at + ".values", "\"" + v.value() + "\" is listed twice");
+      }
+      axis.values.push_back(v.value());
+    }
+  }
+  return axes;
+}
+
+// A command's "formats": ["qcow2", "raw"], kept lower case.
+Result<std::vector<std::string>> ParseFormats(const Reader& reader, const std::string& where,
+                                              const json& value) {
+  if (!value.is_array() || value.empty()) return reader.Error(where, "is not a list of formats");
+  std::vector<std::string> formats;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    Result<std::string> f = reader.Name(value[i], where + "[" + std::to_string(i) + "]");
+    if (!f.ok()) return f.status();
+    std::string lower = f.value();
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (std::find(formats.begin(), formats.end(), lower) != formats.end()) {
+      return reader.Error(where, "\"" + f.value() + "\" is listed twice");
+    }
+    formats.push_back(std::move(lower));
+  }
+  return formats;
 }
 
 }  // namespace
@@ -118,7 +196,7 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
   std::set<std::string> type_names;
   for (std::size_t i = 0; i < commands.size(); ++i) {
     const std::string where = "commands[" + std::to_string(i) + "]";
-    if (Status st = reader.Members(commands[i], where, {"name", "layout", "output_types"},
+    if (Status st = reader.Members(commands[i], where, {"name", "layout", "formats", "axes", "output_types"},
                                    {"name", "layout", "output_types"});
         !st.ok()) {
       return st;
@@ -135,21 +213,45 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
       return reader.Error(where + ".layout", layout.dump() + " is neither \"by-format\" nor \"flat\"");
     }
     command.by_format = layout == "by-format";
+    std::vector<Axis> axes;
+    if (commands[i].contains("axes")) {
+      Result<std::vector<Axis>> parsed = ParseAxes(reader, where + ".axes", commands[i]["axes"]);
+      if (!parsed.ok()) return parsed.status();
+      axes = std::move(parsed).value();
+    }
+    std::vector<std::string> formats;
+    if (commands[i].contains("formats")) {
+      Result<std::vector<std::string>> parsed = ParseFormats(reader, where + ".formats", commands[i]["formats"]);
+      if (!parsed.ok()) return parsed.status();
+      formats = std::move(parsed).value();
+    }
     const json& types = commands[i]["output_types"];
     if (!types.is_array() || types.empty()) {
       return reader.Error(where + ".output_types", "is not a list of output types");
     }
     for (std::size_t j = 0; j < types.size(); ++j) {
       const std::string at = where + ".output_types[" + std::to_string(j) + "]";
-      if (Status st = reader.Members(types[j], at, {"name", "argv"}, {"name", "argv"}); !st.ok()) return st;
+      if (Status st = reader.Members(types[j], at, {"name", "argv", "since"}, {"name", "argv"}); !st.ok()) {
+        return st;
+      }
+      std::string since;
+      if (types[j].contains("since")) {
+        const json& value = types[j]["since"];
+        if (!value.is_string() || !IsVersionName(value.get<std::string>())) {
+          return reader.Error(at + ".since", value.dump() + " is not a version name (X.Y.Z)");
+        }
+        since = value.get<std::string>();
+      }
       Result<std::string> type_name = reader.Name(types[j]["name"], at + ".name");
       if (!type_name.ok()) return type_name.status();
       if (!type_names.insert(type_name.value()).second) {
         return reader.Error(at + ".name", "output type \"" + type_name.value() + "\" is listed twice");
       }
-      Result<std::vector<std::string>> args = ParseTemplate(reader, at + ".argv", types[j]["argv"], command.name);
+      Result<std::vector<std::string>> args =
+          ParseTemplate(reader, at + ".argv", types[j]["argv"], command.name, axes);
       if (!args.ok()) return args.status();
-      command.output_types.push_back({type_name.value(), std::move(args).value(), command.by_format});
+      command.output_types.push_back(
+          {type_name.value(), std::move(args).value(), command.by_format, axes, formats, since});
     }
   }
   return table;
@@ -211,13 +313,77 @@ Status CommandTable::CheckCellArgs(const std::vector<std::string>& args,
     return Status::InvalidInput("the command line does not end with the image it checked (" + image + ")");
   }
   for (const OutputType& type : command->output_types) {
-    if (std::equal(type.args.begin(), type.args.end(), args.begin(), args.end() - 1)) {
+    // An axis placeholder matches any of its values, a literal itself.
+    const auto matches = [&type](const std::string& want, const std::string& got) {
+      const Axis* axis = FindAxis(type.axes, PlaceholderOf(want));
+      if (axis == nullptr) return want == got;
+      return std::find(axis->values.begin(), axis->values.end(), got) != axis->values.end();
+    };
+    if (std::equal(type.args.begin(), type.args.end(), args.begin(), args.end() - 1, matches)) {
       return Status::Ok();
     }
   }
   const std::string line = JoinArgs(args.begin(), args.end() - 1);
   return Status::InvalidInput("\"" + line + "\" is not an output type of this worker's table (" +
                               Describe() + ")");
+}
+
+bool OutputType::RunsOn(std::string_view format) const {
+  if (formats.empty()) return true;
+  return std::any_of(formats.begin(), formats.end(), [format](const std::string& f) {
+    return std::equal(f.begin(), f.end(), format.begin(), format.end(), [](char a, char b) {
+      return a == std::tolower(static_cast<unsigned char>(b));
+    });
+  });
+}
+
+bool OutputType::Supports(std::string_view version) const {
+  return since.empty() || !VersionLess(version, since);
+}
+
+std::size_t OutputType::combos() const {
+  std::size_t n = 1;
+  for (const Axis& axis : axes) n *= axis.values.size();
+  return n;
+}
+
+namespace {
+
+// The value of each axis in combination `combo`, first axis slowest.
+std::vector<std::string_view> ValuesOf(const std::vector<Axis>& axes, std::size_t combo) {
+  std::vector<std::string_view> values(axes.size());
+  for (std::size_t a = axes.size(); a-- > 0;) {
+    values[a] = axes[a].values[combo % axes[a].values.size()];
+    combo /= axes[a].values.size();
+  }
+  return values;
+}
+
+}  // namespace
+
+std::vector<std::string> OutputType::ArgsOf(std::size_t combo) const {
+  if (axes.empty()) return args;
+  const std::vector<std::string_view> values = ValuesOf(axes, combo);
+  std::vector<std::string> out = args;
+  for (std::string& arg : out) {
+    const std::string_view axis_name = PlaceholderOf(arg);
+    for (std::size_t a = 0; a < axes.size() && !axis_name.empty(); ++a) {
+      if (axes[a].name == axis_name) {
+        arg = values[a];
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::string OutputType::SuffixOf(std::size_t combo) const {
+  std::string suffix;
+  for (std::string_view value : ValuesOf(axes, combo)) {
+    suffix += "__";
+    suffix += value;
+  }
+  return suffix;
 }
 
 std::string CommandTable::Describe() const {

@@ -12,6 +12,7 @@
 #ifndef IMGSWEEP_PROTOCOL_COMMAND_TABLE_H_
 #define IMGSWEEP_PROTOCOL_COMMAND_TABLE_H_
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -21,14 +22,39 @@
 
 namespace imgsweep {
 
+// An axis of a command: one cell per value, for every image, the value in
+// place of "{<name>}" in the arguments and "__<value>" after the image id
+// (measure's "-O {target}": "cirros__raw", "cirros__qcow2").
+struct Axis {
+  std::string name;                 // "target"
+  std::vector<std::string> values;  // {"raw", "qcow2"}
+  bool operator==(const Axis&) const = default;
+};
+
 // An output type of the contract's table and the arguments before the image.
 struct OutputType {
   std::string name;               // "map-json"
-  std::vector<std::string> args;  // {"map", "--output=json"}
+  std::vector<std::string> args;  // {"map", "--output=json"}; "{target}" for an axis
   // The raw tree: <type>/<format>/<version>/<id>.* (map, measure), or
   // <type>/<version>/<id>.* (info, check).
   bool by_format = true;
+  std::vector<Axis> axes;            // the command's; none: one cell per image
+  std::vector<std::string> formats;  // the images' formats it runs on; none: all
+  // The first release with its flags ("10.0.0"); older ones get an
+  // "unsupported" outcome instead of a run. Empty: every release.
+  std::string since = {};
   bool operator==(const OutputType&) const = default;
+
+  // Whether `version` (a version name) runs it.
+  bool Supports(std::string_view version) const;
+
+  // Whether it runs on an image of `format` (the manifest's, any case).
+  bool RunsOn(std::string_view format) const;
+  // The number of axis value combinations (1 with no axis), and combination
+  // `combo`'s arguments and id suffix, first axis slowest.
+  std::size_t combos() const;
+  std::vector<std::string> ArgsOf(std::size_t combo) const;
+  std::string SuffixOf(std::size_t combo) const;
 };
 
 struct TableCommand {
@@ -44,7 +70,9 @@ class CommandTable {
   // (output type names across the whole table), a template that does not
   // start with "{binary} <its command>", does not end with "{image}", or
   // holds another placeholder, an empty argument or one with a quote or a
-  // NUL in it.
+  // NUL in it; an axis with no value, a repeated value, or that a template
+  // does not use as a whole argument; an empty or repeated format; a
+  // "since" that is not a version name.
   static Result<CommandTable> Parse(std::string_view json, std::string_view origin);
   static Result<CommandTable> Load(const std::filesystem::path& file);
   // commands/commands.json as it was built in.
@@ -55,8 +83,9 @@ class CommandTable {
   // when none is named, one repeats or is not in the table.
   Result<std::vector<OutputType>> OutputTypesOf(const std::vector<std::string>& names) const;
 
-  // OK when `args` are one output type's arguments followed by
-  // "$TESTDATA_ROOT/<image_path>". Else kInvalidInput saying what differs.
+  // OK when `args` are one output type's arguments (an axis placeholder
+  // holding one of its values) followed by "$TESTDATA_ROOT/<image_path>".
+  // Else kInvalidInput saying what differs.
   Status CheckCellArgs(const std::vector<std::string>& args, std::string_view image_path) const;
   // "map (map-human: map; map-json: map --output=json)", for messages.
   std::string Describe() const;

@@ -251,6 +251,7 @@ CellResult ReadResult(const msgpack::object& body, Status* error) {
   r.Read("failure_kind", &failure_kind);
   r.Read("sweep_id", &m.sweep_id);
   r.Read("inputs", &m.inputs);
+  // kUnsupported is the coordinator's to record: no worker may claim it.
   if (outcome > static_cast<std::uint32_t>(Outcome::kInfraFailure)) {
     r.Fail("field \"outcome\": unknown value " + std::to_string(outcome));
   }
@@ -357,6 +358,8 @@ const char* OutcomeName(Outcome outcome) {
       return "timeout";
     case Outcome::kInfraFailure:
       return "infra-failure";
+    case Outcome::kUnsupported:
+      return "unsupported";
   }
   return "unknown";
 }

@@ -142,8 +142,18 @@ struct Assignment {
 
 // How a cell ended. The first three are the cell's own data (a baseline);
 // kInfraFailure means this host could not produce one and another may.
-enum class Outcome : std::uint8_t { kExited = 0, kSignaled = 1, kTimeout = 2, kInfraFailure = 3 };
-const char* OutcomeName(Outcome outcome);  // "exited", "signaled", "timeout", "infra-failure"
+// kUnsupported is the coordinator's, never a worker's: the release is older
+// than its output type's "since" (the command table), so nothing ran; it is
+// refused on the wire.
+enum class Outcome : std::uint8_t {
+  kExited = 0,
+  kSignaled = 1,
+  kTimeout = 2,
+  kInfraFailure = 3,
+  kUnsupported = 4,
+};
+// "exited", "signaled", "timeout", "infra-failure", "unsupported"
+const char* OutcomeName(Outcome outcome);
 
 // Why an attempt was an infrastructure failure (kNone for a cell's own
 // outcome). kWorkerLost and kLeaseExpired come from the coordinator itself,

@@ -117,7 +117,7 @@ class MapReader {
 void DecodeAttempt(const msgpack::object& o, Attempt* a, std::string* error) {
   const MapReader ra(o, error);
   a->number = ra.Number<std::uint32_t>("n");
-  a->outcome = ra.Enum<Outcome>("outcome", Outcome::kInfraFailure);
+  a->outcome = ra.Enum<Outcome>("outcome", Outcome::kUnsupported);
   a->exit_code = ra.Number<std::int32_t>("exit_code");
   a->signal = ra.Number<std::int32_t>("signal");
   a->stdout_sha256 = ra.Text("stdout");

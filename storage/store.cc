@@ -43,6 +43,9 @@ bool OutcomeCounts::Add(const CellRecord& record) {
     case Outcome::kInfraFailure:  // a done record ends with an outcome; this one is damaged
       ++failed;
       break;
+    case Outcome::kUnsupported:
+      ++unsupported;
+      break;
   }
   return true;
 }

@@ -74,10 +74,13 @@ struct OutcomeCounts {
   std::size_t signaled = 0;
   std::size_t timeout = 0;
   std::size_t failed = 0;  // no outcome after every allowed attempt
+  std::size_t unsupported = 0;  // older than its output type's "since": not run
   // Counts a closed cell; false, counting nothing, for a cell without an
   // outcome yet.
   bool Add(const CellRecord& record);
-  std::size_t closed() const { return exited_zero + exited_nonzero + signaled + timeout + failed; }
+  std::size_t closed() const {
+    return exited_zero + exited_nonzero + signaled + timeout + failed + unsupported;
+  }
   bool operator==(const OutcomeCounts&) const = default;
 };
 

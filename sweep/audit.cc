@@ -49,6 +49,8 @@ std::string Ending(const Attempt& a) {
       return "signal " + std::to_string(a.signal);
     case Outcome::kTimeout:
       return "timeout";
+    case Outcome::kUnsupported:
+      return "unsupported";
     case Outcome::kInfraFailure:
       break;
   }

@@ -22,12 +22,33 @@ Status Plan::BuildIndex() {
     NameIndex* index;
     std::vector<std::string> names;
   };
-  std::vector<Part> parts(3);
+  rows_.assign(types_.size(), {});
+  row_index_.assign(types_.size(), {});
+  type_start_.assign(1, 0);
+  std::vector<Part> parts(2);
   parts[0] = {"output type", &type_index_, {}};
   for (const OutputType& t : types_) parts[0].names.push_back(t.name);
   parts[1] = {"version", &version_index_, versions_};
-  parts[2] = {"image id", &image_index_, {}};
-  for (const PlannedImage& i : images_) parts[2].names.push_back(i.id);
+  NameIndex image_ids;  // an image listed twice is named as such, not as a row
+  parts.push_back({"image id", &image_ids, {}});
+  for (const PlannedImage& i : images_) parts.back().names.push_back(i.id);
+  for (std::size_t t = 0; t < types_.size(); ++t) {
+    const OutputType& type = types_[t];
+    for (std::size_t i = 0; i < images_.size(); ++i) {
+      if (!type.RunsOn(images_[i].format)) continue;
+      for (std::size_t c = 0; c < type.combos(); ++c) {
+        rows_[t].push_back(PlannedRow{i, c, images_[i].id + type.SuffixOf(c)});
+      }
+    }
+    if (rows_[t].empty()) {
+      return Status::InvalidInput("plan: output type " + type.name +
+                                  " runs on none of the safe-tier images' formats");
+    }
+    type_start_.push_back(type_start_.back() + versions_.size() * rows_[t].size());
+    Part part{"row id", &row_index_[t], {}};
+    for (const PlannedRow& row : rows_[t]) part.names.push_back(row.id);
+    parts.push_back(std::move(part));
+  }
   for (Part& part : parts) {
     part.index->clear();
     for (std::size_t i = 0; i < part.names.size(); ++i) {
@@ -89,6 +110,13 @@ std::string Plan::ToJson() const {
     // Only a flat type says so: a map plan reads as it always did.
     json type = {{"name", t.name}, {"args", t.args}};
     if (!t.by_format) type["by_format"] = false;
+    if (!t.axes.empty()) {
+      json axes = json::array();
+      for (const Axis& a : t.axes) axes.push_back({{"name", a.name}, {"values", a.values}});
+      type["axes"] = std::move(axes);
+    }
+    if (!t.formats.empty()) type["formats"] = t.formats;
+    if (!t.since.empty()) type["since"] = t.since;
     types.push_back(std::move(type));
   }
   json images = json::array();
@@ -112,9 +140,15 @@ Result<Plan> Plan::FromJson(std::string_view text) {
                                   std::to_string(kPlanFormat));
     }
     for (const json& t : j.at("output_types")) {
-      plan.types_.push_back({t.at("name").get<std::string>(),
-                             t.at("args").get<std::vector<std::string>>(),
-                             t.value("by_format", true)});
+      OutputType& type = plan.types_.emplace_back();
+      type.name = t.at("name").get<std::string>();
+      type.args = t.at("args").get<std::vector<std::string>>();
+      type.by_format = t.value("by_format", true);
+      for (const json& a : t.value("axes", json::array())) {
+        type.axes.push_back({a.at("name").get<std::string>(), a.at("values").get<std::vector<std::string>>()});
+      }
+      type.formats = t.value("formats", std::vector<std::string>());
+      type.since = t.value("since", std::string());
     }
     plan.versions_ = j.at("versions").get<std::vector<std::string>>();
     for (const json& i : j.at("images")) {
@@ -126,9 +160,12 @@ Result<Plan> Plan::FromJson(std::string_view text) {
     return Status::InvalidInput(std::string("stored plan is unreadable: ") + e.what());
   }
   for (const OutputType& type : plan.types_) {
-    if (!IsSafeName(type.name)) {
-      return Status::InvalidInput("stored plan is unreadable: bad output type " + type.name);
+    bool ok = IsSafeName(type.name) && (type.since.empty() || IsVersionName(type.since));
+    for (const Axis& axis : type.axes) {
+      ok = ok && IsSafeName(axis.name) && !axis.values.empty() &&
+           std::all_of(axis.values.begin(), axis.values.end(), IsSafeName);
     }
+    if (!ok) return Status::InvalidInput("stored plan is unreadable: bad output type " + type.name);
   }
   for (const std::string& v : plan.versions_) {
     if (!IsVersionName(v)) return Status::InvalidInput("stored plan is unreadable: bad version " + v);
@@ -145,19 +182,21 @@ Result<Plan> Plan::FromJson(std::string_view text) {
 
 CellRef Plan::Ref(std::size_t index) const {
   CellRef ref;
-  ref.image = index % images_.size();
-  index /= images_.size();
-  ref.version = index % versions_.size();
-  ref.type = index / versions_.size();
+  ref.type = static_cast<std::size_t>(std::upper_bound(type_start_.begin(), type_start_.end(), index) -
+                                      type_start_.begin()) - 1;
+  const std::size_t within = index - type_start_[ref.type];
+  const std::size_t rows = rows_[ref.type].size();
+  ref.version = within / rows;
+  ref.row = within % rows;
   return ref;
 }
 
 std::size_t Plan::Index(const CellRef& ref) const {
-  return (ref.type * versions_.size() + ref.version) * images_.size() + ref.image;
+  return type_start_[ref.type] + ref.version * rows_[ref.type].size() + ref.row;
 }
 
 std::string Plan::Key(const CellRef& ref) const {
-  return types_[ref.type].name + "/" + versions_[ref.version] + "/" + images_[ref.image].id;
+  return types_[ref.type].name + "/" + versions_[ref.version] + "/" + RowOf(ref).id;
 }
 
 Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
@@ -168,16 +207,20 @@ Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
   }
   auto type = type_index_.find(key.substr(0, first));
   auto version = version_index_.find(key.substr(first + 1, second - first - 1));
-  auto image = image_index_.find(key.substr(second + 1));
-  if (type == type_index_.end() || version == version_index_.end() || image == image_index_.end()) {
+  if (type == type_index_.end() || version == version_index_.end()) {
     return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not in the plan");
   }
-  return Index(CellRef{type->second, version->second, image->second});
+  const NameIndex& rows = row_index_[type->second];
+  auto row = rows.find(key.substr(second + 1));
+  if (row == rows.end()) {
+    return Status::InvalidInput("cell key \"" + std::string(key) + "\" is not in the plan");
+  }
+  return Index(CellRef{type->second, version->second, row->second});
 }
 
 std::vector<std::string> Plan::Args(const CellRef& ref) const {
-  std::vector<std::string> args = types_[ref.type].args;
-  args.push_back(std::string(kTestdataRootToken) + "/" + images_[ref.image].path);
+  std::vector<std::string> args = types_[ref.type].ArgsOf(RowOf(ref).combo);
+  args.push_back(std::string(kTestdataRootToken) + "/" + ImageOf(ref).path);
   return args;
 }
 
@@ -188,7 +231,7 @@ std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
   std::string text = "imgsweep-cell 1\nbinary ";
   text += binary_sha256;
   text += "\nimage ";
-  text += images_[ref.image].sha256;
+  text += ImageOf(ref).sha256;
   text += "\nlayout ";
   text += image_layout;
   text += "\ntype ";
@@ -203,7 +246,7 @@ std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
 }
 
 CellSpec Plan::Spec(const CellRef& ref, std::uint32_t attempt) const {
-  const PlannedImage& image = images_[ref.image];
+  const PlannedImage& image = ImageOf(ref);
   return CellSpec{Key(ref),   versions_[ref.version], Args(ref),
                   image.path, image.sha256,           static_cast<std::uint32_t>(timeout_.count()),
                   attempt};

@@ -1,6 +1,8 @@
 // The sweep's plan: which cells exist. A cell is (output type, version,
-// image); its key "<output type>/<version>/<image id>" names it on the wire,
-// in the store and (rearranged) in the tree. The plan is stored with the
+// row); a row is an image the type runs on, with one value of each of its
+// axes (measure's target format). Its key "<output type>/<version>/<row id>"
+// names it on the wire, in the store and (rearranged) in the tree; the row id
+// is the image id, with "__<value>" per axis ("cirros__qcow2"). The plan is stored with the
 // results, so `materialize` and a restarted coordinator need nothing else.
 // Thread-safety: an immutable value once made.
 #ifndef IMGSWEEP_SWEEP_PLAN_H_
@@ -34,10 +36,17 @@ struct PlannedImage {
   bool operator==(const PlannedImage&) const = default;
 };
 
+// An image under one output type, with one combination of its axes' values.
+struct PlannedRow {
+  std::size_t image = 0;  // into Plan::images()
+  std::size_t combo = 0;  // OutputType::ArgsOf, SuffixOf
+  std::string id;         // the image id and the suffix
+};
+
 struct CellRef {
   std::size_t type = 0;
   std::size_t version = 0;
-  std::size_t image = 0;
+  std::size_t row = 0;  // into Plan::rows(type)
 };
 
 class Plan {
@@ -60,8 +69,14 @@ class Plan {
   const std::vector<PlannedImage>& images() const { return images_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
-  std::size_t cell_count() const { return types_.size() * versions_.size() * images_.size(); }
-  // Cells are numbered type-major, then version, then image.
+  // The rows of output type `type`: the images it runs on (OutputType::
+  // RunsOn), in manifest order, each once per axis combination.
+  const std::vector<PlannedRow>& rows(std::size_t type) const { return rows_[type]; }
+  const PlannedRow& RowOf(const CellRef& ref) const { return rows_[ref.type][ref.row]; }
+  const PlannedImage& ImageOf(const CellRef& ref) const { return images_[RowOf(ref).image]; }
+
+  std::size_t cell_count() const { return type_start_.back(); }
+  // Cells are numbered type-major, then version, then row.
   CellRef Ref(std::size_t index) const;
   std::size_t Index(const CellRef& ref) const;
   std::string Key(const CellRef& ref) const;
@@ -90,16 +105,19 @@ class Plan {
     }
   };
   using NameIndex = std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>>;
-  // kInvalidInput naming a name that repeats.
+  // Lays out the rows; kInvalidInput naming a name that repeats, or a type
+  // that runs on no image.
   Status BuildIndex();
 
   std::vector<OutputType> types_;
   std::vector<std::string> versions_;
   std::vector<PlannedImage> images_;
   std::chrono::milliseconds timeout_ = kDefaultCellTimeout;
+  std::vector<std::vector<PlannedRow>> rows_;  // per type
+  std::vector<std::size_t> type_start_{0};      // first cell of each type; the count last
   NameIndex type_index_;
   NameIndex version_index_;
-  NameIndex image_index_;
+  std::vector<NameIndex> row_index_;  // per type
 };
 
 }  // namespace imgsweep

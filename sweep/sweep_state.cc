@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -49,6 +50,9 @@ std::string AttemptText(const Attempt& a) {
       break;
     case Outcome::kTimeout:
       text += "timeout";
+      break;
+    case Outcome::kUnsupported:
+      text += "unsupported";
       break;
     case Outcome::kInfraFailure:
       text += a.failure.empty() ? std::string(FailureKindName(a.failure_kind)) : a.failure;
@@ -100,10 +104,15 @@ Result<SweepState> ReadSweepState(Store& store) {
 }
 
 std::string FormatSweepState(const SweepState& state, bool every_cell) {
+  const Plan& plan = state.plan;
+  // A type with axes or formats has other rows than images: no product then.
+  const bool dense = state.total.cells ==
+                     plan.types().size() * plan.versions().size() * plan.images().size();
   std::string out = "imgsweep: " + std::to_string(state.total.cells) + " cells (" +
-                    std::to_string(state.plan.types().size()) + " output types x " +
-                    std::to_string(state.plan.versions().size()) + " versions x " +
-                    std::to_string(state.plan.images().size()) + " images)\n";
+                    std::to_string(plan.types().size()) + " output types" +
+                    (dense ? " x " : ", ") + std::to_string(plan.versions().size()) + " versions" +
+                    (dense ? " x " : ", ") + std::to_string(plan.images().size()) + " images" +
+                    (dense ? "" : ", with their axes and formats") + ")\n";
   char header[256];
   std::snprintf(header, sizeof header, "  %-12s %6s %6s %8s %8s %8s %8s %7s %8s\n", "shard",
                 "cells", "exit 0", "exit !0", "signaled", "timeout", "failed", "pending",
@@ -111,6 +120,11 @@ std::string FormatSweepState(const SweepState& state, bool every_cell) {
   out += header;
   for (const ShardCounts& shard : state.shards) out += Row(shard, shard.version);
   out += Row(state.total, "all");
+  if (state.total.unsupported > 0) {
+    out += "  " + std::to_string(state.total.unsupported) +
+           " of the done cells are unsupported: their release is older than their output "
+           "type's \"since\", so none ran\n";
+  }
 
   std::size_t listed = 0;
   std::string failed, timed_out;
@@ -178,7 +192,8 @@ nlohmann::json CountsJson(const ShardCounts& c) {
   return {{"cells", c.cells},         {"exited_zero", c.exited_zero},
           {"exited_nonzero", c.exited_nonzero}, {"signaled", c.signaled},
           {"timeout", c.timeout},     {"failed", c.failed},
-          {"pending", c.pending},     {"infra_attempts", c.infra_attempts}};
+          {"pending", c.pending},     {"infra_attempts", c.infra_attempts},
+          {"unsupported", c.unsupported}};
 }
 
 nlohmann::json CellJson(const CellStatus& cell) {
@@ -325,11 +340,15 @@ Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelec
                                   known + ")");
     }
   }
+  // An image id reopens all its rows, a row id ("cirros__qcow2") that row.
+  std::set<std::string, std::less<>> ids;
+  for (const PlannedImage& image : plan.images()) ids.insert(image.id);
+  for (std::size_t t = 0; t < plan.types().size(); ++t) {
+    for (const PlannedRow& row : plan.rows(t)) ids.insert(row.id);
+  }
   for (const std::string& id : selection.images) {
-    const auto& images = plan.images();
-    if (std::none_of(images.begin(), images.end(),
-                     [&](const PlannedImage& image) { return image.id == id; })) {
-      return Status::InvalidInput("rerun --image " + id + ": not an image of this sweep");
+    if (!ids.contains(id)) {
+      return Status::InvalidInput("rerun --image " + id + ": not an image or row of this sweep");
     }
   }
   std::vector<CellWrite> writes;
@@ -341,8 +360,10 @@ Result<std::size_t> ReopenCells(Store& store, const Plan& plan, const RerunSelec
         (selection.failed && (record.state == CellState::kFailed || TimedOut(record))) ||
         std::find(selection.shards.begin(), selection.shards.end(), versions[ref.version]) !=
             selection.shards.end() ||
-        std::find(selection.images.begin(), selection.images.end(),
-                  plan.images()[ref.image].id) != selection.images.end();
+        std::find(selection.images.begin(), selection.images.end(), plan.ImageOf(ref).id) !=
+            selection.images.end() ||
+        std::find(selection.images.begin(), selection.images.end(), plan.RowOf(ref).id) !=
+            selection.images.end();
     if (!chosen) return true;
     writes.push_back(Reopened(key, record));
     return true;

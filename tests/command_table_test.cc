@@ -28,8 +28,8 @@ TEST(CommandTable, TheBuiltInTableHoldsMapAsItWasHardWired) {
   const CommandTable& table = CommandTable::BuiltIn();
   ASSERT_GE(table.commands().size(), 1u);
   EXPECT_EQ(table.commands()[0].name, "map");
-  const std::vector<OutputType> expected = {{"map-human", {"map"}},
-                                            {"map-json", {"map", "--output=json"}}};
+  const std::vector<OutputType> expected = {{"map-human", {"map"}, true, {}, {}},
+                                            {"map-json", {"map", "--output=json"}, true, {}, {}}};
   EXPECT_EQ(table.commands()[0].output_types, expected);
   EXPECT_EQ(MapOutputTypes(), expected);
 }
@@ -39,10 +39,10 @@ TEST(CommandTable, TheBuiltInTableHasInfoAndCheckAsTheContractNamesThem) {
   Result<std::vector<OutputType>> types = CommandTable::BuiltIn().OutputTypesOf({"info", "check"});
   ASSERT_TRUE(types.ok()) << types.status().message();
   const std::vector<OutputType> expected = {
-      {"qemu-img-human", {"info"}, false},
-      {"qemu-img-json", {"info", "--output=json"}, false},
-      {"check-human", {"check"}, false},
-      {"check-json", {"check", "--output=json"}, false}};
+      {"qemu-img-human", {"info"}, false, {}, {}},
+      {"qemu-img-json", {"info", "--output=json"}, false, {}, {}},
+      {"check-human", {"check"}, false, {}, {}},
+      {"check-json", {"check", "--output=json"}, false, {}, {}}};
   EXPECT_EQ(types.value(), expected);
 }
 
@@ -65,9 +65,9 @@ TEST(CommandTable, PicksTheOutputTypesOfTheCommandsNamed) {
   ASSERT_TRUE(table.ok()) << table.status().message();
   Result<std::vector<OutputType>> types = table.value().OutputTypesOf({"info", "map"});
   ASSERT_TRUE(types.ok()) << types.status().message();
-  const std::vector<OutputType> expected = {{"map-json", {"map", "--output=json"}, true},
-                                            {"info-human", {"info"}, false},
-                                            {"info-json", {"info", "--output=json"}, false}};
+  const std::vector<OutputType> expected = {{"map-json", {"map", "--output=json"}, true, {}, {}},
+                                            {"info-human", {"info"}, false, {}, {}},
+                                            {"info-json", {"info", "--output=json"}, false, {}, {}}};
   EXPECT_EQ(types.value(), expected);  // table order, whatever the order asked
   EXPECT_EQ(table.value().OutputTypesOf({"check"}).status().message(),
             "--commands: \"check\" is not a command of the table (map, info)");
@@ -106,6 +106,32 @@ TEST(CommandTable, RefusesABadTableNamingWhatIsWrong) {
   EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {target} {image}"})")),
             "t.json: commands[0].output_types[0].argv: \"{target}\" is not a placeholder this "
             "table knows ({binary}, {image})");
+  const auto with_axes = [](const std::string& axes, const std::string& argv) {
+    return R"({"table_format": 1, "commands": [{"name": "measure", "layout": "by-format", "axes": )" +
+           axes + R"(, "output_types": [{"name": "m", "argv": ")" + argv + R"("}]}]})";
+  };
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "target", "values": ["raw"]}])",
+                                 "{binary} measure {image}")),
+            "t.json: commands[0].output_types[0].argv: \"{binary} measure {image}\" does not use "
+            "axis {target}");
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "target", "values": ["raw"]}])",
+                                 "{binary} measure -O {size} {image}")),
+            "t.json: commands[0].output_types[0].argv: \"{size}\" is not a placeholder this "
+            "table knows ({binary}, {image}, its command's axes)");
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "target", "values": []}])", "{binary} measure {image}")),
+            "t.json: commands[0].axes[0].values: is not a list of values");
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "target", "values": ["raw", "raw"]}])",
+                                 "{binary} measure {image}")),
+            "t.json: commands[0].axes[0].values: \"raw\" is listed twice");
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "target", "values": ["a b"]}])",
+                                 "{binary} measure {image}")),
+            "t.json: commands[0].axes[0].values[0]: \"a b\" is not a name (letters, digits, . _ -)");
+  EXPECT_EQ(ParseError(with_axes(R"([{"name": "image", "values": ["x"]}])", "{binary} measure {image}")),
+            "t.json: commands[0].axes[0].name: axis \"image\" is listed twice or is a built-in "
+            "placeholder");
+  EXPECT_EQ(ParseError(R"({"table_format": 1, "commands": [{"name": "map", "layout": "flat",
+                           "formats": ["qcow2", "QCOW2"], "output_types": []}]})"),
+            "t.json: commands[0].formats: \"QCOW2\" is listed twice");
   EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map $(id) {image}"})")),
             "t.json: commands[0].output_types[0].argv: argument \"$(id)\" holds a quote, a "
             "backslash or a $");
@@ -114,13 +140,84 @@ TEST(CommandTable, RefusesABadTableNamingWhatIsWrong) {
             "t.json: commands[0].output_types[1].name: output type \"a\" is listed twice");
   EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": ["map"]})")),
             "t.json: commands[0].output_types[0].argv: is not a string");
-  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image}", "since": "7.0.0"})")),
-            "t.json: commands[0].output_types[0]: unknown member \"since\"");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image}", "since": "7.0.x"})")),
+            "t.json: commands[0].output_types[0].since: \"7.0.x\" is not a version name (X.Y.Z)");
+  EXPECT_EQ(ParseError(OneType(R"({"name": "a", "argv": "{binary} map {image}", "until": "7.0.0"})")),
+            "t.json: commands[0].output_types[0]: unknown member \"until\"");
 }
 
 TEST(CommandTable, LoadNamesAFileItCannotRead) {
   EXPECT_EQ(CommandTable::Load("/nonexistent/commands.json").status().message(),
             "command table /nonexistent/commands.json: cannot be read");
+}
+
+// An axis makes a cell per value, named "<image id>__<value>"; formats keep
+// a type to the images of those formats; a worker runs only the values.
+TEST(CommandTable, AxesAndFormatsShapeThePlanAndTheWorkersRule) {
+  Result<CommandTable> table = CommandTable::Parse(R"({"table_format": 1, "commands": [
+      {"name": "measure", "layout": "by-format", "formats": ["QCOW2", "raw"],
+       "axes": [{"name": "target", "values": ["raw", "qcow2"]}],
+       "output_types": [{"name": "measure-json",
+                         "argv": "{binary} measure --output=json -O {target} {image}"}]},
+      {"name": "info", "layout": "flat",
+       "output_types": [{"name": "info-json", "argv": "{binary} info --output=json {image}"}]}]})",
+                                                   "t.json");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  const std::string sha(64, '0');
+  Result<Manifest> manifest = Manifest::Parse(
+      R"({"images": [{"id": "a", "path": "a.qcow2", "format": "qcow2", "safety": "safe", "sha256": ")" +
+          sha + R"("}, {"id": "b", "path": "b.vmdk", "format": "vmdk", "safety": "safe", "sha256": ")" +
+          sha + R"("}, {"id": "c", "path": "c.raw", "format": "RAW", "safety": "safe", "sha256": ")" +
+          sha + R"("}]})",
+      "m");
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  Result<std::vector<OutputType>> types = table.value().OutputTypesOf({"measure", "info"});
+  ASSERT_TRUE(types.ok());
+  Result<Plan> made = Plan::Make(manifest.value(), {"7.2.0", "10.0.2"}, kDefaultCellTimeout, types.value());
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  const Plan& plan = made.value();
+  // measure: a and c (not the vmdk), each twice; info: all three.
+  EXPECT_EQ(plan.cell_count(), 2u * 4u + 2u * 3u);
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < plan.cell_count(); ++i) {
+    keys.push_back(plan.Key(plan.Ref(i)));
+    Result<std::size_t> back = plan.IndexOfKey(keys.back());
+    ASSERT_TRUE(back.ok()) << keys.back();
+    EXPECT_EQ(back.value(), i);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "measure-json/7.2.0/a__raw", "measure-json/7.2.0/a__qcow2",
+                      "measure-json/7.2.0/c__raw", "measure-json/7.2.0/c__qcow2",
+                      "measure-json/10.0.2/a__raw", "measure-json/10.0.2/a__qcow2",
+                      "measure-json/10.0.2/c__raw", "measure-json/10.0.2/c__qcow2",
+                      "info-json/7.2.0/a", "info-json/7.2.0/b", "info-json/7.2.0/c",
+                      "info-json/10.0.2/a", "info-json/10.0.2/b", "info-json/10.0.2/c"}));
+  const CellRef c_qcow2 = plan.Ref(3);
+  EXPECT_EQ(plan.ImageOf(c_qcow2).id, "c");
+  const std::vector<std::string> args = plan.Args(c_qcow2);
+  EXPECT_EQ(args, (std::vector<std::string>{"measure", "--output=json", "-O", "qcow2", "$TESTDATA_ROOT/c.raw"}));
+  EXPECT_TRUE(table.value().CheckCellArgs(args, "c.raw").ok());
+  EXPECT_EQ(table.value()
+                .CheckCellArgs({"measure", "--output=json", "-O", "vmdk", "$TESTDATA_ROOT/c.raw"}, "c.raw")
+                .message(),
+            "\"measure --output=json -O vmdk\" is not an output type of this worker's table (measure "
+            "(measure-json: measure --output=json -O {target}); info (info-json: info --output=json))");
+  EXPECT_FALSE(plan.IndexOfKey("measure-json/7.2.0/b__raw").ok());  // vmdk: not measured
+  EXPECT_FALSE(plan.IndexOfKey("measure-json/7.2.0/a").ok());
+  // The stored form keeps the axes and formats.
+  Result<Plan> stored = Plan::FromJson(plan.ToJson());
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored.value(), plan);
+  EXPECT_EQ(stored.value().Key(stored.value().Ref(6)), "measure-json/10.0.2/c__raw");
+  // A type that runs on none of the images is refused.
+  Result<std::vector<OutputType>> measure = table.value().OutputTypesOf({"measure"});
+  Result<Manifest> vmdk_only = Manifest::Parse(
+      R"({"images": [{"id": "b", "path": "b.vmdk", "format": "vmdk", "safety": "safe", "sha256": ")" + sha +
+          R"("}]})",
+      "m");
+  ASSERT_TRUE(vmdk_only.ok());
+  EXPECT_EQ(Plan::Make(vmdk_only.value(), {"7.2.0"}, kDefaultCellTimeout, measure.value()).status().message(),
+            "plan: output type measure-json runs on none of the safe-tier images' formats");
 }
 
 // A plan made from a table's output types, and none without any.
@@ -131,7 +228,7 @@ TEST(CommandTable, APlanTakesTheOutputTypesGiven) {
       "m");
   ASSERT_TRUE(manifest.ok()) << manifest.status().message();
   Result<Plan> plan = Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout,
-                                 {{"info-json", {"info", "--output=json"}, false}});
+                                 {{"info-json", {"info", "--output=json"}, false, {}, {}}});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   Result<Plan> stored = Plan::FromJson(plan.value().ToJson());
   ASSERT_TRUE(stored.ok()) << stored.status().message();
@@ -145,6 +242,16 @@ TEST(CommandTable, APlanTakesTheOutputTypesGiven) {
             (std::vector<std::string>{"info", "--output=json", "$TESTDATA_ROOT/a.raw"}));
   EXPECT_EQ(Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout, {}).status().message(),
             "plan: no output types to sweep");
+  // "since" is kept with the plan, and says which releases run the type.
+  OutputType newer{"info-json", {"info", "--output=json"}, false, {}, {}, "10.0.0"};
+  EXPECT_FALSE(newer.Supports("7.2.0"));
+  EXPECT_TRUE(newer.Supports("10.0.0"));
+  EXPECT_TRUE(newer.Supports("11.1.3"));
+  Result<Plan> since = Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout, {newer});
+  ASSERT_TRUE(since.ok());
+  Result<Plan> since_stored = Plan::FromJson(since.value().ToJson());
+  ASSERT_TRUE(since_stored.ok()) << since_stored.status().message();
+  EXPECT_EQ(since_stored.value().types()[0].since, "10.0.0");
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 # qemu-img-human and qemu-img-json) beside map's, every info cell equals a
 # direct run of its release, the profiles are those the direct runs give,
 # map's tree stays byte-identical to a map-only sweep, and adding a command
-# later runs only its cells. A table of the user's own adds a local variant
+# later runs only its cells. measure runs once per target format (an axis of
+# the table), each cell equal to a direct run. A table of the user's own adds a local variant
 # with no code change; a bad table or command is refused, naming what.
 # Usage: commands_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
@@ -18,6 +19,7 @@ manifest="$testdata/manifest.json"
 versions=$(ls "$binaries/x86_64")
 nversions=$(wc -w <<<"$versions")
 nimages=$(safe_cells | wc -l)
+v1=$(head -1 <<<"$versions")
 sweep() {  # NAME DB [ARGS...]: `run` into $work/tree-NAME with the store $work/DB
   local name="$1" db="$2"; shift 2
   limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
@@ -38,6 +40,16 @@ cp -r --sparse=never "$testdata" "$work/dense"
 root="$(realpath "$work/dense")"
 cells=0 mismatches=0
 mkdir -p "$work/direct"
+# same_as_direct OUT BASE: counts a cell, and a mismatch when the tree's
+# BASE.* differ from the direct run's OUT.* and $rc (direct_run's).
+same_as_direct() {
+  cells=$((cells + 1))
+  if ! cmp -s "$1.out" "$2.stdout.txt" || ! cmp -s "$1.err" "$2.stderr.txt" ||
+     ! grep -q "\"return_code\": $rc," "$2.meta.json"; then
+    mismatches=$((mismatches + 1))
+    echo "differs from a direct run: ${2#"$work"/}" >&2
+  fi
+}
 while read -r id path _; do
   for v in $versions; do
     for type in qemu-img-human qemu-img-json; do
@@ -45,13 +57,7 @@ while read -r id path _; do
       [ "$type" = qemu-img-json ] && args+=(--output=json)
       out="$work/direct/$type.$v.$id"
       direct_run "$root" "$v" "$out" "${args[@]}" "$root/$path"
-      base="$work/tree-both/$type/$v/$id"
-      cells=$((cells + 1))
-      if ! cmp -s "$out.out" "$base.stdout.txt" || ! cmp -s "$out.err" "$base.stderr.txt" ||
-         ! grep -q "\"return_code\": $rc," "$base.meta.json"; then
-        mismatches=$((mismatches + 1))
-        echo "differs from a direct run: $type/$v/$id" >&2
-      fi
+      same_as_direct "$out" "$work/tree-both/$type/$v/$id"
     done
   done
 done < <(safe_cells)
@@ -105,27 +111,93 @@ check "rerun --image exits 0 ($rc: $(tail -2 <<<"$err"))" [ "$rc" -eq 0 ]
 check "... and runs that image's cells of every output type, $((nversions * 6)) ($(grep 'run now' "$work/out"))" \
   grep -q " $((nversions * 6)) run now" "$work/out"
 
-# 6. A table of the user's own: a local variant, no code change. The local
+# 6. measure: an axis (the target format) makes two cells per image, named
+# <id>__<target>, bucketed by the image's format. Added to the same store,
+# only its cells run; each equals a direct run of its release.
+check "run --commands map,info,check,measure" sweep measure db --commands map,info,check,measure
+check "only measure's cells ran, two targets per image ($(grep 'run now' "$work/measure.out"))" \
+  grep -q "$((nimages * nversions * 4)) run now, $((nimages * nversions * 6)) already stored" "$work/measure.out"
+check "the measure tree validates" limit "$imgsweep" validate --out "$work/tree-measure"
+cells=0 mismatches=0
+while read -r id path format; do
+  for v in $versions; do
+    for type in measure-human measure-json; do
+      for target in raw qcow2; do
+        args=(measure)
+        [ "$type" = measure-json ] && args+=(--output=json)
+        out="$work/direct/$type.$v.$id.$target"
+        direct_run "$root" "$v" "$out" "${args[@]}" -O "$target" "$root/$path"
+        same_as_direct "$out" "$work/tree-measure/$type/$format/$v/${id}__$target"
+      done
+    done
+  done
+done < <(safe_cells)
+check "$cells measure cells, 2 targets x 2 output types x $nversions versions x $nimages images" \
+  [ "$cells" -eq $((nimages * nversions * 4)) ]
+check "every measure cell equals a direct run ($mismatches of $cells differ)" [ "$mismatches" -eq 0 ]
+check "a measure cell's meta names its target" [ "$(perl -MJSON::PP -0777 -ne \
+  'print JSON::PP->new->decode($_)->{axes}{target}' \
+  "$work/tree-measure/measure-json/qcow2/$v1/qcow2-base__qcow2.meta.json")" = qcow2 ]
+first=$(find "$work/tree-measure/measure-json/profiles" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -1)
+check "the first measure-json profile ($first) holds every image at both targets" \
+  [ "$(find "$work/tree-measure/measure-json/profiles/$first" -name '*__raw.stdout.txt' -o \
+       -name '*__qcow2.stdout.txt' | wc -l)" -eq $((nimages * 2)) ]
+run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree-measure" --image qcow2-base__raw \
+  --binaries "$binaries" --testdata "$testdata"
+check "rerun --image ID__TARGET runs that row alone, in both measure types ($(grep 'run now' "$work/out"))" \
+  grep -q " $((nversions * 2)) run now" "$work/out"
+
+# 7. A table of the user's own: a local variant, no code change. The local
 # workers get the table too, and run its command lines.
 cat >"$work/table.json" <<'TABLE'
 {"table_format": 1, "commands": [
-  {"name": "info", "layout": "flat", "output_types": [
-    {"name": "info-chain", "argv": "{binary} info --backing-chain --output=json {image}"}]}]}
+  {"name": "info", "layout": "flat", "formats": ["qcow2"], "output_types": [
+    {"name": "info-chain", "argv": "{binary} info --backing-chain --output=json {image}"},
+    {"name": "info-new", "argv": "{binary} info --output=json {image}", "since": "10.0.0"}]}]}
 TABLE
 check "run with --command-table and its command" \
   sweep own db-own --command-table "$work/table.json" --commands info
 check "the variant's tree is written" [ -d "$work/tree-own/info-chain/profiles" ]
-v1=$(head -1 <<<"$versions")
+check "... for the table's formats alone (qcow2, no raw image)" \
+  [ -f "$work/tree-own/info-chain/$v1/qcow2-base.stdout.txt" ] &&
+  [ -z "$(find "$work/tree-own/info-chain/$v1" -name 'raw-*')" ]
 direct_run "$root" "$v1" "$work/chain" info --backing-chain --output=json "$root/images/qcow2/base.qcow2"
 check "the variant's cell equals a direct run" cmp "$work/chain.out" \
   "$work/tree-own/info-chain/$v1/qcow2-base.stdout.txt"
+# "since": releases older than 10.0.0 get an unsupported outcome, not a run.
+nqcow2=$(safe_cells | awk '$3 == "qcow2"' | wc -l)
+old=0 new=0
+for v in $versions; do
+  if [ "$(printf '%s\n' "$v" 10.0.0 | sort -V | head -1)" = 10.0.0 ]; then new=$((new + 1)); else old=$((old + 1)); fi
+done
+check "unsupported cells are counted and not run ($(grep 'run now' "$work/own.out"))" \
+  grep -q "$((nqcow2 * old)) unsupported (not run); $((nqcow2 * (nversions + new))) run now" "$work/own.out"
+vold=$(for v in $versions; do echo "$v"; done | sort -V | head -1)
+vnew=$(for v in $versions; do echo "$v"; done | sort -V | tail -1)
+meta="$work/tree-own/info-new/$vold/qcow2-base.meta.json"
+check "an unsupported cell's meta: outcome unsupported, return_code null, since 10.0.0" \
+  [ "$(perl -MJSON::PP -0777 -ne 'my $m = JSON::PP->new->decode($_);
+         print join(" ", $m->{outcome}, defined $m->{return_code} ? "set" : "null", $m->{since})' "$meta")" \
+    = "unsupported null 10.0.0" ]
+check "... with empty stdout and stderr" [ ! -s "${meta%.meta.json}.stdout.txt" ] && [ ! -s "${meta%.meta.json}.stderr.txt" ]
+direct_run "$root" "$vnew" "$work/new" info --output=json "$root/images/qcow2/base.qcow2"
+check "a supported release's cell ($vnew) equals a direct run" \
+  cmp "$work/new.out" "$work/tree-own/info-new/$vnew/qcow2-base.stdout.txt"
+check "the unsupported releases share a profile, named after the first" \
+  [ "$(perl -MJSON::PP -0777 -ne 'print JSON::PP->new->decode($_)->{version_to_profile}{"'"$vold"'"}' \
+       "$work/tree-own/info-new/version-map.json")" = "profile-${vold//./-}" ]
+run limit "$imgsweep" status --db "$work/db-own"
+check "status says how many are unsupported" has "$(cat "$work/out")" "$((nqcow2 * old)) of the done cells are unsupported"
+check "the same sweep again runs nothing and records nothing twice" \
+  sweep own db-own --command-table "$work/table.json" --commands info
+check "... ($(grep 'run now' "$work/own.out"))" grep -q " 0 run now" "$work/own.out"
 
-# 7. Bad input is refused, naming what, and stores nothing.
+# 8. Bad input is refused, naming what, and stores nothing.
 run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
   --out "$work/tree-bad" --db "$work/db-bad" --commands map,nope
 check "an unknown command exits 2 ($rc)" [ "$rc" -eq 2 ]
 check "... naming it and the table's commands ($err)" \
-  has "$err" '"nope" is not a command of the table (map, info, check)'
+  has "$err" '"nope" is not a command of the table (map, info, check, measure)'
 printf '{"table_format": 1, "commands": [{"name": "info", "layout": "flat", "output_types": [{"name": "x", "argv": "{binary} info {target} {image}"}]}]}' \
   >"$work/bad.json"
 run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \

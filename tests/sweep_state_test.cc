@@ -119,7 +119,7 @@ TEST_F(SweepStateTest, RefusesSelectionsThePlanDoesNotHave) {
   EXPECT_EQ(ReopenCells(*store_, plan_, RerunSelection{false, {"9.9.9"}, {}}).status().message(),
             "rerun --shard 9.9.9: not a version of this sweep (it has 7.2.0, 10.0.2)");
   EXPECT_EQ(ReopenCells(*store_, plan_, RerunSelection{false, {}, {"c"}}).status().message(),
-            "rerun --image c: not an image of this sweep");
+            "rerun --image c: not an image or row of this sweep");
   EXPECT_EQ(ReopenCells(*store_, plan_, RerunSelection{}).status().message(),
             "rerun: say which cells: --failed, --shard VERSION or --image ID");
 }

@@ -34,7 +34,8 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
                      const MaterializeOptions& options) {
   const Attempt& a = record.attempts.back();
   const std::string& version = plan.versions()[ref.version];
-  const PlannedImage& image = plan.images()[ref.image];
+  const PlannedImage& image = plan.ImageOf(ref);
+  const OutputType& type = plan.types()[ref.type];
   std::vector<std::string> argv = {version + "/qemu-img"};
   for (std::string& arg : plan.Args(ref)) argv.push_back(std::move(arg));
   json meta{{"argv", argv},
@@ -50,6 +51,16 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
             {"timeout_seconds", TimeoutSeconds(plan.timeout())},
             {"version", version},
             {"version_line", a.version_line}};
+  if (!type.axes.empty()) {  // the row's values: {"target": "qcow2"}
+    json values = json::object();
+    const std::vector<std::string> args = type.ArgsOf(plan.RowOf(ref).combo);
+    for (std::size_t i = 0; i < type.args.size(); ++i) {
+      for (const Axis& axis : type.axes) {
+        if (type.args[i] == "{" + axis.name + "}") values[axis.name] = args[i];
+      }
+    }
+    meta["axes"] = std::move(values);
+  }
   switch (a.outcome) {
     case Outcome::kExited:
       meta["return_code"] = a.exit_code;
@@ -57,6 +68,10 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
     case Outcome::kSignaled:
       meta["return_code"] = -a.signal;
       meta["signal"] = a.signal;
+      break;
+    case Outcome::kUnsupported:  // nothing ran: the release is older than the type's flags
+      meta["return_code"] = nullptr;
+      meta["since"] = type.since;
       break;
     default:
       meta["return_code"] = nullptr;
@@ -270,7 +285,7 @@ StoredSweep::TypeVersions StoredSweep::Versions(std::size_t type) const {
   TypeVersions split;
   for (std::size_t v = 0; v < plan.versions().size(); ++v) {
     bool all = true;
-    for (std::size_t i = 0; i < plan.images().size() && all; ++i) {
+    for (std::size_t i = 0; i < plan.rows(type).size() && all; ++i) {
       all = records[plan.Index(CellRef{type, v, i})].has_value();
     }
     if (all) {
@@ -288,7 +303,7 @@ std::vector<std::vector<std::string>> StoredSweep::StdoutRows(
   std::vector<std::vector<std::string>> rows;
   for (std::size_t v : versions) {
     std::vector<std::string>& row = rows.emplace_back();
-    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+    for (std::size_t i = 0; i < plan.rows(type).size(); ++i) {
       row.push_back(records[plan.Index(CellRef{type, v, i})]->attempts.back().stdout_sha256);
     }
   }
@@ -362,20 +377,20 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
   const Plan& plan = sweep.plan;
   const std::string& type = plan.types()[t].name;
   // <type>/<format>/<version> (map, measure) or <type>/<version> (info, check).
-  const auto raw_dir = [&plan, &type, by_format = plan.types()[t].by_format](std::size_t v,
+  const auto raw_dir = [&plan, &type, t, by_format = plan.types()[t].by_format](std::size_t v,
                                                                             std::size_t i) {
-    return by_format ? fs::path(type) / plan.images()[i].format / plan.versions()[v]
+    return by_format ? fs::path(type) / plan.images()[plan.rows(t)[i].image].format / plan.versions()[v]
                      : fs::path(type) / plan.versions()[v];
   };
   TypeFacts facts;
   facts.type = type;
   for (std::size_t v = 0; v < plan.versions().size(); ++v) {
-    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+    for (std::size_t i = 0; i < plan.rows(t).size(); ++i) {
       const std::size_t index = plan.Index(CellRef{t, v, i});
       if (!sweep.records[index]) continue;
       tree->metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
       const fs::path dir = raw_dir(v, i);
-      AddCapture(dir, plan.images()[i].id, *sweep.records[index], tree->metas[index], blobs,
+      AddCapture(dir, plan.rows(t)[i].id, *sweep.records[index], tree->metas[index], blobs,
                  &tree->files);
     }
   }
@@ -385,10 +400,10 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
   const std::vector<std::size_t>& complete = versions.complete;
   written.summary.left_out = versions.left_out;
   for (std::size_t v : complete) {
-    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+    for (std::size_t i = 0; i < plan.rows(t).size(); ++i) {
       const std::size_t index = plan.Index(CellRef{t, v, i});
-      facts.raw[plan.versions()[v]][plan.images()[i].id] = Facts(
-          raw_dir(v, i) / plan.images()[i].id,
+      facts.raw[plan.versions()[v]][plan.rows(t)[i].id] = Facts(
+          raw_dir(v, i) / plan.rows(t)[i].id,
           *sweep.records[index], blobs);
     }
   }
@@ -397,13 +412,12 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
   for (const Profile& p : profiles) {
     const std::size_t earliest = complete[p.versions.front()];
     written.profiles.push_back(p.name);
-    for (std::size_t i = 0; i < plan.images().size(); ++i) {
+    for (std::size_t i = 0; i < plan.rows(t).size(); ++i) {
       const std::size_t index = plan.Index(CellRef{t, earliest, i});
       const fs::path dir = fs::path(type) / kProfilesFolder / p.name;
-      AddCapture(dir, plan.images()[i].id, *sweep.records[index], tree->metas[index], blobs,
-                 &tree->files);
-      facts.profiles[p.name][plan.images()[i].id] =
-          Facts(dir / plan.images()[i].id, *sweep.records[index], blobs);
+      const std::string& id = plan.rows(t)[i].id;
+      AddCapture(dir, id, *sweep.records[index], tree->metas[index], blobs, &tree->files);
+      facts.profiles[p.name][id] = Facts(dir / id, *sweep.records[index], blobs);
     }
   }
   written.version_map = VersionMapJson(versions.names, profiles);

@@ -80,8 +80,8 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
   const std::vector<std::string>& names = versions.names;
   const std::vector<std::vector<std::string>> rows = sweep.StdoutRows(t, complete);
   const ProfileAnalysis a = AnalyzeProfiles(names, rows);
-  const std::size_t images = plan.images().size();
-  const auto image_id = [&plan](std::size_t i) { return plan.images()[i].id; };
+  const std::size_t images = plan.rows(t).size();
+  const auto image_id = [&plan, t](std::size_t i) { return plan.rows(t)[i].id; };
 
   *out += type + ": " + std::to_string(a.profiles.size()) +
           (a.profiles.size() == 1 ? " profile" : " profiles") + " over " +
@@ -107,7 +107,7 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
       for (const std::string& f : AddedJsonFields(from.value(), to.value())) added.insert(f);
       for (const std::string& f : AddedJsonFields(to.value(), from.value())) removed.insert(f);
       if (k < options.diffs) {
-        diffs.push_back("    " + plan.images()[i].id + ":\n" +
+        diffs.push_back("    " + image_id(i) + ":\n" +
                         Indent(UnifiedDiff(from.value(), to.value(), names[b.from], names[b.to],
                                            options.diff_lines),
                                "      "));
@@ -128,7 +128,7 @@ Status ExplainType(const StoredSweep& sweep, std::size_t t, const ReportOptions&
     *out += "  no image alone separates two profiles\n";
   }
   for (const ProfileAnalysis::Split& s : a.alone) {
-    *out += "  " + plan.images()[s.image].id + " alone separates " + a.profiles[s.first].name +
+    *out += "  " + image_id(s.image) + " alone separates " + a.profiles[s.first].name +
             " from " + a.profiles[s.second].name + "\n";
   }
   return Status::Ok();

@@ -13,7 +13,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 // A cell's state as the page's script reads it.
-enum class Shown { kExited = 0, kSignaled = 1, kTimeout = 2, kFailed = 3, kMissing = 4 };
+enum class Shown { kExited = 0, kSignaled = 1, kTimeout = 2, kFailed = 3, kMissing = 4, kUnsupported = 5 };
 
 constexpr const char* kPage = R"html(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -31,6 +31,7 @@ td.cell { width: 22px; height: 16px; cursor: pointer; text-align: center; font-s
 td.cell.selected { outline: 2px solid #000; outline-offset: -2px; }
 td.failed { background: repeating-linear-gradient(45deg, #c00, #c00 3px, #fff 3px, #fff 6px); }
 td.timeout { background: #333; color: #fff; }
+td.unsupported { background: #ddd; }
 td.missing { background: #fff; color: #999; }
 #details { position: sticky; bottom: 0; background: #fff; border-top: 2px solid #888;
   padding: 8px; max-height: 45vh; overflow: auto; }
@@ -46,7 +47,7 @@ pre { margin: 4px 0; padding: 4px; background: #f8f8f8; white-space: pre-wrap; }
 <script>
 "use strict";
 const data = JSON.parse(document.getElementById("data").textContent);
-const SHOWN = ["exited", "signaled", "timeout", "failed", "missing"];
+const SHOWN = ["exited", "signaled", "timeout", "failed", "missing", "unsupported"];
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
   for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
@@ -112,7 +113,7 @@ function render() {
   data.types.forEach(type => {
     const named = type.profiles.filter(p => p.name);
     ul.appendChild(el("li", {}, type.name + ": " + named.length + " profile" + (named.length === 1 ? "" : "s") +
-      " over " + type.versions.length + " versions and " + data.images.length + " images" +
+      " over " + type.versions.length + " versions and " + type.images.length + " images" +
       (type.boundaries.length ? "; boundaries: " + type.boundaries.map(b =>
         type.versions[b.from] + " \u2192 " + type.versions[b.to] + " (" + b.differ + " images differ)").join(", ") : "")));
   });
@@ -137,15 +138,15 @@ function render() {
       p.versions.forEach(v => { order.push(v); head2.appendChild(el("th", {class: "version"}, type.versions[v])); });
     });
     table.appendChild(head1); table.appendChild(head2);
-    data.formats.forEach(f => {
+    type.formats.forEach(f => {
       const fr = el("tr"); fr.appendChild(el("th", {class: "format", colspan: order.length + 1}, f.name));
       table.appendChild(fr);
       f.images.forEach(i => {
         const tr = el("tr");
-        tr.appendChild(el("th", {class: "image"}, data.images[i]));
+        tr.appendChild(el("th", {class: "image"}, type.images[i]));
         order.forEach(v => {
           const c = type.cells[i][v];
-          const key = type.name + "/" + type.versions[v] + "/" + data.images[i];
+          const key = type.name + "/" + type.versions[v] + "/" + type.images[i];
           const td = el("td", {class: "cell " + SHOWN[c[3]], "data-key": key, "data-type": ti,
                                "data-image": i, "data-version": v, title: key});
           if (c[3] <= 1) td.style.background = colour(c[2]);
@@ -195,24 +196,25 @@ class BlobTable {
   Json blobs_ = Json::array();
 };
 
-// The images, and the formats in the order they first appear with theirs.
-void AddImages(const Plan& plan, Json* data) {
+// An output type's rows (its images, with their axis values), and the
+// formats in the order they first appear with theirs.
+void AddRows(const Plan& plan, std::size_t t, Json* type) {
   Json images = Json::array();
   std::map<std::string, std::vector<std::size_t>> by_format;
   std::vector<std::string> format_order;
-  for (std::size_t i = 0; i < plan.images().size(); ++i) {
-    images.push_back(plan.images()[i].id);
-    const std::string& format = plan.images()[i].format;
+  for (std::size_t i = 0; i < plan.rows(t).size(); ++i) {
+    images.push_back(plan.rows(t)[i].id);
+    const std::string& format = plan.images()[plan.rows(t)[i].image].format;
     if (!by_format.contains(format)) format_order.push_back(format);
     by_format[format].push_back(i);
   }
   Json formats = Json::array();
   for (const std::string& f : format_order) formats.push_back({{"name", f}, {"images", by_format[f]}});
-  (*data)["images"] = images;
-  (*data)["formats"] = formats;
+  (*type)["images"] = images;
+  (*type)["formats"] = formats;
 }
 
-// One output type's matrix: a row per image, a cell per version; and each
+// One output type's matrix: a row per plan row, a cell per version; and each
 // version's stdout digests ("" where the cell has no outcome).
 struct TypeMatrix {
   Json cells = Json::array();
@@ -221,7 +223,7 @@ struct TypeMatrix {
 
 Result<TypeMatrix> Matrix(const SweepState& state, std::size_t t, BlobTable* blobs) {
   const Plan& plan = state.plan;
-  const std::size_t nv = plan.versions().size(), ni = plan.images().size();
+  const std::size_t nv = plan.versions().size(), ni = plan.rows(t).size();
   TypeMatrix m;
   m.rows.assign(nv, std::vector<std::string>(ni));
   for (std::size_t i = 0; i < ni; ++i) {
@@ -242,9 +244,10 @@ Result<TypeMatrix> Matrix(const SweepState& state, std::size_t t, BlobTable* blo
         err = e.value();
         colour = static_cast<long>(distinct.emplace(a.stdout_sha256, distinct.size()).first->second);
         m.rows[v][i] = a.stdout_sha256;
-        shown = a.outcome == Outcome::kExited     ? Shown::kExited
-                : a.outcome == Outcome::kSignaled ? Shown::kSignaled
-                                                  : Shown::kTimeout;
+        shown = a.outcome == Outcome::kExited        ? Shown::kExited
+                : a.outcome == Outcome::kSignaled    ? Shown::kSignaled
+                : a.outcome == Outcome::kUnsupported ? Shown::kUnsupported
+                                                     : Shown::kTimeout;
         code = a.outcome == Outcome::kSignaled ? a.signal : a.exit_code;
       }
       row.push_back({out, err, colour, static_cast<int>(shown), code});
@@ -312,7 +315,6 @@ Result<std::string> RenderReport(Store& store) {
   const Plan& plan = state.plan;
   BlobTable blobs(&store);
   Json data;
-  AddImages(plan, &data);
   Json versions = Json::array();
   for (const std::string& v : plan.versions()) versions.push_back(v);
   Json types = Json::array();
@@ -320,6 +322,7 @@ Result<std::string> RenderReport(Store& store) {
     Result<TypeMatrix> m = Matrix(state, t, &blobs);
     if (!m.ok()) return m.status();
     Json type = {{"name", plan.types()[t].name}, {"versions", versions}};
+    AddRows(plan, t, &type);
     AddProfiles(plan, m.value(), &type);
     type["cells"] = std::move(m.value().cells);
     types.push_back(std::move(type));
