@@ -118,6 +118,42 @@ CellWrite Unsupported(const Plan& plan, const CellRef& ref, CellRecord record, S
   return CellWrite{plan.Key(ref), std::move(record), {Blob{kEmpty, ""}}};
 }
 
+// The cells recorded unsupported stand as stored outcomes.
+void CountUnsupported(const Plan& plan, const std::vector<CellWrite>& unsupported, StoredCells* out) {
+  for (const CellWrite& write : unsupported) {
+    const std::size_t index = plan.IndexOfKey(write.key).value();
+    out->reused[index] = true;
+    out->reused_counts.Add(write.record);
+    out->slots[index].attempts = static_cast<std::uint32_t>(write.record.attempts.size());
+  }
+}
+
+// Version -> the binary digest an earlier start stored.
+Result<std::map<std::string, std::string>> StoredDigests(const Plan& plan, Store* store) {
+  std::map<std::string, std::string> stored;
+  for (const std::string& version : plan.versions()) {
+    Result<std::optional<std::string>> digest = store->GetMeta("digest/" + version);
+    if (!digest.ok()) return digest.status();
+    if (digest.value()) stored[version] = *digest.value();
+  }
+  return stored;
+}
+
+void LogStart(const Plan& plan, const StoredCells& out, std::size_t unsupported, bool force) {
+  const std::size_t reused = std::count(out.reused.begin(), out.reused.end(), true);
+  if (unsupported > 0) {
+    spdlog::info("coordinator: {} cells recorded as unsupported, without a run: their release is "
+                 "older than their output type's \"since\"",
+                 unsupported);
+  }
+  spdlog::info("coordinator: {} cells planned, {} already stored with the same inputs{}",
+               plan.cell_count(), reused - unsupported,
+               out.reopened == 0 ? std::string()
+                                 : ", " + std::to_string(out.reopened) +
+                                       " stored with other inputs run again" +
+                                       (force ? " (--force)" : ""));
+}
+
 }  // namespace
 
 Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
@@ -130,12 +166,8 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
   if (!st.ok()) return st;
   st = LoadDigests(plan, store, binary_digests, &out);
   if (!st.ok()) return st;
-  std::map<std::string, std::string> stored_digests;
-  for (const std::string& version : plan.versions()) {
-    Result<std::optional<std::string>> digest = store->GetMeta("digest/" + version);
-    if (!digest.ok()) return digest.status();
-    if (digest.value()) stored_digests[version] = *digest.value();
-  }
+  Result<std::map<std::string, std::string>> stored_digests = StoredDigests(plan, store);
+  if (!stored_digests.ok()) return stored_digests.status();
 
   out.slots.resize(plan.cell_count());
   out.reused.assign(plan.cell_count(), false);
@@ -181,12 +213,7 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
   for (std::size_t i = 0; i < plan.cell_count(); ++i) {
     if (!stored[i] && !supported(i)) unsupported.push_back(Unsupported(plan, plan.Ref(i), {}, &out));
   }
-  for (const CellWrite& write : unsupported) {
-    const std::size_t index = plan.IndexOfKey(write.key).value();
-    out.reused[index] = true;
-    out.reused_counts.Add(write.record);
-    out.slots[index].attempts = static_cast<std::uint32_t>(write.record.attempts.size());
-  }
+  CountUnsupported(plan, unsupported, &out);
   reopened.insert(reopened.end(), std::make_move_iterator(unsupported.begin()),
                   std::make_move_iterator(unsupported.end()));
   if (!reopened.empty()) {
@@ -199,24 +226,13 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
   });
   if (!st.ok()) return st;
   for (const auto& [version, digest] : out.digests) {  // only what is new: each write is synced
-    auto was = stored_digests.find(version);
-    if (was != stored_digests.end() && was->second == digest) continue;
+    auto was = stored_digests.value().find(version);
+    if (was != stored_digests.value().end() && was->second == digest) continue;
     st = store->PutMeta("digest/" + version, digest);
     if (!st.ok()) return st;
   }
   out.reopened = reopened.size() - unsupported.size();
-  const std::size_t reused = std::count(out.reused.begin(), out.reused.end(), true);
-  if (!unsupported.empty()) {
-    spdlog::info("coordinator: {} cells recorded as unsupported, without a run: their release is "
-                 "older than their output type's \"since\"",
-                 unsupported.size());
-  }
-  spdlog::info("coordinator: {} cells planned, {} already stored with the same inputs{}",
-               plan.cell_count(), reused - unsupported.size(),
-               reopened.empty() ? std::string()
-                                : ", " + std::to_string(reopened.size()) +
-                                      " stored with other inputs run again" +
-                                      (force ? " (--force)" : ""));
+  LogStart(plan, out, unsupported.size(), force);
   return out;
 }
 

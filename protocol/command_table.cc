@@ -170,6 +170,32 @@ Result<std::vector<std::string>> ParseFormats(const Reader& reader, const std::s
   return formats;
 }
 
+// One of `command`'s output types; `type_names` holds the table's so far.
+Result<OutputType> ParseOutputType(const Reader& reader, const std::string& at, const json& value,
+                                   const TableCommand& command, const std::vector<Axis>& axes,
+                                   const std::vector<std::string>& formats,
+                                   std::set<std::string>* type_names) {
+  if (Status st = reader.Members(value, at, {"name", "argv", "since"}, {"name", "argv"}); !st.ok()) {
+    return st;
+  }
+  Result<std::string> name = reader.Name(value["name"], at + ".name");
+  if (!name.ok()) return name.status();
+  if (!type_names->insert(name.value()).second) {
+    return reader.Error(at + ".name", "output type \"" + name.value() + "\" is listed twice");
+  }
+  std::string since;
+  if (value.contains("since")) {
+    const json& v = value["since"];
+    if (!v.is_string() || !IsVersionName(v.get<std::string>())) {
+      return reader.Error(at + ".since", v.dump() + " is not a version name (X.Y.Z)");
+    }
+    since = v.get<std::string>();
+  }
+  Result<std::vector<std::string>> args = ParseTemplate(reader, at + ".argv", value["argv"], command.name, axes);
+  if (!args.ok()) return args.status();
+  return OutputType{name.value(), std::move(args).value(), command.by_format, axes, formats, since};
+}
+
 }  // namespace
 
 Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view origin) {
@@ -230,28 +256,10 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
       return reader.Error(where + ".output_types", "is not a list of output types");
     }
     for (std::size_t j = 0; j < types.size(); ++j) {
-      const std::string at = where + ".output_types[" + std::to_string(j) + "]";
-      if (Status st = reader.Members(types[j], at, {"name", "argv", "since"}, {"name", "argv"}); !st.ok()) {
-        return st;
-      }
-      std::string since;
-      if (types[j].contains("since")) {
-        const json& value = types[j]["since"];
-        if (!value.is_string() || !IsVersionName(value.get<std::string>())) {
-          return reader.Error(at + ".since", value.dump() + " is not a version name (X.Y.Z)");
-        }
-        since = value.get<std::string>();
-      }
-      Result<std::string> type_name = reader.Name(types[j]["name"], at + ".name");
-      if (!type_name.ok()) return type_name.status();
-      if (!type_names.insert(type_name.value()).second) {
-        return reader.Error(at + ".name", "output type \"" + type_name.value() + "\" is listed twice");
-      }
-      Result<std::vector<std::string>> args =
-          ParseTemplate(reader, at + ".argv", types[j]["argv"], command.name, axes);
-      if (!args.ok()) return args.status();
-      command.output_types.push_back(
-          {type_name.value(), std::move(args).value(), command.by_format, axes, formats, since});
+      Result<OutputType> type = ParseOutputType(reader, where + ".output_types[" + std::to_string(j) + "]",
+                                                types[j], command, axes, formats, &type_names);
+      if (!type.ok()) return type.status();
+      command.output_types.push_back(std::move(type).value());
     }
   }
   return table;

@@ -103,16 +103,25 @@ Result<SweepState> ReadSweepState(Store& store) {
   return state;
 }
 
-std::string FormatSweepState(const SweepState& state, bool every_cell) {
+namespace {
+
+// "imgsweep: N cells (T output types x V versions x I images)".
+std::string Headline(const SweepState& state) {
   const Plan& plan = state.plan;
   // A type with axes or formats has other rows than images: no product then.
   const bool dense = state.total.cells ==
                      plan.types().size() * plan.versions().size() * plan.images().size();
-  std::string out = "imgsweep: " + std::to_string(state.total.cells) + " cells (" +
-                    std::to_string(plan.types().size()) + " output types" +
-                    (dense ? " x " : ", ") + std::to_string(plan.versions().size()) + " versions" +
-                    (dense ? " x " : ", ") + std::to_string(plan.images().size()) + " images" +
-                    (dense ? "" : ", with their axes and formats") + ")\n";
+  return "imgsweep: " + std::to_string(state.total.cells) + " cells (" +
+         std::to_string(plan.types().size()) + " output types" + (dense ? " x " : ", ") +
+         std::to_string(plan.versions().size()) + " versions" + (dense ? " x " : ", ") +
+         std::to_string(plan.images().size()) + " images" +
+         (dense ? "" : ", with their axes and formats") + ")\n";
+}
+
+}  // namespace
+
+std::string FormatSweepState(const SweepState& state, bool every_cell) {
+  std::string out = Headline(state);
   char header[256];
   std::snprintf(header, sizeof header, "  %-12s %6s %6s %8s %8s %8s %8s %7s %8s\n", "shard",
                 "cells", "exit 0", "exit !0", "signaled", "timeout", "failed", "pending",
