@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <chrono>
 #include <iterator>
 #include <random>
 
@@ -94,11 +93,12 @@ bool Current(const Plan& plan, const CellRef& ref, const CellRecord& record, boo
   return inputs == plan.CacheKey(ref, digest->second, layout);
 }
 
-// The outcome of a cell whose release is older than its output type's
-// "since": recorded by the coordinator, with nothing run, after `record`'s
-// attempts.
-CellWrite Unsupported(const Plan& plan, const CellRef& ref, CellRecord record, StoredCells* out) {
+// The outcome of cell `index`, whose release is older than its output
+// type's "since": recorded by the coordinator, with nothing run (no start
+// time, no duration), after `record`'s attempts; it stands as stored.
+CellWrite Unsupported(const Plan& plan, std::size_t index, CellRecord record, StoredCells* out) {
   static const std::string kEmpty = Sha256Hex("");
+  const CellRef ref = plan.Ref(index);
   const std::string& version = plan.versions()[ref.version];
   const auto digest = out->digests.find(version);
   const std::string binary = digest == out->digests.end() ? std::string() : digest->second;
@@ -110,22 +110,12 @@ CellWrite Unsupported(const Plan& plan, const CellRef& ref, CellRecord record, S
   a.worker = "coordinator";
   a.binary_sha256 = binary;
   a.image_layout = std::string(kDenseLayout);
-  a.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   record.state = CellState::kDone;
   record.inputs = plan.CacheKey(ref, binary, kDenseLayout);
+  out->reused[index] = true;
+  out->reused_counts.Add(record);
+  out->slots[index].attempts = static_cast<std::uint32_t>(record.attempts.size());
   return CellWrite{plan.Key(ref), std::move(record), {Blob{kEmpty, ""}}};
-}
-
-// The cells recorded unsupported stand as stored outcomes.
-void CountUnsupported(const Plan& plan, const std::vector<CellWrite>& unsupported, StoredCells* out) {
-  for (const CellWrite& write : unsupported) {
-    const std::size_t index = plan.IndexOfKey(write.key).value();
-    out->reused[index] = true;
-    out->reused_counts.Add(write.record);
-    out->slots[index].attempts = static_cast<std::uint32_t>(write.record.attempts.size());
-  }
 }
 
 // Version -> the binary digest an earlier start stored.
@@ -186,7 +176,7 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
     slot.attempts = static_cast<std::uint32_t>(record.attempts.size());
     slot.round_start = record.round_start;
     if (record.state == CellState::kPending && !supported(index.value())) {
-      unsupported.push_back(Unsupported(plan, plan.Ref(index.value()), record, &out));
+      unsupported.push_back(Unsupported(plan, index.value(), record, &out));
       return true;
     }
     if (record.state == CellState::kPending) {
@@ -202,7 +192,7 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
       return true;
     }
     if (!supported(index.value())) {
-      unsupported.push_back(Unsupported(plan, plan.Ref(index.value()), record, &out));
+      unsupported.push_back(Unsupported(plan, index.value(), record, &out));
       return true;
     }
     slot.round_start = slot.attempts;  // a new round: the attempt limit counts from here
@@ -211,9 +201,8 @@ Result<StoredCells> LoadStoredCells(const Plan& plan, Store* store,
   });
   if (!st.ok()) return st;
   for (std::size_t i = 0; i < plan.cell_count(); ++i) {
-    if (!stored[i] && !supported(i)) unsupported.push_back(Unsupported(plan, plan.Ref(i), {}, &out));
+    if (!stored[i] && !supported(i)) unsupported.push_back(Unsupported(plan, i, {}, &out));
   }
-  CountUnsupported(plan, unsupported, &out);
   reopened.insert(reopened.end(), std::make_move_iterator(unsupported.begin()),
                   std::make_move_iterator(unsupported.end()));
   if (!reopened.empty()) {

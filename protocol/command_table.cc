@@ -355,23 +355,18 @@ std::size_t OutputType::combos() const {
   return n;
 }
 
-namespace {
-
-// The value of each axis in combination `combo`, first axis slowest.
-std::vector<std::string_view> ValuesOf(const std::vector<Axis>& axes, std::size_t combo) {
+std::vector<std::string_view> OutputType::ValuesOf(std::size_t combo) const {
   std::vector<std::string_view> values(axes.size());
-  for (std::size_t a = axes.size(); a-- > 0;) {
+  for (std::size_t a = axes.size(); a-- > 0;) {  // the first axis slowest
     values[a] = axes[a].values[combo % axes[a].values.size()];
     combo /= axes[a].values.size();
   }
   return values;
 }
 
-}  // namespace
-
 std::vector<std::string> OutputType::ArgsOf(std::size_t combo) const {
   if (axes.empty()) return args;
-  const std::vector<std::string_view> values = ValuesOf(axes, combo);
+  const std::vector<std::string_view> values = ValuesOf(combo);
   std::vector<std::string> out = args;
   for (std::string& arg : out) {
     const std::string_view axis_name = PlaceholderOf(arg);
@@ -387,7 +382,7 @@ std::vector<std::string> OutputType::ArgsOf(std::size_t combo) const {
 
 std::string OutputType::SuffixOf(std::size_t combo) const {
   std::string suffix;
-  for (std::string_view value : ValuesOf(axes, combo)) {
+  for (std::string_view value : ValuesOf(combo)) {
     suffix += "__";
     suffix += value;
   }

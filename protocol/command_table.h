@@ -53,6 +53,7 @@ struct OutputType {
   // The number of axis value combinations (1 with no axis), and combination
   // `combo`'s arguments and id suffix, first axis slowest.
   std::size_t combos() const;
+  std::vector<std::string_view> ValuesOf(std::size_t combo) const;  // one per axis
   std::vector<std::string> ArgsOf(std::size_t combo) const;
   std::string SuffixOf(std::size_t combo) const;
 };

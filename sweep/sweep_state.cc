@@ -108,9 +108,11 @@ namespace {
 // "imgsweep: N cells (T output types x V versions x I images)".
 std::string Headline(const SweepState& state) {
   const Plan& plan = state.plan;
-  // A type with axes or formats has other rows than images: no product then.
-  const bool dense = state.total.cells ==
-                     plan.types().size() * plan.versions().size() * plan.images().size();
+  // A type with axes or formats may have other rows than images: no product then.
+  bool dense = true;
+  for (std::size_t t = 0; t < plan.types().size(); ++t) {
+    dense = dense && plan.rows(t).size() == plan.images().size();
+  }
   return "imgsweep: " + std::to_string(state.total.cells) + " cells (" +
          std::to_string(plan.types().size()) + " output types" + (dense ? " x " : ", ") +
          std::to_string(plan.versions().size()) + " versions" + (dense ? " x " : ", ") +

@@ -53,12 +53,8 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
             {"version_line", a.version_line}};
   if (!type.axes.empty()) {  // the row's values: {"target": "qcow2"}
     json values = json::object();
-    const std::vector<std::string> args = type.ArgsOf(plan.RowOf(ref).combo);
-    for (std::size_t i = 0; i < type.args.size(); ++i) {
-      for (const Axis& axis : type.axes) {
-        if (type.args[i] == "{" + axis.name + "}") values[axis.name] = args[i];
-      }
-    }
+    const std::vector<std::string_view> combo = type.ValuesOf(plan.RowOf(ref).combo);
+    for (std::size_t k = 0; k < type.axes.size(); ++k) values[type.axes[k].name] = combo[k];
     meta["axes"] = std::move(values);
   }
   switch (a.outcome) {
