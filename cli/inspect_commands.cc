@@ -39,7 +39,8 @@ std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoin
   for (const nlohmann::json& w : j.at("workers")) {
     std::string versions;
     for (const nlohmann::json& v : w.at("versions")) {
-      versions += (versions.empty() ? "" : ",") + v.get<std::string>();
+      if (!versions.empty()) versions += ',';
+      versions += v.get<std::string>();
     }
     std::snprintf(line, sizeof line, "  %-20s %-20s %5u %9zu %6zu %8lld ms  %s\n",
                   w.at("name").get<std::string>().c_str(), w.at("host").get<std::string>().c_str(),

@@ -70,7 +70,10 @@ Status WriteFileAtomically(const fs::path& path, std::string_view content, bool*
       return Status::Ok();
     }
   }
-  const fs::path temp = path.parent_path() / ("." + path.filename().string() + ".tmp");
+  std::string temp_name = ".";  // appended, not a literal + temporary: GCC 12 -O3 -Wrestrict
+  temp_name += path.filename().string();
+  temp_name += ".tmp";
+  const fs::path temp = path.parent_path() / temp_name;
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return Status::FromErrno("cannot create " + temp.string(), errno);
   Status st = WriteAll(fd, content, temp);
