@@ -402,6 +402,7 @@ int RunCommand(const RunFlags& flags) {
   if (!versions.ok()) return Fail(versions.status());
   SweepInputs inputs = flags.inputs;
   inputs.versions = versions.value();
+  inputs.probe_binaries = flags.local.binaries;
   Result<PreparedSweep> sweep = PrepareSweep(inputs);
   if (!sweep.ok()) return Fail(sweep.status());
   // The local binaries are the sweep's: their digests decide which stored
@@ -430,6 +431,7 @@ int CoordinatorCommand(const CoordinatorFlags& flags) {
     Result<std::vector<std::string>> versions = ListVersions(flags.binaries);
     if (!versions.ok()) return Fail(versions.status());
     inputs.versions = versions.value();
+    inputs.probe_binaries = flags.binaries;
   }
   Result<PreparedSweep> sweep = PrepareSweep(inputs);
   if (!sweep.ok()) return Fail(sweep.status());

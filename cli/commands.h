@@ -49,6 +49,9 @@ struct SweepInputs {
   std::filesystem::path db;
   std::vector<std::string> commands = {"map"};  // of the command table
   std::filesystem::path command_table;          // empty: the built-in one
+  // The binaries tree whose newest version sizes the images, for output
+  // types with windows (they also need `testdata`).
+  std::filesystem::path probe_binaries;
 };
 
 // Loads and checks the manifest (and that every safe-tier image is under the

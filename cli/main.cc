@@ -228,6 +228,8 @@ Command AddCoordinator(CLI::App& app, const Globals& g) {
   cmd->add_option("--manifest", coord->inputs.manifest, "manifest.json")->required();
   cmd->add_option("--out", coord->out, "Where the tree is written")->required();
   cmd->add_option("--db", coord->inputs.db, "RocksDB store")->required();
+  cmd->add_option("--testdata", coord->inputs.testdata,
+                  "Testdata root: checked here too, and sized for commands with windows (map-window)");
   AddCommandFlags(cmd, &coord->inputs);
   CLI::Option* bin_opt = cmd->add_option("--binaries", coord->binaries, "Sweep the versions of this tree");
   CLI::Option* ver_opt = cmd->add_option("--versions", *versions, "Sweep these versions (comma-separated)");

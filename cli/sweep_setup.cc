@@ -11,7 +11,9 @@
 #include "sweep/sweep_state.h"
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
+#include "protocol/version_name.h"
 #include "worker/binaries.h"
+#include "worker/virtual_size.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;
@@ -84,6 +86,40 @@ Status RequireDigests(const fs::path& source, const Manifest& manifest) {
   return Status::Ok();
 }
 
+// The virtual sizes the windows of `types` are computed from, by image id:
+// none when no type has windows. The newest version sizes the images.
+Result<std::map<std::string, std::uint64_t>> SizeImages(const SweepInputs& inputs, const Manifest& manifest,
+                                                        const std::vector<OutputType>& types) {
+  std::vector<ImageEntry> images;
+  std::string windowed;  // the first type with windows, for messages
+  for (const ImageEntry& image : manifest.SafeTier()) {
+    for (const OutputType& type : types) {
+      if (type.windows.empty() || !type.RunsOn(image.format)) continue;
+      if (windowed.empty()) windowed = type.name;
+      images.push_back(image);
+      break;
+    }
+  }
+  if (images.empty()) return std::map<std::string, std::uint64_t>();
+  if (inputs.testdata.empty() || inputs.probe_binaries.empty() || inputs.versions.empty()) {
+    return Status::InvalidInput("output type " + windowed + " has windows, computed from each image's "
+                                "virtual size: give --testdata and --binaries (its newest version "
+                                "sizes the images)");
+  }
+  std::vector<std::string> versions = inputs.versions;
+  SortVersions(&versions);
+  const fs::path program = inputs.probe_binaries / "x86_64" / versions.back() / "qemu-img";
+  Result<VirtualSizes> sizes = ProbeVirtualSizes(program, inputs.testdata, images);
+  if (!sizes.ok()) return sizes.status();
+  for (const std::string& why : sizes.value().unsized) {
+    spdlog::warn("qemu-img {} cannot size image {}; it gets no cells of the types with windows",
+                 versions.back(), why);
+  }
+  spdlog::info("{} images sized by qemu-img {} for the windows of {}", sizes.value().by_id.size(),
+               versions.back(), windowed);
+  return std::move(sizes).value().by_id;
+}
+
 }  // namespace
 
 Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
@@ -103,8 +139,10 @@ Result<PreparedSweep> PrepareSweep(const SweepInputs& inputs) {
   }
   Status st = RequireDigests(inputs.manifest, manifest.value());
   if (!st.ok()) return st;
-  Result<Plan> plan =
-      Plan::Make(manifest.value(), inputs.versions, inputs.timeout, std::move(types).value());
+  Result<std::map<std::string, std::uint64_t>> sizes = SizeImages(inputs, manifest.value(), types.value());
+  if (!sizes.ok()) return sizes.status();
+  Result<Plan> plan = Plan::Make(manifest.value(), inputs.versions, inputs.timeout,
+                                 std::move(types).value(), sizes.value());
   if (!plan.ok()) return plan.status();
 
   Result<std::unique_ptr<Store>> store = Store::Open(inputs.db, Store::Mode::kCreateIfMissing);

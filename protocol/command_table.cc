@@ -19,6 +19,8 @@ using nlohmann::json;
 constexpr int kTableFormat = 1;
 constexpr std::string_view kBinary = "{binary}";
 constexpr std::string_view kImage = "{image}";
+constexpr std::string_view kStart = "start";    // a window's, as {start}
+constexpr std::string_view kLength = "length";  // and {length}
 
 // "map --output=json": arguments as a person types them, for messages.
 std::string JoinArgs(std::vector<std::string>::const_iterator begin,
@@ -81,19 +83,24 @@ const Axis* FindAxis(const std::vector<Axis>& axes, std::string_view name) {
   return nullptr;
 }
 
+// Whether `name` is a placeholder the numbers of a window fill.
+bool IsWindowBound(std::string_view name, bool windows) {
+  return windows && (name == kStart || name == kLength);
+}
+
 // "{binary} map --output=json {image}" -> {"map", "--output=json"}; an axis
 // of the command may stand as a whole argument ("-O {target}"), and each
-// must.
+// must; with windows, {start} and {length} too, instead of {window}.
 Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::string& where,
-                                               const json& value, const std::string& command,
-                                               const std::vector<Axis>& axes) {
+                                               const json& value, const TableCommand& command,
+                                               const std::vector<Axis>& axes, bool windows) {
   if (!value.is_string()) return reader.Error(where, "is not a string");
   const std::string text = value.get<std::string>();
   std::vector<std::string> words;
   std::istringstream in(text);
   for (std::string word; in >> word;) words.push_back(word);
-  if (words.size() < 3 || words[0] != kBinary || words[1] != command) {
-    return reader.Error(where, "\"" + text + "\" does not start with \"{binary} " + command + "\"");
+  if (words.size() < 3 || words[0] != kBinary || words[1] != command.subcommand) {
+    return reader.Error(where, "\"" + text + "\" does not start with \"{binary} " + command.subcommand + "\"");
   }
   if (words.back() != kImage) {
     return reader.Error(where, "\"" + text + "\" does not end with \"{image}\"");
@@ -102,7 +109,8 @@ Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::
   std::set<std::string_view> used;
   for (const std::string& arg : args) {
     const std::string_view axis = PlaceholderOf(arg);
-    if (!axis.empty() && FindAxis(axes, axis) != nullptr) {
+    const bool window_axis = windows && axis == kWindowAxis;
+    if (!axis.empty() && !window_axis && (FindAxis(axes, axis) != nullptr || IsWindowBound(axis, windows))) {
       if (!used.insert(axis).second) {
         return reader.Error(where, "axis " + arg + " stands twice in \"" + text + "\"");
       }
@@ -110,15 +118,22 @@ Result<std::vector<std::string>> ParseTemplate(const Reader& reader, const std::
     }
     if (arg.find_first_of("{}") != std::string::npos) {
       return reader.Error(where, "\"" + arg + "\" is not a placeholder this table knows ({binary}, {image}" +
-                                     std::string(axes.empty() ? "" : ", its command's axes") + ")");
+                                     std::string(axes.empty() ? "" : ", its command's axes") +
+                                     std::string(windows ? ", {start}, {length}" : "") + ")");
     }
     if (arg.find_first_of("\"'\\`$") != std::string::npos) {
       return reader.Error(where, "argument \"" + arg + "\" holds a quote, a backslash or a $");
     }
   }
   for (const Axis& axis : axes) {
-    if (!used.contains(axis.name)) {
+    if (!used.contains(axis.name) && !(windows && axis.name == kWindowAxis)) {
       return reader.Error(where, "\"" + text + "\" does not use axis {" + axis.name + "}");
+    }
+  }
+  for (std::string_view bound : {kStart, kLength}) {
+    if (windows && !used.contains(bound)) {
+      return reader.Error(where, "\"" + text + "\" does not use {" + std::string(bound) +
+                                     "}, which its command's windows fill");
     }
   }
   return args;
@@ -151,6 +166,41 @@ Result<std::vector<Axis>> ParseAxes(const Reader& reader, const std::string& whe
   return axes;
 }
 
+// A command's "windows": [{"name": "mid", "start": "size/4", "length":
+// "size/2"}], kept as `windows` and as the axis "window" after `axes`.
+Status ParseWindows(const Reader& reader, const std::string& where, const json& value,
+                    std::vector<Window>* windows, std::vector<Axis>* axes) {
+  if (!value.is_array() || value.empty()) return reader.Error(where, "is not a list of windows");
+  if (FindAxis(*axes, kWindowAxis) != nullptr) {
+    return reader.Error(where, "the command also has an axis named \"window\"");
+  }
+  Axis axis{std::string(kWindowAxis), {}};
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (Status st = reader.Members(value[i], at, {"name", "start", "length"}, {"name", "start", "length"});
+        !st.ok()) {
+      return st;
+    }
+    Result<std::string> name = reader.Name(value[i]["name"], at + ".name");
+    if (!name.ok()) return name.status();
+    if (std::find(axis.values.begin(), axis.values.end(), name.value()) != axis.values.end()) {
+      return reader.Error(at + ".name", "window \"" + name.value() + "\" is listed twice");
+    }
+    Window window{name.value(), {}, {}};
+    for (auto [member, expr] : {std::pair{"start", &window.start}, std::pair{"length", &window.length}}) {
+      const json& text = value[i][member];
+      Result<SizeExpr> parsed = text.is_string() ? SizeExpr::Parse(text.get<std::string>())
+                                                 : Status::InvalidInput(text.dump() + " is not a string");
+      if (!parsed.ok()) return reader.Error(at + "." + member, parsed.status().message());
+      *expr = std::move(parsed).value();
+    }
+    axis.values.push_back(window.name);
+    windows->push_back(std::move(window));
+  }
+  axes->push_back(std::move(axis));
+  return Status::Ok();
+}
+
 // A command's "formats": ["qcow2", "raw"], kept lower case.
 Result<std::vector<std::string>> ParseFormats(const Reader& reader, const std::string& where,
                                               const json& value) {
@@ -173,6 +223,7 @@ Result<std::vector<std::string>> ParseFormats(const Reader& reader, const std::s
 // One of `command`'s output types; `type_names` holds the table's so far.
 Result<OutputType> ParseOutputType(const Reader& reader, const std::string& at, const json& value,
                                    const TableCommand& command, const std::vector<Axis>& axes,
+                                   const std::vector<Window>& windows,
                                    const std::vector<std::string>& formats,
                                    std::set<std::string>* type_names) {
   if (Status st = reader.Members(value, at, {"name", "argv", "since"}, {"name", "argv"}); !st.ok()) {
@@ -191,9 +242,10 @@ Result<OutputType> ParseOutputType(const Reader& reader, const std::string& at, 
     }
     since = v.get<std::string>();
   }
-  Result<std::vector<std::string>> args = ParseTemplate(reader, at + ".argv", value["argv"], command.name, axes);
+  Result<std::vector<std::string>> args =
+      ParseTemplate(reader, at + ".argv", value["argv"], command, axes, !windows.empty());
   if (!args.ok()) return args.status();
-  return OutputType{name.value(), std::move(args).value(), command.by_format, axes, formats, since};
+  return OutputType{name.value(), std::move(args).value(), command.by_format, axes, formats, since, windows};
 }
 
 }  // namespace
@@ -222,7 +274,8 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
   std::set<std::string> type_names;
   for (std::size_t i = 0; i < commands.size(); ++i) {
     const std::string where = "commands[" + std::to_string(i) + "]";
-    if (Status st = reader.Members(commands[i], where, {"name", "layout", "formats", "axes", "output_types"},
+    if (Status st = reader.Members(commands[i], where,
+                                   {"name", "subcommand", "layout", "formats", "axes", "windows", "output_types"},
                                    {"name", "layout", "output_types"});
         !st.ok()) {
       return st;
@@ -234,6 +287,12 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
     }
     TableCommand& command = table.commands_.emplace_back();
     command.name = name.value();
+    command.subcommand = name.value();
+    if (commands[i].contains("subcommand")) {
+      Result<std::string> sub = reader.Name(commands[i]["subcommand"], where + ".subcommand");
+      if (!sub.ok()) return sub.status();
+      command.subcommand = sub.value();
+    }
     const json& layout = commands[i]["layout"];
     if (layout != "by-format" && layout != "flat") {
       return reader.Error(where + ".layout", layout.dump() + " is neither \"by-format\" nor \"flat\"");
@@ -244,6 +303,11 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
       Result<std::vector<Axis>> parsed = ParseAxes(reader, where + ".axes", commands[i]["axes"]);
       if (!parsed.ok()) return parsed.status();
       axes = std::move(parsed).value();
+    }
+    std::vector<Window> windows;
+    if (commands[i].contains("windows")) {
+      Status st = ParseWindows(reader, where + ".windows", commands[i]["windows"], &windows, &axes);
+      if (!st.ok()) return st;
     }
     std::vector<std::string> formats;
     if (commands[i].contains("formats")) {
@@ -257,7 +321,7 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
     }
     for (std::size_t j = 0; j < types.size(); ++j) {
       Result<OutputType> type = ParseOutputType(reader, where + ".output_types[" + std::to_string(j) + "]",
-                                                types[j], command, axes, formats, &type_names);
+                                                types[j], command, axes, windows, formats, &type_names);
       if (!type.ok()) return type.status();
       command.output_types.push_back(std::move(type).value());
     }
@@ -307,28 +371,47 @@ Result<std::vector<OutputType>> CommandTable::OutputTypesOf(const std::vector<st
   return types;
 }
 
+namespace {
+
+// "0", "65536": what {start} and {length} may hold (at most 19 digits, so
+// it fits qemu-img's int64).
+bool IsDecimal(std::string_view text) {
+  return !text.empty() && text.size() <= 19 && (text == "0" || text.front() != '0') &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether `args` (the image left off) are `type`'s: an axis placeholder
+// matches any of its values, a window's bound any number, a literal itself.
+bool MatchesType(const OutputType& type, std::vector<std::string>::const_iterator begin,
+                 std::vector<std::string>::const_iterator end) {
+  const auto matches = [&type](const std::string& want, const std::string& got) {
+    const std::string_view placeholder = PlaceholderOf(want);
+    if (IsWindowBound(placeholder, !type.windows.empty())) return IsDecimal(got);
+    const Axis* axis = FindAxis(type.axes, placeholder);
+    if (axis == nullptr) return want == got;
+    return std::find(axis->values.begin(), axis->values.end(), got) != axis->values.end();
+  };
+  return std::equal(type.args.begin(), type.args.end(), begin, end, matches);
+}
+
+}  // namespace
+
 Status CommandTable::CheckCellArgs(const std::vector<std::string>& args,
                                    std::string_view image_path) const {
   if (args.empty()) return Status::InvalidInput("the cell has no command line");
   const std::string image = std::string(kTestdataRootToken) + "/" + std::string(image_path);
-  const auto command = std::find_if(commands_.begin(), commands_.end(),
-                                    [&](const TableCommand& c) { return c.name == args[0]; });
-  if (command == commands_.end()) {
+  const auto same_subcommand = [&](const TableCommand& c) { return c.subcommand == args[0]; };
+  if (std::none_of(commands_.begin(), commands_.end(), same_subcommand)) {
     return Status::InvalidInput("subcommand \"" + args[0] + "\" is not in this worker's table (" +
                                 Describe() + ")");
   }
   if (args.back() != image) {
     return Status::InvalidInput("the command line does not end with the image it checked (" + image + ")");
   }
-  for (const OutputType& type : command->output_types) {
-    // An axis placeholder matches any of its values, a literal itself.
-    const auto matches = [&type](const std::string& want, const std::string& got) {
-      const Axis* axis = FindAxis(type.axes, PlaceholderOf(want));
-      if (axis == nullptr) return want == got;
-      return std::find(axis->values.begin(), axis->values.end(), got) != axis->values.end();
-    };
-    if (std::equal(type.args.begin(), type.args.end(), args.begin(), args.end() - 1, matches)) {
-      return Status::Ok();
+  for (const TableCommand& command : commands_) {
+    if (!same_subcommand(command)) continue;
+    for (const OutputType& type : command.output_types) {
+      if (MatchesType(type, args.begin(), args.end() - 1)) return Status::Ok();
     }
   }
   const std::string line = JoinArgs(args.begin(), args.end() - 1);
@@ -364,12 +447,20 @@ std::vector<std::string_view> OutputType::ValuesOf(std::size_t combo) const {
   return values;
 }
 
-std::vector<std::string> OutputType::ArgsOf(std::size_t combo) const {
+std::vector<std::string> OutputType::ArgsOf(std::size_t combo,
+                                            std::optional<std::uint64_t> virtual_size) const {
   if (axes.empty()) return args;
   const std::vector<std::string_view> values = ValuesOf(combo);
   std::vector<std::string> out = args;
+  // The window is the last axis: its value's index is the combo's last digit.
+  const Window* window = windows.empty() ? nullptr : &windows[combo % windows.size()];
   for (std::string& arg : out) {
     const std::string_view axis_name = PlaceholderOf(arg);
+    if (window != nullptr && IsWindowBound(axis_name, true)) {
+      const SizeExpr& expr = axis_name == kStart ? window->start : window->length;
+      arg = std::to_string(expr.Of(virtual_size.value_or(0)));
+      continue;
+    }
     for (std::size_t a = 0; a < axes.size() && !axis_name.empty(); ++a) {
       if (axes[a].name == axis_name) {
         arg = values[a];

@@ -13,11 +13,14 @@
 #define IMGSWEEP_PROTOCOL_COMMAND_TABLE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "protocol/size_expr.h"
 #include "protocol/status.h"
 
 namespace imgsweep {
@@ -31,6 +34,18 @@ struct Axis {
   bool operator==(const Axis&) const = default;
 };
 
+// A window of `qemu-img map --start-offset {start} --max-length {length}`
+// ("mid": size/4 and size/2). A command's windows are its last axis,
+// "window", whose values are their names; their numbers come from each
+// image's virtual size.
+struct Window {
+  std::string name;
+  SizeExpr start;
+  SizeExpr length;
+  bool operator==(const Window&) const = default;
+};
+inline constexpr std::string_view kWindowAxis = "window";
+
 // An output type of the contract's table and the arguments before the image.
 struct OutputType {
   std::string name;               // "map-json"
@@ -43,6 +58,7 @@ struct OutputType {
   // The first release with its flags ("10.0.0"); older ones get an
   // "unsupported" outcome instead of a run. Empty: every release.
   std::string since = {};
+  std::vector<Window> windows = {};  // the "window" axis's, last of `axes`
   bool operator==(const OutputType&) const = default;
 
   // Whether `version` (a version name) runs it.
@@ -54,12 +70,15 @@ struct OutputType {
   // `combo`'s arguments and id suffix, first axis slowest.
   std::size_t combos() const;
   std::vector<std::string_view> ValuesOf(std::size_t combo) const;  // one per axis
-  std::vector<std::string> ArgsOf(std::size_t combo) const;
+  // With windows, `virtual_size` is the image's; without, it is not read.
+  std::vector<std::string> ArgsOf(std::size_t combo,
+                                  std::optional<std::uint64_t> virtual_size = std::nullopt) const;
   std::string SuffixOf(std::size_t combo) const;
 };
 
 struct TableCommand {
-  std::string name;  // the qemu-img subcommand: "map"
+  std::string name;        // what --commands names: "map", "map-window"
+  std::string subcommand;  // the qemu-img subcommand: "map"
   bool by_format = true;  // the table's "layout": "by-format" or "flat"
   std::vector<OutputType> output_types;
 };
@@ -73,7 +92,9 @@ class CommandTable {
   // holds another placeholder, an empty argument or one with a quote or a
   // NUL in it; an axis with no value, a repeated value, or that a template
   // does not use as a whole argument; an empty or repeated format; a
-  // "since" that is not a version name.
+  // "since" that is not a version name; a window whose name repeats or
+  // whose start or length is no size expression, or templates of a command
+  // with windows that do not use {start} and {length} as whole arguments.
   static Result<CommandTable> Parse(std::string_view json, std::string_view origin);
   static Result<CommandTable> Load(const std::filesystem::path& file);
   // commands/commands.json as it was built in.
@@ -85,7 +106,8 @@ class CommandTable {
   Result<std::vector<OutputType>> OutputTypesOf(const std::vector<std::string>& names) const;
 
   // OK when `args` are one output type's arguments (an axis placeholder
-  // holding one of its values) followed by "$TESTDATA_ROOT/<image_path>".
+  // holding one of its values, {start} and {length} a decimal number)
+  // followed by "$TESTDATA_ROOT/<image_path>".
   // Else kInvalidInput saying what differs.
   Status CheckCellArgs(const std::vector<std::string>& args, std::string_view image_path) const;
   // "map (map-human: map; map-json: map --output=json)", for messages.

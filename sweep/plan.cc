@@ -36,13 +36,16 @@ Status Plan::BuildIndex() {
     const OutputType& type = types_[t];
     for (std::size_t i = 0; i < images_.size(); ++i) {
       if (!type.RunsOn(images_[i].format)) continue;
+      if (!type.windows.empty() && !images_[i].virtual_size) continue;
       for (std::size_t c = 0; c < type.combos(); ++c) {
         rows_[t].push_back(PlannedRow{i, c, images_[i].id + type.SuffixOf(c)});
       }
     }
     if (rows_[t].empty()) {
       return Status::InvalidInput("plan: output type " + type.name +
-                                  " runs on none of the safe-tier images' formats");
+                                  (type.windows.empty() ? " runs on none of the safe-tier images' formats"
+                                                        : " has windows, and no image of its formats has "
+                                                          "a virtual size to compute them from"));
     }
     type_start_.push_back(type_start_.back() + versions_.size() * rows_[t].size());
     Part part{"row id", &row_index_[t], {}};
@@ -75,7 +78,8 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
 }
 
 Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versions,
-                        std::chrono::milliseconds timeout, std::vector<OutputType> types) {
+                        std::chrono::milliseconds timeout, std::vector<OutputType> types,
+                        const std::map<std::string, std::uint64_t>& virtual_sizes) {
   if (types.empty()) return Status::InvalidInput("plan: no output types to sweep");
   if (versions.empty()) return Status::InvalidInput("plan: no versions to sweep");
   for (const std::string& v : versions) {
@@ -95,7 +99,8 @@ Result<Plan> Plan::Make(const Manifest& manifest, std::vector<std::string> versi
   plan.versions_ = std::move(versions);
   plan.timeout_ = timeout;
   for (const ImageEntry& image : manifest.SafeTier()) {
-    plan.images_.push_back(PlannedImage{image.id, image.path, image.format, image.sha256});
+    PlannedImage& planned = plan.images_.emplace_back(PlannedImage{image.id, image.path, image.format, image.sha256});
+    if (auto size = virtual_sizes.find(image.id); size != virtual_sizes.end()) planned.virtual_size = size->second;
   }
   if (plan.images_.empty())
     return Status::InvalidInput("plan: the manifest has no safe-tier images");
@@ -115,13 +120,22 @@ std::string Plan::ToJson() const {
       for (const Axis& a : t.axes) axes.push_back({{"name", a.name}, {"values", a.values}});
       type["axes"] = std::move(axes);
     }
+    if (!t.windows.empty()) {
+      json windows = json::array();
+      for (const Window& w : t.windows) {
+        windows.push_back({{"name", w.name}, {"start", w.start.text}, {"length", w.length.text}});
+      }
+      type["windows"] = std::move(windows);
+    }
     if (!t.formats.empty()) type["formats"] = t.formats;
     if (!t.since.empty()) type["since"] = t.since;
     types.push_back(std::move(type));
   }
   json images = json::array();
   for (const PlannedImage& i : images_) {
-    images.push_back({{"id", i.id}, {"path", i.path}, {"format", i.format}, {"sha256", i.sha256}});
+    json image = {{"id", i.id}, {"path", i.path}, {"format", i.format}, {"sha256", i.sha256}};
+    if (i.virtual_size) image["virtual_size"] = *i.virtual_size;
+    images.push_back(std::move(image));
   }
   const json j{{"plan_format", kPlanFormat},
                {"output_types", std::move(types)},
@@ -147,13 +161,21 @@ Result<Plan> Plan::FromJson(std::string_view text) {
       for (const json& a : t.value("axes", json::array())) {
         type.axes.push_back({a.at("name").get<std::string>(), a.at("values").get<std::vector<std::string>>()});
       }
+      for (const json& w : t.value("windows", json::array())) {
+        Result<SizeExpr> start = SizeExpr::Parse(w.at("start").get<std::string>());
+        Result<SizeExpr> length = SizeExpr::Parse(w.at("length").get<std::string>());
+        if (!start.ok() || !length.ok()) return Status::InvalidInput("stored plan is unreadable: bad window");
+        type.windows.push_back({w.at("name").get<std::string>(), start.value(), length.value()});
+      }
       type.formats = t.value("formats", std::vector<std::string>());
       type.since = t.value("since", std::string());
     }
     plan.versions_ = j.at("versions").get<std::vector<std::string>>();
     for (const json& i : j.at("images")) {
-      plan.images_.push_back({i.at("id").get<std::string>(), i.at("path").get<std::string>(),
-                              i.at("format").get<std::string>(), i.at("sha256").get<std::string>()});
+      PlannedImage& image = plan.images_.emplace_back(
+          PlannedImage{i.at("id").get<std::string>(), i.at("path").get<std::string>(),
+                       i.at("format").get<std::string>(), i.at("sha256").get<std::string>()});
+      if (i.contains("virtual_size")) image.virtual_size = i.at("virtual_size").get<std::uint64_t>();
     }
     plan.timeout_ = std::chrono::milliseconds(j.at("timeout_ms").get<std::int64_t>());
   } catch (const json::exception& e) {
@@ -164,6 +186,11 @@ Result<Plan> Plan::FromJson(std::string_view text) {
     for (const Axis& axis : type.axes) {
       ok = ok && IsSafeName(axis.name) && !axis.values.empty() &&
            std::all_of(axis.values.begin(), axis.values.end(), IsSafeName);
+    }
+    if (!type.windows.empty()) {  // the last axis is the windows'
+      std::vector<std::string> names;
+      for (const Window& w : type.windows) names.push_back(w.name);
+      ok = ok && !type.axes.empty() && type.axes.back().name == kWindowAxis && type.axes.back().values == names;
     }
     if (!ok) return Status::InvalidInput("stored plan is unreadable: bad output type " + type.name);
   }
@@ -219,7 +246,7 @@ Result<std::size_t> Plan::IndexOfKey(std::string_view key) const {
 }
 
 std::vector<std::string> Plan::Args(const CellRef& ref) const {
-  std::vector<std::string> args = types_[ref.type].ArgsOf(RowOf(ref).combo);
+  std::vector<std::string> args = types_[ref.type].ArgsOf(RowOf(ref).combo, ImageOf(ref).virtual_size);
   args.push_back(std::string(kTestdataRootToken) + "/" + ImageOf(ref).path);
   return args;
 }

@@ -10,6 +10,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +36,9 @@ struct PlannedImage {
   std::string path;
   std::string format;
   std::string sha256;
+  // What `qemu-img info` says, when the sweep has a type with windows
+  // (VirtualSizes); an image without one gets no window rows.
+  std::optional<std::uint64_t> virtual_size = std::nullopt;
   bool operator==(const PlannedImage&) const = default;
 };
 
@@ -56,10 +62,12 @@ class Plan {
   // manifest's safe tier is empty.
   static Result<Plan> Make(const Manifest& manifest, std::vector<std::string> versions,
                            std::chrono::milliseconds timeout);
-  // The same with the output types given (CommandTable::OutputTypesOf).
-  // kInvalidInput also when there is none.
+  // The same with the output types given (CommandTable::OutputTypesOf) and,
+  // for types with windows, the images' virtual sizes by image id.
+  // kInvalidInput also when there is no type.
   static Result<Plan> Make(const Manifest& manifest, std::vector<std::string> versions,
-                           std::chrono::milliseconds timeout, std::vector<OutputType> types);
+                           std::chrono::milliseconds timeout, std::vector<OutputType> types,
+                           const std::map<std::string, std::uint64_t>& virtual_sizes = {});
   // The stored form (JSON, stable); FromJson checks what ToJson writes.
   std::string ToJson() const;
   static Result<Plan> FromJson(std::string_view text);
@@ -70,7 +78,8 @@ class Plan {
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   // The rows of output type `type`: the images it runs on (OutputType::
-  // RunsOn), in manifest order, each once per axis combination.
+  // RunsOn; with windows, those with a virtual size), in manifest order,
+  // each once per axis combination.
   const std::vector<PlannedRow>& rows(std::size_t type) const { return rows_[type]; }
   const PlannedRow& RowOf(const CellRef& ref) const { return rows_[ref.type][ref.row]; }
   const PlannedImage& ImageOf(const CellRef& ref) const { return images_[RowOf(ref).image]; }

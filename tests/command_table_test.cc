@@ -254,5 +254,105 @@ TEST(CommandTable, APlanTakesTheOutputTypesGiven) {
   EXPECT_EQ(since_stored.value().types()[0].since, "10.0.0");
 }
 
+// Size expressions: a number, or the virtual size divided and offset; a
+// result below zero is zero.
+TEST(CommandTable, SizeExpressionsComputeFromTheVirtualSize) {
+  const auto of = [](std::string_view text, std::uint64_t size) -> std::string {
+    Result<SizeExpr> expr = SizeExpr::Parse(text);
+    return expr.ok() ? std::to_string(expr.value().Of(size)) : expr.status().message();
+  };
+  EXPECT_EQ(of("65536", 1000), "65536");
+  EXPECT_EQ(of("size", 1000), "1000");
+  EXPECT_EQ(of("size/4", 1000), "250");
+  EXPECT_EQ(of("size/3", 1000), "333");
+  EXPECT_EQ(of("size-65536", 1'048'576), "983040");
+  EXPECT_EQ(of("size-65536", 1000), "0");  // clamped
+  EXPECT_EQ(of("size+512", 1000), "1512");
+  EXPECT_EQ(of("size/2+512", 1000), "1012");
+  for (std::string_view bad : {"", "size*2", "size/0", "-5", "size+", "sizes", "1e3", "size/2-", " 5",
+                               "1234567890123456789"}) {
+    EXPECT_EQ(of(bad, 1000), "\"" + std::string(bad) +
+                                 "\" is not a size expression (N, size, size/N, size+N, size-N, size/N+N)")
+        << bad;
+  }
+}
+
+// map windows: a command of its own (subcommand map), whose windows are an
+// axis "window"; its numbers come from each image's virtual size, a worker
+// accepts any number there and nothing else, and an image without a size
+// gets no window rows.
+TEST(CommandTable, MapWindowsAreAnAxisComputedFromTheVirtualSize) {
+  Result<std::vector<OutputType>> types = CommandTable::BuiltIn().OutputTypesOf({"map-window"});
+  ASSERT_TRUE(types.ok()) << types.status().message();
+  ASSERT_EQ(types.value().size(), 2u);
+  const OutputType& json = types.value()[1];
+  EXPECT_EQ(json.name, "map-window-json");
+  ASSERT_EQ(json.windows.size(), 3u);
+  EXPECT_EQ(json.axes.back().values, (std::vector<std::string>{"mid", "end", "past-eof"}));
+  const std::string sha(64, '0');
+  Result<Manifest> manifest = Manifest::Parse(
+      R"({"images": [{"id": "a", "path": "a.qcow2", "format": "qcow2", "safety": "safe", "sha256": ")" +
+          sha + R"("}, {"id": "b", "path": "b.raw", "format": "raw", "safety": "safe", "sha256": ")" + sha +
+          R"("}]})",
+      "m");
+  ASSERT_TRUE(manifest.ok());
+  Result<Plan> made =
+      Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout, {json}, {{"a", 4'194'304}});
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  const Plan& plan = made.value();
+  ASSERT_EQ(plan.cell_count(), 3u);  // b has no size: no rows
+  EXPECT_EQ(plan.Key(plan.Ref(0)), "map-window-json/7.2.0/a__mid");
+  EXPECT_EQ(plan.Key(plan.Ref(2)), "map-window-json/7.2.0/a__past-eof");
+  EXPECT_EQ(plan.Args(plan.Ref(0)),
+            (std::vector<std::string>{"map", "--output=json", "--start-offset", "1048576", "--max-length",
+                                      "2097152", "$TESTDATA_ROOT/a.qcow2"}));
+  EXPECT_EQ(plan.Args(plan.Ref(1))[3], "4128768");  // end: size - 64 KiB
+  EXPECT_EQ(plan.Args(plan.Ref(2))[3], "4259840");  // past-eof: size + 64 KiB
+  const CommandTable& table = CommandTable::BuiltIn();
+  EXPECT_TRUE(table.CheckCellArgs(plan.Args(plan.Ref(1)), "a.qcow2").ok());
+  for (std::string bad : {"-1", "1e3", "0x10", "01", "$(reboot)", ""}) {
+    std::vector<std::string> args = plan.Args(plan.Ref(1));
+    args[3] = bad;
+    EXPECT_FALSE(table.CheckCellArgs(args, "a.qcow2").ok()) << bad;
+  }
+  // The sizes and windows are kept with the plan.
+  Result<Plan> stored = Plan::FromJson(plan.ToJson());
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored.value(), plan);
+  EXPECT_EQ(stored.value().Args(stored.value().Ref(0)), plan.Args(plan.Ref(0)));
+  // Without any size there is nothing to plan, and the plan says why.
+  EXPECT_EQ(Plan::Make(manifest.value(), {"7.2.0"}, kDefaultCellTimeout, {json}).status().message(),
+            "plan: output type map-window-json has windows, and no image of its formats has a virtual "
+            "size to compute them from");
+}
+
+TEST(CommandTable, RefusesBadWindows) {
+  const auto with_windows = [](const std::string& windows, const std::string& argv) {
+    return R"({"table_format": 1, "commands": [{"name": "map-window", "subcommand": "map", "layout": "by-format", "windows": )" +
+           windows + R"(, "output_types": [{"name": "m", "argv": ")" + argv + R"("}]}]})";
+  };
+  const std::string argv = "{binary} map --start-offset {start} --max-length {length} {image}";
+  const std::string mid = R"({"name": "mid", "start": "size/4", "length": "size/2"})";
+  EXPECT_EQ(ParseError(with_windows("[" + mid + "]", argv)), "parsed");
+  EXPECT_EQ(ParseError(with_windows("[" + mid + ", " + mid + "]", argv)),
+            "t.json: commands[0].windows[1].name: window \"mid\" is listed twice");
+  EXPECT_EQ(ParseError(with_windows(R"([{"name": "mid", "start": "size*4", "length": "1"}])", argv)),
+            "t.json: commands[0].windows[0].start: \"size*4\" is not a size expression (N, size, size/N, "
+            "size+N, size-N, size/N+N)");
+  EXPECT_EQ(ParseError(with_windows(R"([{"name": "mid", "start": 5, "length": "1"}])", argv)),
+            "t.json: commands[0].windows[0].start: 5 is not a string");
+  EXPECT_EQ(ParseError(with_windows("[]", argv)), "t.json: commands[0].windows: is not a list of windows");
+  EXPECT_EQ(ParseError(with_windows("[" + mid + "]", "{binary} map --start-offset {start} {image}")),
+            "t.json: commands[0].output_types[0].argv: \"{binary} map --start-offset {start} {image}\" does "
+            "not use {length}, which its command's windows fill");
+  EXPECT_EQ(ParseError(with_windows("[" + mid + "]", "{binary} info {start} {length} {image}")),
+            "t.json: commands[0].output_types[0].argv: \"{binary} info {start} {length} {image}\" does not "
+            "start with \"{binary} map\"");
+  // Without windows, {start} is no placeholder.
+  EXPECT_EQ(ParseError(OneType(R"({"name": "m", "argv": "{binary} map {start} {image}"})")),
+            "t.json: commands[0].output_types[0].argv: \"{start}\" is not a placeholder this table knows "
+            "({binary}, {image})");
+}
+
 }  // namespace
 }  // namespace imgsweep

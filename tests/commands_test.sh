@@ -5,7 +5,8 @@
 # direct run of its release, the profiles are those the direct runs give,
 # map's tree stays byte-identical to a map-only sweep, and adding a command
 # later runs only its cells. measure runs once per target format (an axis of
-# the table), each cell equal to a direct run. A table of the user's own adds a local variant
+# the table), each cell equal to a direct run; so do map's windows, computed
+# from each image's virtual size. A table of the user's own adds a local variant
 # with no code change; a bad table or command is refused, naming what.
 # Usage: commands_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
@@ -147,6 +148,48 @@ run limit "$imgsweep" rerun --db "$work/db" --out "$work/tree-measure" --image q
 check "rerun --image ID__TARGET runs that row alone, in both measure types ($(grep 'run now' "$work/out"))" \
   grep -q " $((nversions * 2)) run now" "$work/out"
 
+# 6b. Map windows: --start-offset and --max-length computed from each
+# image's virtual size (the newest release's `info`), three per image, named
+# <id>__<window>. Added to the same store, only their cells run; each equals
+# a direct run with the numbers computed here, and map's tree is untouched.
+check "run --commands ...,map-window" sweep window db --commands map,info,check,measure,map-window
+check "only the window cells ran, three per image ($(grep 'run now' "$work/window.out"))" \
+  grep -q "$((nimages * nversions * 6)) run now, $((nimages * nversions * 10)) already stored" "$work/window.out"
+check "the window tree validates" limit "$imgsweep" validate --out "$work/tree-window"
+check "map's tree is byte-identical to the map,info sweep's" \
+  diff -r "$work/tree-both/map-json" "$work/tree-window/map-json"
+vlast=$(for v in $versions; do echo "$v"; done | sort -V | tail -1)
+cells=0 mismatches=0
+while read -r id path format; do
+  size=$(cd "$root" && "$binaries/x86_64/$vlast/qemu-img" info --output=json "$root/$path" |
+         perl -MJSON::PP -0777 -ne 'print JSON::PP->new->decode($_)->{"virtual-size"}')
+  end=$((size - 65536)); [ "$end" -lt 0 ] && end=0
+  for window in "mid $((size / 4)) $((size / 2))" "end $end 131072" "past-eof $((size + 65536)) 65536"; do
+    read -r name start length <<<"$window"
+    for v in $versions; do
+      for type in map-window-human map-window-json; do
+        args=(map)
+        [ "$type" = map-window-json ] && args+=(--output=json)
+        out="$work/direct/$type.$v.$id.$name"
+        direct_run "$root" "$v" "$out" "${args[@]}" --start-offset "$start" --max-length "$length" "$root/$path"
+        same_as_direct "$out" "$work/tree-window/$type/$format/$v/${id}__$name"
+      done
+    done
+  done
+done < <(safe_cells)
+check "$cells window cells, 3 windows x 2 output types x $nversions versions x $nimages images" \
+  [ "$cells" -eq $((nimages * nversions * 6)) ]
+check "every window cell equals a direct run ($mismatches of $cells differ)" [ "$mismatches" -eq 0 ]
+check "a window cell's meta names its window" [ "$(perl -MJSON::PP -0777 -ne \
+  'print JSON::PP->new->decode($_)->{axes}{window}' \
+  "$work/tree-window/map-window-json/qcow2/$v1/qcow2-base__past-eof.meta.json")" = past-eof ]
+check "map-window-json splits where releases print a past-EOF entry differently" \
+  [ "$(ls "$work/tree-window/map-window-json/profiles" | wc -l)" -gt 1 ]
+run limit "$imgsweep" coordinator --listen tcp://127.0.0.1:0 --manifest "$manifest" --out "$work/tree-bad" \
+  --db "$work/db-bad" --versions "$v1" --commands map-window
+check "a coordinator without the testdata refuses windows, exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "... saying what sizes them ($err)" has "$err" "give --testdata and --binaries"
+
 # 7. A table of the user's own: a local variant, no code change. The local
 # workers get the table too, and run its command lines.
 cat >"$work/table.json" <<'TABLE'
@@ -197,7 +240,7 @@ run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manife
   --out "$work/tree-bad" --db "$work/db-bad" --commands map,nope
 check "an unknown command exits 2 ($rc)" [ "$rc" -eq 2 ]
 check "... naming it and the table's commands ($err)" \
-  has "$err" '"nope" is not a command of the table (map, info, check, measure)'
+  has "$err" '"nope" is not a command of the table (map, map-window, info, check, measure)'
 printf '{"table_format": 1, "commands": [{"name": "info", "layout": "flat", "output_types": [{"name": "x", "argv": "{binary} info {target} {image}"}]}]}' \
   >"$work/bad.json"
 run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
