@@ -169,7 +169,7 @@ TEST_F(CellRunnerTest, RunsOnlyCommandLinesOfItsTable) {
             refused + "the command line does not end with the image it checked "
                       "($TESTDATA_ROOT/images/raw/a.raw)");
   const std::string table = "(" + CommandTable::BuiltIn().Describe() + ")";
-  EXPECT_EQ(table.rfind("(map (map-human: map; map-json: map --output=json); info (", 0), 0u) << table;
+  EXPECT_EQ(table.rfind("(map (map-human: map; map-json: map --output=json); map-window (", 0), 0u) << table;
   cell = Cell();
   cell.args = {"convert", "-O", "raw", "$TESTDATA_ROOT/images/raw/a.raw", "/tmp/x"};
   EXPECT_EQ(Runner().Run(cell).failure,
