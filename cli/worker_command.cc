@@ -110,6 +110,7 @@ int WorkerCommand(const WorkerFlags& flags) {
   if (!flags.command_table.empty()) {
     Result<CommandTable> table = CommandTable::Load(flags.command_table);
     if (!table.ok()) return Fail(table.status());
+    options.command_table = table.value().text();
     runner->UseCommandTable(std::move(table).value());
   }
   Worker worker(options, std::move(runner));

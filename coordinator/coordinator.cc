@@ -351,6 +351,7 @@ class Coordinator::Impl {
     }
     entry.layout = TreeLayout(hello.sparse);
     entry.refused_images = layouts_.Refused(hello.name, entry.layout);
+    entry.runs_type = TypesRunBy(hello);
     for (const BrokenVersion& b : hello.broken) {
       if (IsVersionName(b.name)) broken_.Report(hello.name, b.name, b.reason);
     }
@@ -367,6 +368,27 @@ class Coordinator::Impl {
                        options_.liveness});
     GiveUpBrokenVersions();
     ReportMissingVersions();  // at once, so whoever starts workers sees what is still missing
+  }
+
+  // Per output type of the plan, whether the worker's command table (which
+  // CheckHello parsed; the built-in one when it sent none) runs its cells;
+  // says which it does not.
+  std::vector<bool> TypesRunBy(const Hello& hello) const {
+    Result<CommandTable> table = hello.command_table.empty()
+                                     ? Result<CommandTable>(CommandTable::BuiltIn())
+                                     : CommandTable::Parse(hello.command_table, "its command table");
+    if (!table.ok()) return std::vector<bool>(plan_.types().size(), false);
+    std::vector<bool> runs = plan_.TypesRunBy(table.value());
+    std::string lacking;
+    for (std::size_t t = 0; t < runs.size(); ++t) {
+      if (!runs[t]) lacking += (lacking.empty() ? "" : ", ") + plan_.types()[t].name;
+    }
+    if (!lacking.empty()) {
+      spdlog::warn("coordinator: worker {}@{} does not run {} (not in its command table); "
+                   "their cells go to workers that do",
+                   hello.name, hello.host, lacking);
+    }
+    return runs;
   }
 
   // Fails the open cells of each version that enough workers hold broken

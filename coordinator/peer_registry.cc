@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "protocol/command_table.h"
 #include "protocol/manifest.h"
 #include "protocol/sha256.h"
 #include "protocol/version_name.h"
@@ -84,6 +85,10 @@ std::string PeerRegistry::CheckHello(const Hello& hello) {
   for (const VersionInfo& v : hello.versions) {
     if (!IsVersionName(v.name)) problem = "\"" + v.name + "\" is not a version name";
     if (!IsSha256Hex(v.binary_sha256)) problem = "version " + v.name + ": bad binary sha256";
+  }
+  if (!hello.command_table.empty()) {
+    Result<CommandTable> table = CommandTable::Parse(hello.command_table, "its command table");
+    if (!table.ok()) problem = table.status().message();
   }
   for (const FileLayout& f : hello.sparse) {
     if (f.path.empty() || !StaysInsideRoot(f.path)) {

@@ -39,6 +39,7 @@ struct WorkerEntry {
   Clock::TimePoint last_told;                   // the coordinator's last frame to it
   std::string layout = {};                    // of its testdata (TreeLayout)
   std::set<std::size_t> refused_images = {};  // laid out otherwise than the sweep's
+  std::vector<bool> runs_type = {};  // per output type of the plan: in its command table
 };
 
 // What the coordinator knows of any peer, worker or not.

@@ -45,7 +45,9 @@ std::vector<std::size_t> Scheduler::Take(
       queue.pop_front();
       if (!takeable(cell)) continue;
       auto kept = keep_from_.find(cell);
-      if (worker.refused_images.contains(plan_->RowOf(plan_->Ref(cell)).image) ||
+      const CellRef ref = plan_->Ref(cell);
+      if (worker.refused_images.contains(plan_->RowOf(ref).image) ||
+          (!worker.runs_type.empty() && !worker.runs_type[ref.type]) ||
           (kept != keep_from_.end() && kept->second.contains(worker.host))) {
         set_aside.push_back(cell);
         continue;

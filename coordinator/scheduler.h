@@ -7,7 +7,8 @@
 // binary is missing or differs, the process could not start) is not given
 // back to that worker while another connected worker holds its version: the
 // retry goes elsewhere when it can. A worker never gets a cell of an image
-// it holds laid out otherwise than the sweep's (WorkerEntry::refused_images).
+// it holds laid out otherwise than the sweep's (WorkerEntry::refused_images),
+// nor one of an output type its command table lacks (WorkerEntry::runs_type).
 //
 // Thread-safety: the coordinator's thread only.
 #ifndef IMGSWEEP_COORDINATOR_SCHEDULER_H_

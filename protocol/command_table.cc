@@ -270,6 +270,7 @@ Result<CommandTable> CommandTable::Parse(std::string_view text, std::string_view
   const json& commands = root["commands"];
   if (!commands.is_array() || commands.empty()) return reader.Error("commands", "is not a list of commands");
   CommandTable table;
+  table.text_ = std::string(text);
   std::set<std::string> command_names;
   std::set<std::string> type_names;
   for (std::size_t i = 0; i < commands.size(); ++i) {
@@ -373,20 +374,13 @@ Result<std::vector<OutputType>> CommandTable::OutputTypesOf(const std::vector<st
 
 namespace {
 
-// "0", "65536": what {start} and {length} may hold (at most 19 digits, so
-// it fits qemu-img's int64).
-bool IsDecimal(std::string_view text) {
-  return !text.empty() && text.size() <= 19 && (text == "0" || text.front() != '0') &&
-         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 // Whether `args` (the image left off) are `type`'s: an axis placeholder
 // matches any of its values, a window's bound any number, a literal itself.
 bool MatchesType(const OutputType& type, std::vector<std::string>::const_iterator begin,
                  std::vector<std::string>::const_iterator end) {
   const auto matches = [&type](const std::string& want, const std::string& got) {
     const std::string_view placeholder = PlaceholderOf(want);
-    if (IsWindowBound(placeholder, !type.windows.empty())) return IsDecimal(got);
+    if (IsWindowBound(placeholder, !type.windows.empty())) return IsSizeValue(got);
     const Axis* axis = FindAxis(type.axes, placeholder);
     if (axis == nullptr) return want == got;
     return std::find(axis->values.begin(), axis->values.end(), got) != axis->values.end();

@@ -101,6 +101,8 @@ class CommandTable {
   static const CommandTable& BuiltIn();
 
   const std::vector<TableCommand>& commands() const { return commands_; }
+  // The JSON it was parsed from, as a worker announces it in its hello.
+  const std::string& text() const { return text_; }
   // The output types of the commands named, in table order. kInvalidInput
   // when none is named, one repeats or is not in the table.
   Result<std::vector<OutputType>> OutputTypesOf(const std::vector<std::string>& names) const;
@@ -115,6 +117,7 @@ class CommandTable {
 
  private:
   std::vector<TableCommand> commands_;
+  std::string text_;
 };
 
 }  // namespace imgsweep

@@ -79,7 +79,7 @@ void PackVector(Packer& p, const std::vector<T>& items) {
 struct BodyPacker {
   Packer& p;
   void Body(const Hello& m) {
-    p.pack_array(7);
+    p.pack_array(8);
     p.pack(m.name);
     p.pack(m.host);
     p.pack(m.slots);
@@ -87,6 +87,7 @@ struct BodyPacker {
     p.pack(m.session);
     PackVector(p, m.broken);
     PackVector(p, m.sparse);
+    p.pack(m.command_table);
   }
   void Body(const Welcome& m) {
     p.pack_array(3);
@@ -275,6 +276,7 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
       r.Read("session", &m.session);
       r.ReadRecords("broken", &m.broken, ReadBroken);
       r.ReadRecords("sparse", &m.sparse, ReadLayout);
+      r.Read("command_table", &m.command_table);
       return m;
     }
     case kWelcome: {

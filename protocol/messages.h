@@ -22,7 +22,7 @@ namespace imgsweep {
 
 // Raised whenever a message changes shape. A peer that speaks another
 // version is refused at hello with a reason that names both versions.
-inline constexpr std::uint32_t kProtocolVersion = 5;
+inline constexpr std::uint32_t kProtocolVersion = 6;
 
 // The largest frame either side accepts; the sockets enforce it too.
 inline constexpr std::size_t kMaxFrameBytes = 512u << 20;
@@ -92,6 +92,10 @@ struct Hello {
   // the checkout as it lies (--image-layout as-is); empty when it runs them
   // on its dense staged copy.
   std::vector<FileLayout> sparse = {};
+  // Its command table's JSON (its --command-table), empty for the built-in
+  // one: the coordinator gives it cells of those output types alone, since
+  // it would refuse others.
+  std::string command_table = {};
   bool operator==(const Hello&) const = default;
 };
 

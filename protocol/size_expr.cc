@@ -1,5 +1,6 @@
 #include "protocol/size_expr.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace imgsweep {
@@ -43,6 +44,11 @@ Result<SizeExpr> SizeExpr::Parse(std::string_view text) {
   if (!n || !rest.empty()) return bad();
   expr.offset = *n;
   return expr;
+}
+
+bool IsSizeValue(std::string_view text) {
+  return !text.empty() && text.size() <= 19 && (text == "0" || text.front() != '0') &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::uint64_t SizeExpr::Of(std::uint64_t size) const {

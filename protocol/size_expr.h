@@ -26,6 +26,10 @@ struct SizeExpr {
   std::uint64_t Of(std::uint64_t size) const;
 };
 
+// Whether `text` is a value Of may give, as a command line holds it: "0",
+// "65536"; no sign, no leading zero, at most 19 digits (qemu-img's int64).
+bool IsSizeValue(std::string_view text);
+
 }  // namespace imgsweep
 
 #endif  // IMGSWEEP_PROTOCOL_SIZE_EXPR_H_

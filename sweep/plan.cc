@@ -272,6 +272,17 @@ std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
   return Sha256Hex(text);
 }
 
+std::vector<bool> Plan::TypesRunBy(const CommandTable& table) const {
+  std::vector<bool> runs(types_.size(), true);
+  for (std::size_t t = 0; t < types_.size(); ++t) {
+    for (std::size_t r = 0; r < rows_[t].size() && runs[t]; ++r) {
+      const CellRef ref{t, 0, r};
+      runs[t] = table.CheckCellArgs(Args(ref), ImageOf(ref).path).ok();
+    }
+  }
+  return runs;
+}
+
 CellSpec Plan::Spec(const CellRef& ref, std::uint32_t attempt) const {
   const PlannedImage& image = ImageOf(ref);
   return CellSpec{Key(ref),   versions_[ref.version], Args(ref),

@@ -102,6 +102,11 @@ class Plan {
   std::string CacheKey(const CellRef& ref, std::string_view binary_sha256,
                        std::string_view image_layout) const;
 
+  // Per output type, whether a worker with `table` runs its cells: whether
+  // it accepts the command line of each of its rows
+  // (CommandTable::CheckCellArgs).
+  std::vector<bool> TypesRunBy(const CommandTable& table) const;
+
   bool operator==(const Plan& other) const { return ToJson() == other.ToJson(); }
 
  private:

@@ -235,6 +235,26 @@ check "the same sweep again runs nothing and records nothing twice" \
   sweep own db-own --command-table "$work/table.json" --commands info
 check "... ($(grep 'run now' "$work/own.out"))" grep -q " 0 run now" "$work/own.out"
 
+# 7b. A fleet where one worker lacks the user's table: its hello says which
+# table it runs, so the coordinator gives it none of those cells (it would
+# refuse each), nothing fails, and the worker with the table runs them all.
+start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree-fleet" \
+  --db "$work/db-fleet" --binaries "$binaries" --testdata "$testdata" \
+  --command-table "$work/table.json" --commands info
+start_worker plain --binaries "$binaries" --testdata "$testdata"
+start_worker tabled --binaries "$binaries" --testdata "$testdata" --command-table "$work/table.json"
+wait "$coord_pid"
+rc=$?
+check "a fleet with a worker lacking the table completes ($rc: $(tail -3 "$work/coord.out" | tr '\n' ' '))" \
+  [ "$rc" -eq 0 ]
+check "... with no cell failed" grep -q " 0 failed[,;]" "$work/coord.out"
+# info-new's command line is the built-in qemu-img-json's: the plain worker runs it.
+check "... the coordinator saying which type that worker does not run" \
+  grep -q "worker plain@.* does not run info-chain (not in its command table)" "$work/coord.err"
+check "... and its tree equals run's with the same table" \
+  diff -r -x '*.meta.json' "$work/tree-own/info-chain" "$work/tree-fleet/info-chain"
+stop_all
+
 # 8. Bad input is refused, naming what, and stores nothing.
 run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" --manifest "$manifest" \
   --out "$work/tree-bad" --db "$work/db-bad" --commands map,nope

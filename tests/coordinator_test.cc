@@ -459,6 +459,41 @@ TEST_F(CoordinatorTest, AWorkerWithAnImageLaidOutOtherwiseGetsNoneOfItsCells) {
   EXPECT_EQ(cells, 4u);  // every cell: w2 took none
 }
 
+// A worker whose command table lacks an output type of the sweep gets none
+// of its cells (it would refuse each), and one with the built-in table runs
+// them; a table that does not parse is refused at hello.
+TEST_F(CoordinatorTest, AWorkerGetsCellsOfTheOutputTypesItsCommandTableHasOnly) {
+  auto narrow = Connect();
+  Hello hello{"w2", "h", 4, Versions(), "session-2"};
+  hello.command_table = R"({"table_format": 1, "commands": [{"name": "map", "layout": "by-format",
+      "output_types": [{"name": "map-human", "argv": "{binary} map {image}"}]}]})";
+  Send(*narrow, hello);
+  Expect<Welcome>(*narrow);
+  Send(*narrow, Credit{4});
+  // Gathers `n` cells' keys from `socket`'s assignments.
+  const auto keys_of = [this](DealerSocket& socket, std::size_t n) {
+    std::vector<std::string> keys;
+    while (keys.size() < n) {
+      const Assignment a = Expect<Assignment>(socket);
+      if (a.cells.empty()) break;
+      for (const CellSpec& c : a.cells) keys.push_back(c.key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  };
+  EXPECT_EQ(keys_of(*narrow, 2), (std::vector<std::string>{"map-human/10.0.2/a", "map-human/7.2.0/a"}));
+  auto wide = Connect();
+  Send(*wide, Hello{"w1", "h", 4, Versions(), "session-1"});
+  Expect<Welcome>(*wide);
+  Send(*wide, Credit{4});
+  EXPECT_EQ(keys_of(*wide, 2), (std::vector<std::string>{"map-json/10.0.2/a", "map-json/7.2.0/a"}));
+  auto bad = Connect();
+  hello = Hello{"w3", "h", 1, Versions(), "session-3"};
+  hello.command_table = "{";
+  Send(*bad, hello);
+  EXPECT_TRUE(Expect<Refused>(*bad).reason.starts_with("its command table: not JSON")) << "refused";
+}
+
 // Text from the wire ends up in the status JSON, which would throw on bytes
 // that are not UTF-8 and abort the coordinator: such a hello is refused.
 TEST_F(CoordinatorTest, RefusesAHelloWhoseTextIsNotUtf8AndStillAnswersStatus) {

@@ -38,7 +38,9 @@ TEST(Messages, HelloRoundTrips) {
                         {{"7.2.0", kSha, "qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"},
                          {"10.0.2", kSha, "qemu-img version 10.0.2"}},
                         "5f3a9c01d2e4b687",
-                        {{"9.0.0", "--version exited 127: error while loading shared libraries"}}});
+                        {{"9.0.0", "--version exited 127: error while loading shared libraries"}},
+                        {{"images/a.raw", "sparse:0123456789abcdef"}},
+                        R"({"table_format": 1, "commands": []})"});
 }
 TEST(Messages, WelcomeRoundTrips) { ExpectRoundTrip(Welcome{"sweep-1", 1000, 3}); }
 TEST(Messages, HelloFirstRoundTrips) { ExpectRoundTrip(HelloFirst{}); }

@@ -80,7 +80,8 @@ SessionOptions Worker::SessionFor() const {
   s.name = options_.name;
   s.connect = options_.connect;
   s.hello = Hello{options_.name, options_.host,     options_.slots,
-                  options_.versions, NewSession(), options_.broken, options_.sparse};
+                  options_.versions, NewSession(), options_.broken, options_.sparse,
+                  options_.command_table};
   s.capacity = options_.slots +
                (options_.prefetch > 0 ? options_.prefetch : options_.slots * kPrefetchPerSlot);
   s.heartbeat = options_.heartbeat;

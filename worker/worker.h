@@ -45,6 +45,9 @@ struct WorkerOptions {
   std::vector<VersionInfo> versions;
   std::vector<BrokenVersion> broken;  // held but not runnable: reported in the hello
   std::vector<FileLayout> sparse;     // --image-layout as-is: its files with holes
+  // The command table its executor runs (CommandTable::text), for the
+  // hello; empty: the built-in one.
+  std::string command_table;
   // Until the welcome says the coordinator's; then its own.
   std::chrono::milliseconds heartbeat = kDefaultHeartbeat;
   unsigned liveness = kDefaultLiveness;
