@@ -288,6 +288,12 @@ class Coordinator::Impl {
                                               4 * static_cast<std::int64_t>(kMaxSlots));
     } else if (auto* result = std::get_if<CellResult>(&message)) {
       HandleResult(*worker, *result);
+    } else if (auto* results = std::get_if<Results>(&message)) {
+      // A bad one may get the worker evicted: the rest of the frame goes with it.
+      for (CellResult& r : results->results) {
+        if (worker != peers_.Worker(envelope.peer)) break;
+        HandleResult(*worker, r);
+      }
     } else if (!std::holds_alternative<Heartbeat>(message)) {
       Drop(envelope.peer, std::string("unexpected ") + MessageName(message));
     }
@@ -297,7 +303,8 @@ class Coordinator::Impl {
   // worker for lost): results and credit are not stored, and it is asked,
   // at most once a heartbeat, to say hello again.
   void HandleStranger(const std::string& peer, PeerState& state, const Message& message) {
-    if (std::holds_alternative<CellResult>(message) || std::holds_alternative<Credit>(message) ||
+    if (std::holds_alternative<CellResult>(message) || std::holds_alternative<Results>(message) ||
+        std::holds_alternative<Credit>(message) ||
         std::holds_alternative<Heartbeat>(message)) {
       const Clock::TimePoint now = clock_->Now();
       if (now - state.told_hello_first >= options_.heartbeat) {

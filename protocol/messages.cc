@@ -23,6 +23,7 @@ enum Kind : std::uint32_t {
   kHelloFirst = 10,
   kStatusRequest = 11,
   kStatusReply = 12,
+  kResults = 13,
 };
 
 // A message's kind is its alternative's position in Message plus one; these
@@ -35,7 +36,8 @@ static_assert(kIsKind<kHello, Hello> && kIsKind<kWelcome, Welcome> && kIsKind<kR
               kIsKind<kResult, CellResult> && kIsKind<kAck, Ack> &&
               kIsKind<kHeartbeat, Heartbeat> && kIsKind<kShutdown, Shutdown> &&
               kIsKind<kHelloFirst, HelloFirst> && kIsKind<kStatusRequest, StatusRequest> &&
-              kIsKind<kStatusReply, StatusReply> && std::variant_size_v<Message> == kStatusReply);
+              kIsKind<kStatusReply, StatusReply> && kIsKind<kResults, Results> &&
+              std::variant_size_v<Message> == kResults);
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
@@ -125,6 +127,12 @@ struct BodyPacker {
     p.pack(static_cast<std::uint32_t>(m.failure_kind));
     p.pack(m.sweep_id);
     p.pack(m.inputs);
+  }
+  void Body(const Results& m) { Batch(m.results); }
+  void Batch(std::span<const CellResult> results) {
+    p.pack_array(1);
+    p.pack_array(static_cast<std::uint32_t>(results.size()));
+    for (const CellResult& r : results) Body(r);
   }
   void Body(const Ack& m) {
     p.pack_array(1);
@@ -264,6 +272,26 @@ CellResult ReadResult(const msgpack::object& body, Status* error) {
   return m;
 }
 
+Results ReadResults(const msgpack::object& body, Status* error) {
+  Results m;
+  if (body.type != msgpack::type::ARRAY || body.via.array.size != 1 ||
+      body.via.array.ptr[0].type != msgpack::type::ARRAY) {
+    *error = Status::InvalidInput("results: not an array of one array of results");
+    return m;
+  }
+  const msgpack::object& list = body.via.array.ptr[0];
+  if (list.via.array.size == 0 || list.via.array.size > kResultsPerFrame) {
+    *error = Status::InvalidInput("results: " + std::to_string(list.via.array.size) +
+                                  " results; a frame holds 1 to " + std::to_string(kResultsPerFrame));
+    return m;
+  }
+  m.results.reserve(list.via.array.size);
+  for (std::uint32_t i = 0; i < list.via.array.size && error->ok(); ++i) {
+    m.results.push_back(ReadResult(list.via.array.ptr[i], error));
+  }
+  return m;
+}
+
 Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* error) {
   switch (kind) {
     case kHello: {
@@ -307,6 +335,8 @@ Message DecodeBody(std::uint32_t kind, const msgpack::object& body, Status* erro
     }
     case kResult:
       return ReadResult(body, error);
+    case kResults:
+      return ReadResults(body, error);
     case kAck: {
       Ack m;
       FieldReader(body, "ack", error).Read("keys", &m.keys);
@@ -350,66 +380,6 @@ bool ReferenceFrame(msgpack::type::object_type, std::size_t, void*) { return tru
 
 }  // namespace
 
-const char* OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kExited:
-      return "exited";
-    case Outcome::kSignaled:
-      return "signaled";
-    case Outcome::kTimeout:
-      return "timeout";
-    case Outcome::kInfraFailure:
-      return "infra-failure";
-    case Outcome::kUnsupported:
-      return "unsupported";
-  }
-  return "unknown";
-}
-
-bool IsLayoutFingerprint(std::string_view text) {
-  if (text == kDenseLayout) return true;
-  constexpr std::string_view kSparse = "sparse:";
-  if (text.size() != kSparse.size() + 16 || !text.starts_with(kSparse)) return false;
-  for (char c : text.substr(kSparse.size())) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-const char* FailureKindName(FailureKind kind) {
-  switch (kind) {
-    case FailureKind::kNone:
-      return "";
-    case FailureKind::kSpawnError:
-      return "spawn-error";
-    case FailureKind::kBinaryMissing:
-      return "binary-missing";
-    case FailureKind::kBinaryUnrunnable:
-      return "binary-unrunnable";
-    case FailureKind::kImageMismatch:
-      return "image-mismatch";
-    case FailureKind::kOutputLimit:
-      return "output-limit";
-    case FailureKind::kPathRefused:
-      return "path-refused";
-    case FailureKind::kWorkerLost:
-      return "worker-lost";
-    case FailureKind::kLeaseExpired:
-      return "lease-expired";
-    case FailureKind::kImageLayout:
-      return "image-layout";
-  }
-  return "unknown";
-}
-
-const char* MessageName(const Message& message) {
-  static constexpr const char* kNames[] = {"hello",  "welcome",    "refused",
-                                           "credit", "assignment", "result",
-                                           "ack",    "heartbeat",  "shutdown",
-                                           "hello-first", "status-request", "status-reply"};
-  return kNames[message.index()];
-}
-
 std::string Encode(const Message& message) {
   msgpack::sbuffer buffer;
   Packer p(buffer);
@@ -418,6 +388,16 @@ std::string Encode(const Message& message) {
   p.pack(static_cast<std::uint32_t>(message.index()) + 1);  // the Kind; see the asserts above
   BodyPacker body{p};
   std::visit([&](const auto& m) { body.Body(m); }, message);
+  return std::string(buffer.data(), buffer.size());
+}
+
+std::string EncodeResults(std::span<const CellResult> results) {
+  msgpack::sbuffer buffer;
+  Packer p(buffer);
+  p.pack_array(3);
+  p.pack(kProtocolVersion);
+  p.pack(static_cast<std::uint32_t>(kResults));
+  BodyPacker{p}.Batch(results);
   return std::string(buffer.data(), buffer.size());
 }
 
@@ -452,10 +432,10 @@ Result<Message> Decode(std::string_view frame) {
   if (parts[1].via.u64 > UINT32_MAX) {
     return Status::InvalidInput("unknown message kind " + std::to_string(parts[1].via.u64));
   }
-  if (parts[1].via.u64 != kResult && parts[1].via.u64 != kStatusReply &&
+  if (parts[1].via.u64 != kResult && parts[1].via.u64 != kResults && parts[1].via.u64 != kStatusReply &&
       frame.size() > kMaxControlFrameBytes) {
     return Status::InvalidInput("frame of kind " + std::to_string(parts[1].via.u64) + " has " +
-                                std::to_string(frame.size()) + " bytes; only a result or a "
+                                std::to_string(frame.size()) + " bytes; only results or a "
                                 "status reply may be over " +
                                 std::to_string(kMaxControlFrameBytes));
   }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -199,6 +200,17 @@ struct CellResult {
   bool operator==(const CellResult&) const = default;
 };
 
+// worker -> coordinator: several results in one frame, each as a result
+// message would carry it: what finished at once, so a fleet of short cells
+// spends one frame, not one per cell (at most kResultsPerFrame).
+struct Results {
+  std::vector<CellResult> results;
+  bool operator==(const Results&) const = default;
+};
+inline constexpr std::size_t kResultsPerFrame = 64;
+// Outputs beyond this end a frame early; a larger result goes alone.
+inline constexpr std::size_t kResultsFrameBytes = 1u << 20;
+
 // coordinator -> worker: these results are durably stored; forget them.
 struct Ack {
   std::vector<std::string> keys;
@@ -236,12 +248,14 @@ struct StatusReply {
 };
 
 using Message = std::variant<Hello, Welcome, Refused, Credit, Assignment, CellResult, Ack,
-                             Heartbeat, Shutdown, HelloFirst, StatusRequest, StatusReply>;
+                             Heartbeat, Shutdown, HelloFirst, StatusRequest, StatusReply, Results>;
 
 // The message's kind as a word for logs: "hello", "result", ...
 const char* MessageName(const Message& message);
 
 std::string Encode(const Message& message);
+// The frame of Results{results}, without copying them.
+std::string EncodeResults(std::span<const CellResult> results);
 // kInvalidInput naming the problem: not msgpack, another protocol version,
 // an unknown kind, a field of the wrong type or out of range.
 Result<Message> Decode(std::string_view frame);

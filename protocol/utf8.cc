@@ -61,6 +61,12 @@ struct Utf8Fields {
     Check("key", m.key);
     Check("failure", m.failure);
   }
+  void operator()(const Results& m) {
+    for (const CellResult& r : m.results) {
+      Check("results.key", r.key);
+      Check("results.failure", r.failure);
+    }
+  }
   void operator()(const Welcome& m) { Check("sweep_id", m.sweep_id); }
   void operator()(const Refused& m) { Check("reason", m.reason); }
   void operator()(const Shutdown& m) { Check("reason", m.reason); }

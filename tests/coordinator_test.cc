@@ -459,6 +459,39 @@ TEST_F(CoordinatorTest, AWorkerWithAnImageLaidOutOtherwiseGetsNoneOfItsCells) {
   EXPECT_EQ(cells, 4u);  // every cell: w2 took none
 }
 
+// Results that come several to a frame are judged each as one alone would
+// be: the honest ones stored and acknowledged, a bad one refused by itself
+// (and counted against its worker, as a frame of its own would be).
+TEST_F(CoordinatorTest, ResultsInOneFrameAreJudgedEachAsAlone) {
+  auto worker = Connect();
+  Send(*worker, Hello{"w1", "h", 4, Versions(), "session-1"});
+  Expect<Welcome>(*worker);
+  Send(*worker, Credit{4});
+  // One assignment per shard (a version): both output types of image a.
+  const Assignment a = Expect<Assignment>(*worker);
+  const Assignment b = Expect<Assignment>(*worker);
+  ASSERT_EQ(a.cells.size(), 2u);
+  ASSERT_EQ(b.cells.size(), 2u);
+  Send(*worker, Results{{Done(a.cells[0], a.lease_id), Done(a.cells[1], a.lease_id)}});
+  std::vector<std::string> acked = Expect<Ack>(*worker).keys;
+  if (acked.size() < 2) {
+    const std::vector<std::string> more = Expect<Ack>(*worker).keys;
+    acked.insert(acked.end(), more.begin(), more.end());
+  }
+  std::sort(acked.begin(), acked.end());
+  std::vector<std::string> want = {a.cells[0].key, a.cells[1].key};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(acked, want);
+  CellResult forged = Done(b.cells[0], b.lease_id);
+  forged.attempt = 7;  // not its spec's
+  Send(*worker, Results{{forged, Done(b.cells[1], b.lease_id)}});
+  Send(*worker, StatusRequest{});
+  const auto status = nlohmann::json::parse(Expect<StatusReply>(*worker).json);
+  EXPECT_EQ(status.at("closed"), 3) << status.dump();     // b's honest one was stored
+  EXPECT_EQ(status.at("in_flight"), 1) << status.dump();  // the other still waits for its own
+  EXPECT_EQ(store_->GetCell(b.cells[0].key).value()->attempts.size(), 0u);
+}
+
 // A worker whose command table lacks an output type of the sweep gets none
 // of its cells (it would refuse each), and one with the built-in table runs
 // them; a table that does not parse is refused at hello.

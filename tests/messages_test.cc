@@ -80,6 +80,24 @@ TEST(Messages, ResultRoundTripsWithBinaryOutput) {
   r.inputs = std::string(64, 'c');
   ExpectRoundTrip(r);
 }
+// Several results in one frame: the same frame whether made from the
+// message or from the results in place; an empty or overfull one is refused.
+TEST(Messages, ResultsRoundTripAndHoldOneToSixtyFour) {
+  std::vector<CellResult> results(3);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    results[i].key = "map-json/7.2.0/img" + std::to_string(i);
+    results[i].attempt = 1;
+    results[i].stdout_text = std::string(i * 10, 'x');
+  }
+  ExpectRoundTrip(Results{results});
+  EXPECT_EQ(EncodeResults(results), Encode(Results{results}));
+  EXPECT_EQ(Decode(Encode(Results{})).status().message(),
+            "results: 0 results; a frame holds 1 to 64");
+  EXPECT_EQ(Decode(Encode(Results{std::vector<CellResult>(65)})).status().message(),
+            "results: 65 results; a frame holds 1 to 64");
+  results[1].outcome = Outcome::kUnsupported;  // a worker's claim of it is refused in a batch too
+  EXPECT_EQ(Decode(EncodeResults(results)).status().message(), "result: field \"outcome\": unknown value 4");
+}
 TEST(Messages, AckRoundTrips) { ExpectRoundTrip(Ack{{"a/1.0.0/x", "b/1.0.0/y"}}); }
 TEST(Messages, HeartbeatRoundTrips) { ExpectRoundTrip(Heartbeat{}); }
 TEST(Messages, ShutdownRoundTrips) { ExpectRoundTrip(Shutdown{"the sweep is complete"}); }
@@ -221,7 +239,7 @@ TEST(Messages, OnlyResultsAndStatusRepliesCarryBulk) {
   });
   EXPECT_EQ(ErrorOf(frame),
             "frame of kind 8 has " + std::to_string(frame.size()) +
-                " bytes; only a result or a status reply may be over " +
+                " bytes; only results or a status reply may be over " +
                 std::to_string(kMaxControlFrameBytes));
   CellResult big;
   big.key = "k";

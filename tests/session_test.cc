@@ -135,6 +135,30 @@ TEST_F(SessionTest, ADrainingWorkerOffersNoCapacityOnAWelcome) {
   EXPECT_TRUE(session_.Drained(0));
 }
 
+// What finished at once goes in one frame; a result alone in a frame of
+// its own kind; a frame holds at most kResultsPerFrame.
+TEST_F(SessionTest, SendsResultsFinishedTogetherInOneFrame) {
+  Welcome();
+  Sent();
+  ASSERT_TRUE(session_.OnResults({ResultFor("k1"), ResultFor("k2"), ResultFor("k3")}).ok());
+  std::vector<Message> sent = Sent();
+  ASSERT_EQ(sent.size(), 2u);  // the results, then their credit
+  const Results& batch = std::get<Results>(sent[0]);
+  ASSERT_EQ(batch.results.size(), 3u);
+  EXPECT_EQ(batch.results[2].key, "k3");
+  EXPECT_EQ(std::get<Credit>(sent[1]).cells, 3u);
+  ASSERT_TRUE(session_.OnResults({ResultFor("k4")}).ok());
+  EXPECT_EQ(std::get<CellResult>(Sent().at(0)).key, "k4");
+  std::vector<CellResult> many;
+  for (std::size_t i = 0; i < kResultsPerFrame + 1; ++i) many.push_back(ResultFor("m" + std::to_string(i)));
+  ASSERT_TRUE(session_.OnResults(many).ok());
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(std::get<Results>(sent[0]).results.size(), kResultsPerFrame);
+  EXPECT_EQ(std::get<CellResult>(sent[1]).key, "m" + std::to_string(kResultsPerFrame));
+  EXPECT_EQ(session_.unacked(), 4u + kResultsPerFrame + 1);
+}
+
 TEST_F(SessionTest, ResendsOnlyWhatWasNotAcknowledgedAfterANewConnection) {
   Welcome();
   ASSERT_TRUE(session_.OnResults({ResultFor("k1"), ResultFor("k2")}).ok());

@@ -138,23 +138,45 @@ Status Session::Welcomed(const Welcome& welcome, std::size_t held) {
                                 : "; re-sending " + std::to_string(unacked_.size()) +
                                       " unacknowledged results");
   ever_welcomed_ = true;
-  for (const auto& [key, encoded] : unacked_) {
-    Status st = Send(encoded);
-    if (!st.ok()) return st;
-  }
+  std::vector<CellResult> again;
+  again.reserve(unacked_.size());
+  for (const auto& [key, result] : unacked_) again.push_back(result);
+  Status sent = SendResults(again);
+  if (!sent.ok()) return sent;
   if (held >= options_.capacity || draining_) return Status::Ok();
   return Send(Encode(Credit{static_cast<std::uint32_t>(options_.capacity - held)}));
 }
 
-Status Session::OnResults(const std::vector<CellResult>& done) {
-  const bool welcomed = state_ == State::kWelcomed;
-  for (const CellResult& result : done) {
-    std::string encoded = Encode(result);
-    if (welcomed) {
-      Status st = Send(encoded);
-      if (!st.ok()) return st;
+// One frame per result when they come alone, else frames of up to
+// kResultsPerFrame results holding about kResultsFrameBytes of output.
+Status Session::SendResults(std::span<const CellResult> results) {
+  std::size_t first = 0;
+  while (first < results.size()) {
+    std::size_t end = first;
+    std::size_t bytes = 0;
+    while (end < results.size() && end - first < kResultsPerFrame &&
+           (end == first || bytes + results[end].stdout_text.size() + results[end].stderr_text.size() <=
+                                kResultsFrameBytes)) {
+      bytes += results[end].stdout_text.size() + results[end].stderr_text.size();
+      ++end;
     }
-    unacked_[result.key] = std::move(encoded);
+    const std::span<const CellResult> frame = results.subspan(first, end - first);
+    Status st = Send(frame.size() == 1 ? Encode(frame.front()) : EncodeResults(frame));
+    if (!st.ok()) return st;
+    first = end;
+  }
+  return Status::Ok();
+}
+
+Status Session::OnResults(std::vector<CellResult> done) {
+  const bool welcomed = state_ == State::kWelcomed;
+  if (welcomed) {
+    Status st = SendResults(done);
+    if (!st.ok()) return st;
+  }
+  for (CellResult& result : done) {
+    std::string key = result.key;
+    unacked_.insert_or_assign(std::move(key), std::move(result));
   }
   if (welcomed && !done.empty() && !draining_) {
     Status st = Send(Encode(Credit{static_cast<std::uint32_t>(done.size())}));

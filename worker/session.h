@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,9 +79,10 @@ class Session {
   // A frame from the coordinator; assigned cells are appended to `work`.
   // `held`: cells queued, running or finished on the slots.
   Status OnFrame(std::string_view frame, std::size_t held, std::vector<Work>* work);
-  // Cells the slots finished: sent (when welcomed) and kept until acked;
-  // then their slots' credit, and a heartbeat when nothing else went for one.
-  Status OnResults(const std::vector<CellResult>& done);
+  // Cells the slots finished: sent (when welcomed), several to a frame,
+  // and kept until acked; then their slots' credit, and a heartbeat when
+  // nothing else went for one.
+  Status OnResults(std::vector<CellResult> done);
   // Hello retries and giving up. True when the driver should make a new
   // connection: the coordinator has been silent for `liveness` heartbeats.
   Result<bool> OnTick();
@@ -100,6 +102,7 @@ class Session {
 
  private:
   Status Send(const std::string& frame);
+  Status SendResults(std::span<const CellResult> results);
   Status Welcomed(const Welcome& welcome, std::size_t held);
   void Finish(Status end);
 
@@ -115,7 +118,7 @@ class Session {
   bool draining_ = false;   // no more credit
   std::chrono::milliseconds heartbeat_;
   unsigned liveness_;
-  std::map<std::string, std::string> unacked_;  // key -> encoded result
+  std::map<std::string, CellResult> unacked_;  // by key
   Clock::TimePoint last_sent_;
   Clock::TimePoint last_heard_;
   Clock::TimePoint alone_since_;  // without a welcome since

@@ -41,7 +41,9 @@ int main(int argc, char** argv) {
       {"hello",
        Hello{"w1", "host-1", 2, {{"7.2.0", sha, "qemu-img version 7.2.22"}}, "5f3a9c01d2e4b687",
              {{"9.0.0", "--version timed out after 30 s"}},
-             {{"images/raw/sparse.raw", "sparse:0123456789abcdef"}}}},
+             {{"images/raw/sparse.raw", "sparse:0123456789abcdef"}},
+             R"({"table_format": 1, "commands": [{"name": "map", "layout": "by-format", )"
+             R"("output_types": [{"name": "map-json", "argv": "{binary} map --output=json {image}"}]}]})"}},
       {"welcome", Welcome{sweep_id, 1000, 3}},
       {"refused", Refused{"say hello first"}},
       {"credit", Credit{4}},
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
       {"result-exited", result},
       {"result-signaled", signaled},
       {"result-infra", infra},
+      {"results", Results{{result, signaled, infra}}},
       {"ack", Ack{{spec.key}}},
       {"heartbeat", Heartbeat{}},
       {"shutdown", Shutdown{"the sweep is complete"}},
