@@ -356,6 +356,7 @@ class Coordinator::Impl {
     for (const VersionInfo& v : hello.versions) {
       if (digests_.Accept(hello.name, v)) entry.versions.emplace(v.name, v);
     }
+    for (const std::string& v : plan_.versions()) entry.holds_version.push_back(entry.versions.contains(v));
     entry.layout = TreeLayout(hello.sparse);
     entry.refused_images = layouts_.Refused(hello.name, entry.layout);
     entry.runs_type = TypesRunBy(hello);

@@ -40,6 +40,9 @@ struct WorkerEntry {
   std::string layout = {};                    // of its testdata (TreeLayout)
   std::set<std::size_t> refused_images = {};  // laid out otherwise than the sweep's
   std::vector<bool> runs_type = {};  // per output type of the plan: in its command table
+  // Per version of the plan: in `versions`. The scheduler asks it for
+  // every shard on every assignment, too often for a lookup by name.
+  std::vector<bool> holds_version = {};
 };
 
 // What the coordinator knows of any peer, worker or not.

@@ -53,8 +53,16 @@ class Scheduler {
   std::size_t shards() const { return queues_.size(); }
 
  private:
-  // The worker's shards, best first.
+  // The worker's shards with cells, the largest first, other than its last.
   std::vector<std::size_t> Preference(const WorkerEntry& worker) const;
+  // Moves up to `most` cells of the shard that `worker` may take into `taken`.
+  void TakeFrom(std::size_t shard, const WorkerEntry& worker, std::size_t most,
+                const std::function<bool(std::size_t cell)>& takeable,
+                const std::function<bool(const std::string& version)>& other_holds,
+                std::vector<std::size_t>* taken);
+  static bool Holds(const WorkerEntry& worker, std::size_t version) {
+    return version < worker.holds_version.size() && worker.holds_version[version];
+  }
 
   const Plan* plan_;
   std::vector<std::deque<std::size_t>> queues_;  // by version
