@@ -63,6 +63,9 @@ class FileDescriptor {
 }  // namespace
 
 std::string Sha256Hex(std::string_view bytes) {
+  // Most cells print nothing on stderr: the coordinator asks for this one
+  // digest for nearly every result.
+  if (bytes.empty()) return "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   // One context per thread, initialised again for every digest: a new one
   // costs an allocation and a free, more than hashing a short output.
   thread_local const Context context(EVP_MD_CTX_new());

@@ -26,6 +26,18 @@ TEST(Sha256, FileDigestEqualsDigestOfItsBytesAcrossChunkBoundaries) {
   EXPECT_EQ(digest.value(), Sha256Hex(bytes));
 }
 
+// The empty input's digest is a constant in Sha256Hex; the file path
+// hashes an empty file through OpenSSL, and both must agree.
+TEST(Sha256, EmptyFileDigestEqualsTheEmptyInputs) {
+  auto path =
+      std::filesystem::temp_directory_path() / ("imgsweep-sha256-empty-" + std::to_string(::getpid()));
+  { std::ofstream(path, std::ios::binary); }
+  Result<std::string> digest = Sha256File(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+  EXPECT_EQ(digest.value(), Sha256Hex(""));
+}
+
 TEST(Sha256, MissingFileIsNotFoundAndNamesThePath) {
   Result<std::string> digest = Sha256File("/nonexistent/imgsweep/image.qcow2");
   ASSERT_FALSE(digest.ok());
