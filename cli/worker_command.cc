@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 #include "cli/commands.h"
@@ -26,6 +27,7 @@ struct LaidOut {
   fs::path root;
   std::vector<FileLayout> sparse;
   std::set<std::string> not_dense;
+  std::map<std::string, std::string> digests;  // of the staged files
 };
 
 Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
@@ -56,6 +58,7 @@ Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
   }
   out.root = staged.value().root;
   out.not_dense = std::move(staged.value().not_dense);
+  out.digests = std::move(staged.value().digests);
   return out;
 }
 
@@ -106,6 +109,7 @@ int WorkerCommand(const WorkerFlags& flags) {
                                              std::move(installed.value().working), kKillGrace,
                                              std::size_t{flags.output_limit_mib} << 20);
   runner->RefuseLayoutOf(std::move(laid_out.value().not_dense));
+  runner->KnowDigests(std::move(laid_out.value().digests));
   runner->PassEnvironment(flags.child_env);
   if (!flags.command_table.empty()) {
     Result<CommandTable> table = CommandTable::Load(flags.command_table);

@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "protocol/clock.h"
 #include "protocol/sha256.h"
 #include "tests/temp_dir.h"
 
@@ -90,6 +95,95 @@ TEST_F(ImageLayoutTest, StagesADenseMirrorOnceAndKeepsItWhileTheBytesMatch) {
   EXPECT_EQ(Sha256File(changed.value().root / "images/raw/dense.raw").value(),
             Sha256Hex(std::string(8192, 'z')));
   EXPECT_FALSE(fs::exists(fs::symlink_status(changed.value().root / "images/raw/link.raw")));
+}
+
+// The lines of the stamps file beside the staged tree, header aside.
+std::vector<std::string> StampLines(const fs::path& cache) {
+  std::vector<std::string> lines;
+  for (const fs::directory_entry& e : fs::directory_iterator(cache)) {
+    if (e.path().extension() != ".stamps") continue;
+    std::ifstream in(e.path());
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "imgsweep-stamps 1");
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Rewrites the stamps file with every digest replaced by `digest`.
+void ForgeStampDigests(const fs::path& cache, const std::string& digest) {
+  for (const fs::directory_entry& e : fs::directory_iterator(cache)) {
+    if (e.path().extension() != ".stamps") continue;
+    std::vector<std::string> lines = StampLines(cache);
+    std::ofstream out(e.path(), std::ios::trunc);
+    out << "imgsweep-stamps 1\n";
+    for (const std::string& line : lines) out << digest << line.substr(64) << "\n";
+  }
+}
+
+TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
+  const fs::path cache = dir_.path() / "cache";
+  const std::string dense_sha = Sha256Hex(std::string(8192, 'y'));
+  // Files written a moment ago get no stamp: a write in the same clock tick
+  // would not show in their identity.
+  Result<StagedTree> fresh = StageDense(root_, cache);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh.value().digests.at("images/raw/dense.raw"), dense_sha);
+  EXPECT_EQ(fresh.value().digests.size(), 2u);  // the link is not a file of its own
+  EXPECT_TRUE(StampLines(cache).empty());
+
+  // Later (the fake clock is in 2027), both files are stamped.
+  FakeClock later;
+  ASSERT_TRUE(StageDense(root_, cache, later).ok());
+  ASSERT_EQ(StampLines(cache).size(), 2u);
+  EXPECT_TRUE(StampLines(cache)[0].ends_with(" images/raw/dense.raw")) << StampLines(cache)[0];
+
+  // A stamp that still matches both files is believed without reading
+  // them: its (forged) digest comes back.
+  const std::string forged(64, 'a');
+  ForgeStampDigests(cache, forged);
+  Result<StagedTree> stamped = StageDense(root_, cache, later);
+  ASSERT_TRUE(stamped.ok());
+  EXPECT_EQ(stamped.value().copied, 0u);
+  EXPECT_EQ(stamped.value().digests.at("images/raw/dense.raw"), forged);
+
+  // New bytes in the source change its identity: hashed, copied, stamped anew.
+  dir_.Write("testdata/images/raw/dense.raw", std::string(8192, 'z'));
+  Result<StagedTree> changed = StageDense(root_, cache, later);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed.value().copied, 1u);
+  EXPECT_EQ(changed.value().digests.at("images/raw/dense.raw"), Sha256Hex(std::string(8192, 'z')));
+  EXPECT_EQ(Sha256File(changed.value().root / "images/raw/dense.raw").value(),
+            Sha256Hex(std::string(8192, 'z')));
+
+  // So does a staged copy written over: it is hashed and copied again.
+  ForgeStampDigests(cache, forged);
+  dir_.Write("cache/" + changed.value().root.filename().string() + "/images/raw/dense.raw",
+             std::string(8192, 'q'));
+  Result<StagedTree> repaired = StageDense(root_, cache, later);
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_EQ(repaired.value().copied, 1u);
+  EXPECT_EQ(repaired.value().digests.at("images/raw/dense.raw"), Sha256Hex(std::string(8192, 'z')));
+  EXPECT_EQ(Sha256File(repaired.value().root / "images/raw/dense.raw").value(),
+            Sha256Hex(std::string(8192, 'z')));
+}
+
+TEST_F(ImageLayoutTest, AStampsFileNotUnderstoodOnlyCostsHashing) {
+  const fs::path cache = dir_.path() / "cache";
+  FakeClock later;
+  Result<StagedTree> staged = StageDense(root_, cache, later);
+  ASSERT_TRUE(staged.ok());
+  const fs::path stamps = cache / (staged.value().root.filename().string() + ".stamps");
+  ASSERT_TRUE(fs::exists(stamps));
+  for (const std::string& text : {std::string("imgsweep-stamps 9\n"), std::string("garbage"),
+                                  std::string("imgsweep-stamps 1\nnot-a-digest 1 2 3\n")}) {
+    { std::ofstream(stamps, std::ios::trunc) << text; }
+    Result<StagedTree> again = StageDense(root_, cache, later);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again.value().copied, 0u);
+    EXPECT_EQ(again.value().digests.at("images/raw/dense.raw"), Sha256Hex(std::string(8192, 'y')));
+  }
 }
 
 TEST_F(ImageLayoutTest, ACacheInsideTheTestdataIsNotStagedIntoItself) {

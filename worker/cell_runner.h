@@ -62,6 +62,12 @@ class CellRunner final : public CellExecutor {
   // elsewhere: an image may read any file (a backing file, an extent).
   void RefuseLayoutOf(std::set<std::string> paths) { bad_layout_ = std::move(paths); }
 
+  // The sha256 of files under the root (relative paths), known already
+  // (StagedTree::digests): a cell on one of them compares the manifest's
+  // digest with this one instead of reading the image again.
+  // REQUIRES: before the first Run.
+  void KnowDigests(std::map<std::string, std::string> digests) { digests_ = std::move(digests); }
+
   // Cells run with PATH and TMPDIR of this process and nothing else of its
   // environment (ChildEnvironment), so neither secrets nor a host's locale
   // reach them; these variables are passed on too, when set.

@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <vector>
 
 #include "protocol/sha256.h"
@@ -96,35 +100,127 @@ Status CopyDense(const fs::path& from, const fs::path& to) {
   return Status::Ok();
 }
 
-// Whether the staged file holds the source's bytes, all allocated.
-bool Current(const fs::path& source, const fs::path& staged) {
-  std::error_code ec;
-  if (!fs::is_regular_file(fs::symlink_status(staged, ec)) ||
-      fs::file_size(staged, ec) != fs::file_size(source, ec) || ec) {
-    return false;
-  }
-  Result<std::string> want = Sha256File(source), have = Sha256File(staged);
-  if (!want.ok() || !have.ok() || want.value() != have.value()) return false;
-  Result<std::string> layout = LayoutFingerprint(staged);
-  return layout.ok() && layout.value() == kDenseLayout;
+// What stat says of a file: while none of it changes, neither have its
+// bytes. ctime cannot be set by a program, so a rewrite that restores size
+// and mtime still shows.
+struct Identity {
+  std::uint64_t dev = 0, ino = 0, size = 0;
+  std::int64_t mtime_ns = 0, ctime_ns = 0;
+  bool operator==(const Identity&) const = default;
+};
+
+std::optional<Identity> IdentityOf(const fs::path& file) {
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  constexpr std::int64_t kNs = 1'000'000'000;
+  return Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                  static_cast<std::uint64_t>(st.st_size),
+                  st.st_mtim.tv_sec * kNs + st.st_mtim.tv_nsec,
+                  st.st_ctim.tv_sec * kNs + st.st_ctim.tv_nsec};
 }
 
-Status StageFile(const fs::path& source, const fs::path& staged, StagedTree* tree) {
-  ++tree->files;
-  if (Current(source, staged)) return Status::Ok();
-  fs::path partial = staged;
-  partial += ".imgsweep-partial";
-  Status st = CopyDense(source, partial);
+// A staged file checked against its source, and the sha256 they share.
+struct Stamp {
+  Identity source, staged;
+  std::string sha256;
+};
+using Stamps = std::map<std::string, Stamp>;  // by path relative to the root
+
+constexpr std::string_view kStampsHeader = "imgsweep-stamps 1";
+
+// The stamps a previous staging left; none when the file is missing or was
+// written otherwise (they only save hashing: a line not understood is
+// hashed again).
+Stamps ReadStamps(const fs::path& file) {
+  Stamps stamps;
+  std::ifstream in(file);
+  std::string line;
+  if (!std::getline(in, line) || line != kStampsHeader) return stamps;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    Stamp s;
+    fields >> s.sha256 >> s.source.dev >> s.source.ino >> s.source.size >> s.source.mtime_ns >>
+        s.source.ctime_ns >> s.staged.dev >> s.staged.ino >> s.staged.size >> s.staged.mtime_ns >>
+        s.staged.ctime_ns;
+    std::string relative;
+    if (!fields || fields.get() != ' ' || !std::getline(fields, relative) || relative.empty() ||
+        !IsSha256Hex(s.sha256)) {
+      continue;
+    }
+    stamps.emplace(std::move(relative), std::move(s));
+  }
+  return stamps;
+}
+
+// Written whole or not at all; a failure costs only the next start's hashing.
+void WriteStamps(const fs::path& file, const Stamps& stamps) {
+  fs::path partial = file;
+  partial += ".partial";
+  {
+    std::ofstream out(partial, std::ios::trunc);
+    out << kStampsHeader << "\n";
+    for (const auto& [relative, s] : stamps) {
+      out << s.sha256 << ' ' << s.source.dev << ' ' << s.source.ino << ' ' << s.source.size << ' '
+          << s.source.mtime_ns << ' ' << s.source.ctime_ns << ' ' << s.staged.dev << ' '
+          << s.staged.ino << ' ' << s.staged.size << ' ' << s.staged.mtime_ns << ' '
+          << s.staged.ctime_ns << ' ' << relative << "\n";
+    }
+    if (!out.flush()) return;
+  }
   std::error_code ec;
-  if (st.ok()) {
-    fs::rename(partial, staged, ec);
-    if (ec) st = Status::FromErrno("cannot put " + staged.string() + " in place", ec.value());
+  fs::rename(partial, file, ec);
+  if (ec) fs::remove(partial, ec);
+}
+
+// The sha256 the source and its staged copy share, or nullopt when the copy
+// is missing, differs or has holes. A file whose stamp still matches both is
+// not read.
+std::optional<std::string> CurrentDigest(const fs::path& source, const fs::path& staged,
+                                         const Stamp* stamp) {
+  const std::optional<Identity> src = IdentityOf(source), stg = IdentityOf(staged);
+  if (!src || !stg || src->size != stg->size) return std::nullopt;
+  Result<std::string> layout = LayoutFingerprint(staged);
+  if (!layout.ok() || layout.value() != kDenseLayout) return std::nullopt;
+  if (stamp != nullptr && stamp->source == *src && stamp->staged == *stg) return stamp->sha256;
+  Result<std::string> want = Sha256File(source), have = Sha256File(staged);
+  if (!want.ok() || !have.ok() || want.value() != have.value()) return std::nullopt;
+  return want.value();
+}
+
+// Stages `relative` (a regular file of the source) and notes its digest in
+// `tree`, and its identities in `after` unless it changed at `recent_ns` or
+// later (a write in the same clock tick as the stat would leave its
+// identity as it was).
+Status StageFile(const fs::path& source, const fs::path& staged, const std::string& relative,
+                 const Stamps& before, std::int64_t recent_ns, Stamps* after, StagedTree* tree) {
+  ++tree->files;
+  auto stamp = before.find(relative);
+  std::optional<std::string> digest =
+      CurrentDigest(source, staged, stamp == before.end() ? nullptr : &stamp->second);
+  if (!digest) {
+    fs::path partial = staged;
+    partial += ".imgsweep-partial";
+    Status st = CopyDense(source, partial);
+    std::error_code ec;
+    if (st.ok()) {
+      fs::rename(partial, staged, ec);
+      if (ec) st = Status::FromErrno("cannot put " + staged.string() + " in place", ec.value());
+    }
+    if (!st.ok()) {
+      fs::remove(partial, ec);
+      return st;
+    }
+    ++tree->copied;
+    Result<std::string> copied = Sha256File(staged);
+    if (!copied.ok()) return copied.status();
+    digest = copied.value();
   }
-  if (!st.ok()) {
-    fs::remove(partial, ec);
-    return st;
+  tree->digests[relative] = *digest;
+  const std::optional<Identity> src = IdentityOf(source), stg = IdentityOf(staged);
+  if (src && stg && relative.find('\n') == std::string::npos && src->ctime_ns < recent_ns &&
+      stg->ctime_ns < recent_ns && src->mtime_ns < recent_ns && stg->mtime_ns < recent_ns) {
+    (*after)[relative] = Stamp{*src, *stg, *digest};
   }
-  ++tree->copied;
   return Status::Ok();
 }
 
@@ -183,7 +279,7 @@ Result<std::vector<FileLayout>> SparseFiles(const fs::path& root) {
   return sparse;
 }
 
-Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache) {
+Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache, const Clock& clock) {
   std::error_code ec;
   fs::create_directories(cache, ec);
   if (ec) return Status::FromErrno("stage cache " + cache.string(), ec.value());
@@ -201,6 +297,11 @@ Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache) {
   if (ec) return Status::FromErrno("stage " + (cache / name).string(), ec.value());
   // The cache itself, when it lies inside the testdata, is not staged.
   const fs::path cache_inside = fs::canonical(cache, ec).lexically_relative(root);
+  const fs::path stamps_file = cache / (name + ".stamps");
+  const Stamps before = ReadStamps(stamps_file);
+  constexpr std::int64_t kStampAgeMs = 2000;
+  const std::int64_t recent_ns = (clock.UnixMillis() - kStampAgeMs) * 1'000'000;
+  Stamps after;
   std::set<fs::path> wanted;
   for (auto it = fs::recursive_directory_iterator(root, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -220,7 +321,7 @@ Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache) {
     if (link) {
       st = StageLink(it->path(), staged);
     } else if (it->is_regular_file(ec)) {
-      st = StageFile(it->path(), staged, &tree);
+      st = StageFile(it->path(), staged, relative.string(), before, recent_ns, &after, &tree);
       if (st.ok()) {
         Result<std::string> layout = LayoutFingerprint(staged);
         if (!layout.ok()) return layout.status();
@@ -234,6 +335,7 @@ Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache) {
   }
   if (ec) return Status::FromErrno("testdata " + root.string(), ec.value());
   RemoveStale(tree.root, wanted);
+  WriteStamps(stamps_file, after);
   return tree;
 }
 

@@ -15,10 +15,12 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "protocol/clock.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
 
@@ -41,14 +43,21 @@ struct StagedTree {
   // Files whose staged copy still has holes: this host's filesystem turns
   // zero blocks into holes, so cells on them cannot run here.
   std::set<std::string> not_dense;
+  // Every staged regular file's sha256, by path relative to the root.
+  std::map<std::string, std::string> digests;
 };
 
 // `cache/<16 hex digits of the root's path>`, a dense copy of every regular
 // file under `root` (outside .git and expected-outputs) and its symbolic
 // links as they are. A staged file is kept while its sha256 equals the
 // source's; files no longer in the source are removed. Each staged file is
-// checked with SEEK_HOLE. REQUIRES: `root` canonical.
-Result<StagedTree> StageDense(const std::filesystem::path& root, const std::filesystem::path& cache);
+// checked with SEEK_HOLE. `cache/<same digits>.stamps` keeps, for each file,
+// what stat said of it and its copy when they were last hashed alike: while
+// both still say so (device, inode, size, mtime and ctime), neither is read
+// again. Files changed in the 2 s before a check get no stamp. REQUIRES:
+// `root` canonical.
+Result<StagedTree> StageDense(const std::filesystem::path& root, const std::filesystem::path& cache,
+                              const Clock& clock = SystemClock());
 
 // $XDG_CACHE_HOME/imgsweep/staged, else $HOME/.cache/imgsweep/staged.
 Result<std::filesystem::path> DefaultStageCache();
