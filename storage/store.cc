@@ -247,10 +247,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
   // A million-cell sweep flushes its memtable every 120,000 cells or so, on
   // the same two cores as the coordinator: zstd's level 1 stores these
   // records in as little as its default level 3 does for less cpu, and
-  // compacting after 8 flushed tables instead of 4 rewrites less of them
-  // while the sweep runs (docs/BENCHMARKS.md, target 6).
+  // compacting after 16 flushed tables instead of 4 rewrites less of them
+  // while the sweep runs: none in a million cells (docs/BENCHMARKS.md,
+  // target 6). A read looks in at most that many tables more.
   options.compression_opts.level = 1;
-  options.level0_file_num_compaction_trigger = 8;
+  options.level0_file_num_compaction_trigger = 16;
+  // The same headroom above it as RocksDB's defaults (4, 20, 36) keep.
+  options.level0_slowdown_writes_trigger = 32;
+  options.level0_stop_writes_trigger = 48;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = std::size_t{16} << 10;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
