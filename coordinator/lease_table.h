@@ -83,6 +83,16 @@ class LeaseTable {
 
   std::size_t leased_cells() const { return leased_cells_; }
   std::map<std::string, std::size_t> CellsByPeer() const;
+  // Calls `visit(cell)` for each cell a standing lease holds: the work is
+  // the cells in flight, not the plan.
+  template <typename Visit>
+  void ForEachLeasedCell(Visit visit) const {
+    for (const auto& [id, lease] : leases_) {
+      for (const auto& [cell, inputs] : lease.inputs) {
+        if (lease_of_[cell] == id) visit(cell);
+      }
+    }
+  }
 
  private:
   static constexpr int kCounterBits = 32;

@@ -15,18 +15,21 @@ struct ShardCells {
   std::size_t done = 0, failed = 0, pending = 0, leased = 0;
 };
 
+// From the recorder's counts and the cells in flight: a status answer costs
+// the versions and the leases, not the plan (a million cells, asked every
+// few seconds while they run).
 std::vector<ShardCells> CountShards(const LiveView& view) {
+  std::size_t per_version = 0;  // every version runs every type's rows
+  for (std::size_t t = 0; t < view.plan.types().size(); ++t) per_version += view.plan.rows(t).size();
   std::vector<ShardCells> shards(view.plan.versions().size());
-  for (std::size_t i = 0; i < view.recorder.cells(); ++i) {
-    ShardCells& c = shards[view.plan.Ref(i).version];
-    const CellSlot& slot = view.recorder.slot(i);
-    if (slot.closed) {
-      ++(slot.failed ? c.failed : c.done);
-    } else if (view.leases.IsLeased(i)) {
-      ++c.leased;
-    } else {
-      ++c.pending;
-    }
+  view.leases.ForEachLeasedCell([&view, &shards](std::size_t cell) {
+    if (!view.recorder.slot(cell).closed) ++shards[view.plan.Ref(cell).version].leased;
+  });
+  for (std::size_t v = 0; v < shards.size(); ++v) {
+    ShardCells& c = shards[v];
+    c.done = view.recorder.done_in(v);
+    c.failed = view.recorder.failed_in(v);
+    c.pending = per_version - c.done - c.failed - c.leased;
   }
   return shards;
 }

@@ -33,10 +33,13 @@ ResultRecorder::ResultRecorder(const Plan* plan, CommitPipeline* pipeline, const
       max_attempts_(max_attempts),
       audit_percent_(audit_percent),
       cells_(plan->cell_count()),
+      done_by_version_(plan->versions().size()),
+      failed_by_version_(plan->versions().size()),
       open_(plan->cell_count()) {}
 
 void ResultRecorder::Reuse(std::size_t cell) {
   cells_[cell].closed = true;
+  ++done_by_version_[plan_->Ref(cell).version];
   --open_;
 }
 
@@ -44,6 +47,7 @@ void ResultRecorder::Close(std::size_t cell, const CellRecord& record) {
   CellSlot& slot = cells_[cell];
   slot.closed = true;
   slot.failed = record.state == CellState::kFailed;
+  ++(slot.failed ? failed_by_version_ : done_by_version_)[plan_->Ref(cell).version];
   counts_.Add(record);
   --open_;
 }

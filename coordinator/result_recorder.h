@@ -60,6 +60,10 @@ class ResultRecorder {
   const CellSlot& slot(std::size_t cell) const { return cells_[cell]; }
   std::size_t cells() const { return cells_.size(); }
   std::size_t open() const { return open_; }
+  // Closed cells of the plan's version `version`: with an outcome (stored
+  // before, or now), and failed.
+  std::size_t done_in(std::size_t version) const { return done_by_version_[version]; }
+  std::size_t failed_in(std::size_t version) const { return failed_by_version_[version]; }
 
   // Stored outcomes reused as they are: the cells close, `counts` joins
   // the tally.
@@ -99,6 +103,7 @@ class ResultRecorder {
   const unsigned max_attempts_;
   const unsigned audit_percent_;
   std::vector<CellSlot> cells_;
+  std::vector<std::size_t> done_by_version_, failed_by_version_;  // kept by Reuse and Close
   std::size_t open_;
   OutcomeCounts counts_;
   std::size_t ran_now_ = 0;

@@ -637,6 +637,47 @@ TEST_F(CoordinatorTest, AnswersAStatusRequestWithoutAHello) {
   EXPECT_NE(reply.json.find(R"("versions_without_worker":[])"), std::string::npos) << reply.json;
 }
 
+// The per-version counts come from the recorder and the leases, not from a
+// pass over the plan: a stored outcome reused, a new one, and the rest.
+TEST_F(CoordinatorTest, StatusCountsEachVersionsDonePendingAndInFlightCells) {
+  Attempt ran;
+  ran.number = 1;
+  ran.binary_sha256 = kSha;
+  ran.image_layout = "dense";
+  ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
+  ASSERT_TRUE(store_
+                  ->Commit({{"map-human/7.2.0/a",
+                             {CellState::kDone, {ran}, 0,
+                              plan_.CacheKey(CellRef{0, 0, 0}, kSha, "dense")},
+                             {{Sha256Hex(""), ""}}}})
+                  .ok());
+  Restart(plan_);  // map-human/7.2.0/a is reused as stored
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment first = Expect<Assignment>(*worker);
+  ASSERT_EQ(first.cells.size(), 1u);
+  // The shard with the most open cells first.
+  ASSERT_EQ(first.cells[0].version, "10.0.2");
+  Send(*worker, Done(first.cells[0], first.lease_id));
+  ASSERT_EQ(Expect<Ack>(*worker).keys, std::vector<std::string>{first.cells[0].key});
+  Send(*worker, Credit{1});
+  const Assignment second = Expect<Assignment>(*worker);
+  ASSERT_EQ(second.cells.size(), 1u);
+  ASSERT_EQ(second.cells[0].version, "10.0.2");  // it keeps to its shard
+
+  auto asker = Connect();
+  Send(*asker, StatusRequest{});
+  const StatusReply reply = Expect<StatusReply>(*asker);
+  EXPECT_NE(reply.json.find(R"("cells":4,"closed":2,"failed":0,"in_flight":1)"), std::string::npos)
+      << reply.json;
+  EXPECT_NE(reply.json.find(R"({"version":"7.2.0","done":1,"failed":0,"pending":1,"in_flight":0})"),
+            std::string::npos)
+      << reply.json;
+  EXPECT_NE(reply.json.find(R"({"version":"10.0.2","done":1,"failed":0,"pending":0,"in_flight":1})"),
+            std::string::npos)
+      << reply.json;
+}
+
 TEST_F(CoordinatorTest, AssignsOneShardWithinTheCreditAndAcksAfterStoring) {
   auto socket = Join();
   Send(*socket, Credit{1});
