@@ -7,8 +7,11 @@ namespace imgsweep {
 
 Result<SizeExpr> SizeExpr::Parse(std::string_view text) {
   const auto bad = [text] {
-    return Status::InvalidInput("\"" + std::string(text) +
-                                "\" is not a size expression (N, size, size/N, size+N, size-N, size/N+N)");
+    // Appended, not a literal + temporary: GCC 12 -O3 -Wrestrict.
+    std::string message = "\"";
+    message += text;
+    message += "\" is not a size expression (N, size, size/N, size+N, size-N, size/N+N)";
+    return Status::InvalidInput(message);
   };
   SizeExpr expr;
   expr.text = std::string(text);
