@@ -175,6 +175,21 @@ class CoordinatorTest : public ::testing::Test {
 
   // The result an honest worker sends for `cell`, in the sweep that
   // welcomed the last worker.
+  // Stores an outcome for the cell, run with the plan's inputs on a dense
+  // layout: a coordinator started afterwards reuses it.
+  void StoreDone(const std::string& key, const CellRef& ref) {
+    Attempt ran;
+    ran.number = 1;
+    ran.binary_sha256 = kSha;
+    ran.image_layout = "dense";
+    ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
+    ASSERT_TRUE(store_
+                    ->Commit({{key,
+                               {CellState::kDone, {ran}, 0, plan_.CacheKey(ref, kSha, "dense")},
+                               {{Sha256Hex(""), ""}}}})
+                    .ok());
+  }
+
   CellResult Done(const CellSpec& cell, std::uint64_t lease) const {
     CellResult r;
     r.key = cell.key;
@@ -598,18 +613,8 @@ TEST(RouterSocketTest, SendingToAPeerThatNeverReadsFailsFastWhenItsQueueIsFull) 
 }
 
 TEST_F(CoordinatorTest, ForceRunsEveryStoredCellAgain) {
-  Attempt ran;
-  ran.number = 1;
-  ran.binary_sha256 = kSha;
-  ran.image_layout = "dense";
-  ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
   const std::string key = "map-human/7.2.0/a";
-  ASSERT_TRUE(store_
-                  ->Commit({{key,
-                             {CellState::kDone, {ran}, 0,
-                              plan_.CacheKey(CellRef{0, 0, 0}, kSha, "dense")},
-                             {{Sha256Hex(""), ""}}}})
-                  .ok());
+  StoreDone(key, CellRef{0, 0, 0});
   CoordinatorOptions options;
   options.listen = "tcp://127.0.0.1:*";
   EXPECT_EQ(Coordinator::Create(options, plan_, store_.get()).value()->open_cells(), 3u);
@@ -640,17 +645,7 @@ TEST_F(CoordinatorTest, AnswersAStatusRequestWithoutAHello) {
 // The per-version counts come from the recorder and the leases, not from a
 // pass over the plan: a stored outcome reused, a new one, and the rest.
 TEST_F(CoordinatorTest, StatusCountsEachVersionsDonePendingAndInFlightCells) {
-  Attempt ran;
-  ran.number = 1;
-  ran.binary_sha256 = kSha;
-  ran.image_layout = "dense";
-  ran.stdout_sha256 = ran.stderr_sha256 = Sha256Hex("");
-  ASSERT_TRUE(store_
-                  ->Commit({{"map-human/7.2.0/a",
-                             {CellState::kDone, {ran}, 0,
-                              plan_.CacheKey(CellRef{0, 0, 0}, kSha, "dense")},
-                             {{Sha256Hex(""), ""}}}})
-                  .ok());
+  StoreDone("map-human/7.2.0/a", CellRef{0, 0, 0});
   Restart(plan_);  // map-human/7.2.0/a is reused as stored
   auto worker = Join();
   Send(*worker, Credit{1});
