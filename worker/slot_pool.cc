@@ -76,6 +76,11 @@ std::vector<CellResult> SlotPool::TakeDone() {
   return done;
 }
 
+std::size_t SlotPool::waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
 std::size_t SlotPool::held() {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size() + running_ + done_.size();

@@ -35,6 +35,9 @@ class SlotPool {
   std::vector<CellResult> TakeDone();
   // Cells queued, running, or finished and not yet taken.
   std::size_t held();
+  // Cells queued that no slot has started.
+  std::size_t waiting();
+  unsigned slots() const { return slots_; }
   int wake_fd() const { return wake_fd_; }
 
  private:

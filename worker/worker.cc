@@ -2,13 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <vector>
 
 #include "protocol/clock.h"
 #include "protocol/transport.h"
+#include "worker/held_results.h"
 #include "worker/session.h"
 #include "worker/slot_pool.h"
 #include "worker/subprocess.h"
@@ -108,14 +111,16 @@ Status Worker::Run() {
   spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
                options_.slots, options_.versions.size(), options_.connect);
   HealthFile health(options_.health_file);
+  HeldResults finished;  // taken from the slots, not yet given to the session
+  const Clock& clock = SystemClock();
   while (!session.finished()) {
     health.Set(session.state() == Session::State::kWelcomed && !session.draining(), options_.name);
     if (!session.draining() && options_.stop_requested && options_.stop_requested()) {
       session.Drain();
       spdlog::info("worker {}: asked to stop: taking no more cells; finishing the {} it holds",
-                   options_.name, slots.held());
+                   options_.name, slots.held() + finished.size());
     }
-    if (session.Drained(slots.held())) {
+    if (session.Drained(slots.held() + finished.size())) {
       spdlog::info("worker {}: drained: every cell it took is done and acknowledged",
                    options_.name);
       break;
@@ -134,16 +139,24 @@ Status Worker::Run() {
       socket = std::move(again).value();
       session.OnReconnected();
     }
-    Result<std::optional<std::string>> frame = socket->Receive(session.NextWait(), slots.wake_fd());
+    const auto wait = std::min(session.NextWait(), finished.Until(clock.Now()));
+    Result<std::optional<std::string>> frame = socket->Receive(wait, slots.wake_fd());
     if (!frame.ok()) return frame.status();
     if (frame.value()) {
       std::vector<Work> work;
-      st = session.OnFrame(*frame.value(), slots.held(), &work);
+      st = session.OnFrame(*frame.value(), slots.held() + finished.size(), &work);
       if (!st.ok()) return st;
       if (session.finished()) break;
       slots.Add(std::move(work));
     }
-    st = session.OnResults(slots.TakeDone());
+    const Clock::TimePoint now = clock.Now();
+    finished.Add(slots.TakeDone(), now);
+    // Held back only while welcomed and taking cells: otherwise the session
+    // keeps them until a welcome, or the drain waits on them.
+    const bool hold = session.state() == Session::State::kWelcomed && !session.draining();
+    st = session.OnResults(finished.Due(now, slots.waiting(), slots.slots(), hold)
+                               ? finished.Take()
+                               : std::vector<CellResult>());
     if (!st.ok()) return st;
   }
   if (session.end().ok()) LogCpu(options_.name);
