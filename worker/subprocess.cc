@@ -260,27 +260,29 @@ class Watch {
 
 class ChildProcess final : public BackgroundProcess {
  public:
+  // The pidfd is opened once: `run` asks after its workers on every round
+  // of its coordinator.
   ChildProcess(bp::child child, bp::group group)
-      : child_(std::move(child)), group_(std::move(group)) {}
-  ~ChildProcess() override { Stop(std::chrono::milliseconds(0)); }
+      : child_(std::move(child)), group_(std::move(group)), pidfd_(PidFdOpen(child_.id())) {}
+  ~ChildProcess() override {
+    Stop(std::chrono::milliseconds(0));
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
 
   int pid() const override { return child_.id(); }
 
   Result<int> WaitFor(std::chrono::milliseconds timeout) override {
     if (exit_status_) return *exit_status_;
-    const int pidfd = PidFdOpen(child_.id());
-    if (pidfd >= 0) {
-      pollfd fd{pidfd, POLLIN, 0};
+    if (pidfd_ >= 0) {
+      pollfd fd{pidfd_, POLLIN, 0};
       int ready;
       do {
         ready = ::poll(&fd, 1, static_cast<int>(timeout.count()));
       } while (ready < 0 && errno == EINTR);
-      ::close(pidfd);
+      if (ready == 0) return StillRuns();
     }
     std::error_code ec;
-    if (child_.running(ec)) {
-      return Status::NotFound("process " + std::to_string(child_.id()) + " still runs");
-    }
+    if (child_.running(ec)) return StillRuns();
     Reap();
     return *exit_status_;
   }
@@ -305,8 +307,13 @@ class ChildProcess final : public BackgroundProcess {
     group_.detach();  // never signal a process group id after it may be reused
   }
 
+  Status StillRuns() const {
+    return Status::NotFound("process " + std::to_string(child_.id()) + " still runs");
+  }
+
   bp::child child_;
   bp::group group_;
+  const int pidfd_;  // -1 on a kernel without pidfds
   std::optional<int> exit_status_;
 };
 
