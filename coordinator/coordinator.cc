@@ -85,13 +85,17 @@ class Coordinator::Impl {
       if (options_.keep_going) {
         Status st = options_.keep_going();
         if (!st.ok()) {
-          // Stopped: what was received and granted is stored, so a restart
-          // takes the workers' late results.
-          Status stored = CommitAndAck(/*wait=*/true);
-          if (!stored.ok()) spdlog::warn("coordinator: {}", stored.message());
+          // Stopped: the workers are told to go first, then what was
+          // received and granted is stored, so a restart takes the workers'
+          // late results. In the other order a synced commit slower than
+          // the workers' liveness (a loaded disk) sent nothing meanwhile:
+          // a worker took the silence for a lost link, made a new
+          // connection, and the shutdown went to the old one.
           for (const auto& [peer, worker] : peers_.workers()) {
             Tell(peer, Shutdown{"the coordinator stopped: " + st.message()});
           }
+          Status stored = CommitAndAck(/*wait=*/true);
+          if (!stored.ok()) spdlog::warn("coordinator: {}", stored.message());
           return st;
         }
       }
