@@ -18,6 +18,7 @@
 
 #include "protocol/sha256.h"
 #include "protocol/transport.h"
+#include "tests/fault_store.h"
 #include "tests/manifest_json.h"
 #include "tests/temp_dir.h"
 
@@ -57,7 +58,7 @@ class CoordinatorTest : public ::testing::Test {
     options.keep_going = [this] {
       return stop_ ? Status::InvalidInput("stopped by the test") : Status::Ok();
     };
-    coordinator_ = std::move(Coordinator::Create(options, plan_, store_.get())).value();
+    coordinator_ = std::move(Coordinator::Create(options, plan_, Backing())).value();
     run_ = std::async(std::launch::async, [this] { return coordinator_->Run(); });
   }
 
@@ -77,6 +78,8 @@ class CoordinatorTest : public ::testing::Test {
   virtual unsigned Liveness() const { return 200; }
   virtual std::size_t OutputLimit() const { return std::size_t{64} << 20; }
   virtual ServerSecurity Security() const { return {}; }
+  // The store the coordinator writes to: store_, or one in front of it.
+  virtual Store* Backing() { return store_.get(); }
 
   void TearDown() override {
     stop_ = true;  // Run returns at its next round
@@ -832,6 +835,45 @@ TEST_F(CoordinatorTest, RefusesMultipartMessagesAndSizesTheFrameCannotHold) {
   EXPECT_EQ(s.value().rejections[0].frames, 3u);
   EXPECT_FALSE(s.value().rejections[0].cut_off);
   EXPECT_EQ(s.value().ran_now, plan_.cell_count());
+}
+
+// A coordinator whose store can be made slow to commit.
+class SlowStoreCoordinatorTest : public CoordinatorTest {
+ protected:
+  Store* Backing() override {
+    if (!slow_) slow_ = std::make_unique<FaultStore>(store_.get());
+    return slow_.get();
+  }
+  void TearDown() override {
+    slow_->ReleaseWrites();  // never leave the coordinator waiting on a commit
+    CoordinatorTest::TearDown();
+  }
+
+  std::unique_ptr<FaultStore> slow_;
+};
+
+// Stopped while a commit is slow (a loaded disk), the coordinator tells its
+// workers to go at once: had it waited for the commit, a worker would take
+// the silence for a lost link, connect again, and never hear it.
+TEST_F(SlowStoreCoordinatorTest, TellsItsWorkersToGoBeforeASlowLastCommit) {
+  auto worker = Join();
+  Send(*worker, Credit{1});
+  const Assignment a = Expect<Assignment>(*worker);
+  slow_->HoldWrites();
+  Send(*worker, Done(a.cells[0], a.lease_id));
+  Send(*worker, StatusRequest{});  // answered once the result before it is taken
+  const auto status = nlohmann::json::parse(Expect<StatusReply>(*worker).json);
+  EXPECT_EQ(status.at("closed"), 1) << status.dump();
+  ASSERT_TRUE(slow_->AwaitHeldWrite(kWait)) << "no commit came";
+  stop_ = true;
+  const Shutdown shutdown = Expect<Shutdown>(*worker);
+  EXPECT_EQ(shutdown.reason, "the coordinator stopped: stopped by the test");
+  slow_->ReleaseWrites();
+  ASSERT_EQ(run_.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(run_.get().status().message(), "stopped by the test");
+  Result<std::optional<CellRecord>> stored = store_->GetCell(a.cells[0].key);
+  ASSERT_TRUE(stored.ok() && stored.value().has_value()) << "the received result was not stored";
+  EXPECT_EQ(stored.value()->state, CellState::kDone);
 }
 
 class SmallOutputLimitTest : public CoordinatorTest {

@@ -1,12 +1,16 @@
 // A Store that forwards to a real one and fails on request, in the spirit
-// of leveldb's fault-injection Env: the next commit or flush fails, or
-// every read of a cell record reports damage.
+// of leveldb's fault-injection Env: the next commit or flush fails, every
+// read of a cell record reports damage, or commits wait until released (a
+// disk that is slow to sync).
 // Thread-safety: the switches are atomic; forwarding is as thread-safe as
 // the store behind it.
 #ifndef IMGSWEEP_TESTS_FAULT_STORE_H_
 #define IMGSWEEP_TESTS_FAULT_STORE_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "storage/store.h"
 
@@ -21,6 +25,21 @@ class FaultStore final : public Store {
   void FailNextFlush() { fail_flush_ = true; }
   void CorruptReads(bool on) { corrupt_reads_ = on; }
   int commits() const { return commits_; }
+  // Commits from now on wait in Write until ReleaseWrites.
+  void HoldWrites() {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_ = true;
+  }
+  void ReleaseWrites() {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_ = false;
+    hold_cv_.notify_all();
+  }
+  // Whether a commit came and is waiting, within `timeout`.
+  bool AwaitHeldWrite(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(hold_mu_);
+    return hold_cv_.wait_for(lock, timeout, [this] { return held_ > 0; });
+  }
 
   Result<std::optional<std::string>> GetMeta(std::string_view name) override {
     return base_->GetMeta(name);
@@ -32,6 +51,15 @@ class FaultStore final : public Store {
                const std::vector<LeaseRecord>& leases) override {
     ++commits_;
     if (fail_commit_.exchange(false)) return Status::IoError("injected: the WAL sync failed");
+    {
+      std::unique_lock<std::mutex> lock(hold_mu_);
+      if (hold_) {
+        ++held_;
+        hold_cv_.notify_all();
+        hold_cv_.wait(lock, [this] { return !hold_; });
+        --held_;
+      }
+    }
     return base_->Write(writes, leases);
   }
   Status ForEachLease(const std::function<bool(const LeaseRecord&)>& visit) override {
@@ -58,6 +86,10 @@ class FaultStore final : public Store {
   std::atomic<bool> fail_commit_{false};
   std::atomic<bool> fail_flush_{false};
   std::atomic<bool> corrupt_reads_{false};
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool hold_ = false;  // guarded by hold_mu_
+  int held_ = 0;       // commits waiting; guarded by hold_mu_
   std::atomic<int> commits_{0};
 };
 
