@@ -305,6 +305,20 @@ TEST_F(ProfilesTest, InsideItsTypesTheTreeEqualsTheSweepAndNothingBesideIsTouche
   }
 }
 
+// A type's folder that the materialisation makes is not walked for stale
+// files; one that was there before is, in the same run.
+TEST_F(ProfilesTest, CleansTheTypeFolderThatWasThereAndFillsTheNewOne) {
+  const fs::path out = dir_.path() / "out";
+  dir_.Write("out/map-json/notes.txt", "mine");
+  std::unique_ptr<Store> store = OpenStore("alike");
+  Fill(*store, false);
+  Result<MaterializeSummary> s = Materialize(*store, out, {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().stale_removed, 1u);
+  EXPECT_FALSE(fs::exists(out / "map-json/notes.txt"));
+  EXPECT_EQ(ValidateTree(out).value(), std::vector<std::string>{});
+}
+
 TEST_F(ProfilesTest, PartialLeavesOutVersionsWithoutEveryImage) {
   std::unique_ptr<Store> store = OpenStore("db");
   Fill(*store, true, "map-json/9.0.0/a");

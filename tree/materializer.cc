@@ -24,6 +24,31 @@ using nlohmann::json;
 constexpr std::size_t kMissingNamed = 5;
 // Threads that write the tree's files at most.
 constexpr std::size_t kMaxWriters = 8;
+// Cells whose meta.json a thread makes at a time.
+constexpr std::size_t kMetasPerTurn = 256;
+
+// How many threads share the tree's work.
+std::size_t Threads() {
+  return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxWriters);
+}
+
+// Calls work(i) for every i below `count`, on Threads() threads that each
+// take the next `chunk` indices; `work` must be safe to call concurrently.
+template <typename Work>
+void ForEachIndex(std::size_t count, std::size_t chunk, const Work& work) {
+  std::atomic<std::size_t> next{0};
+  auto run = [&] {
+    for (std::size_t begin = next.fetch_add(chunk); begin < count; begin = next.fetch_add(chunk)) {
+      for (std::size_t i = begin; i < std::min(count, begin + chunk); ++i) work(i);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < std::min(Threads(), (count + chunk - 1) / chunk); ++t) {
+    pool.emplace_back(run);
+  }
+  run();
+  for (std::thread& t : pool) t.join();
+}
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {
@@ -87,6 +112,9 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
   return meta.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+// Output bytes by their sha256 digest.
+using Blobs = std::unordered_map<std::string, std::string>;
+
 // A file of the tree, relative to --out; the content lives in the blob map
 // or the meta list, both alive until the files are written.
 struct PlannedFile {
@@ -102,7 +130,7 @@ struct TypeFiles {
 };
 
 void AddCapture(const fs::path& dir, const std::string& id, const CellRecord& record,
-                const std::string& meta, const std::map<std::string, std::string>& blobs,
+                const std::string& meta, const Blobs& blobs,
                 std::vector<PlannedFile>* files) {
   const Attempt& a = record.attempts.back();
   files->push_back({dir / (id + std::string(kStdoutSuffix)), blobs.at(a.stdout_sha256)});
@@ -111,7 +139,7 @@ void AddCapture(const fs::path& dir, const std::string& id, const CellRecord& re
 }
 
 CaptureFacts Facts(const fs::path& where, const CellRecord& record,
-                   const std::map<std::string, std::string>& blobs) {
+                   const Blobs& blobs) {
   const Attempt& a = record.attempts.back();
   CaptureFacts c;
   c.where = where.string();
@@ -194,8 +222,6 @@ Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, Tree
       return Status::InvalidInput("refusing to write " + f.relative.string() + ": not a safe name");
     }
   }
-  const std::size_t threads =
-      std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxWriters);
   // Each thread takes a whole folder at a time: creating a file locks its
   // folder, and two threads in one folder spent their time spinning on that
   // lock (perf: rwsem_spin_on_owner under open and rename).
@@ -213,32 +239,25 @@ Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, Tree
     if (i == 0 || parents[order[i]].native() != parents[order[i - 1]].native()) starts.push_back(i);
   }
   starts.push_back(order.size());
-  std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> written{0};
   std::atomic<std::size_t> unchanged{0};
+  std::atomic<bool> stop{false};
   std::mutex mu;
   Status failed;  // guarded by mu: the first failure
-  const std::size_t folders_count = starts.size() - 1;
-  auto work = [&] {
-    for (std::size_t g = next++; g < folders_count; g = next++) {
-      for (std::size_t k = starts[g]; k < starts[g + 1]; ++k) {
-        const PlannedFile& file = files[order[k]];
-        bool changed = false;
-        Status st = WriteFileAtomically(out / file.relative, file.content, &changed);
-        if (!st.ok()) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (failed.ok()) failed = st;
-          next = folders_count;  // the others stop at their next folder
-          return;
-        }
-        ++(changed ? written : unchanged);
+  ForEachIndex(starts.size() - 1, 1, [&](std::size_t g) {
+    for (std::size_t k = starts[g]; k < starts[g + 1] && !stop; ++k) {
+      const PlannedFile& file = files[order[k]];
+      bool changed = false;
+      Status st = WriteFileAtomically(out / file.relative, file.content, &changed);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failed.ok()) failed = st;
+        stop = true;  // every thread stops at its next file
+        return;
       }
+      ++(changed ? written : unchanged);
     }
-  };
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  });
   summary->files_written += written;
   summary->files_unchanged += unchanged;
   return failed;
@@ -254,12 +273,15 @@ Status RemoveUnplanned(const fs::path& out, const std::string& type,
   std::error_code ec;
   std::vector<fs::path> stale, folders;
   const fs::path root = out / type;
+  // Paths under root relative to out, by cutting the string: every one
+  // starts with root's, which ends with `type`.
+  const std::size_t prefix = root.native().size() - type.size();
   for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const fs::directory_entry& e = *it;
     if (e.is_directory(ec) && !e.is_symlink(ec)) {
       folders.push_back(e.path());
-    } else if (planned.count(e.path().lexically_relative(out).native()) == 0) {
+    } else if (planned.count(e.path().native().substr(prefix)) == 0) {
       stale.push_back(e.path());
     }
   }
@@ -348,8 +370,8 @@ Status CheckOutcomes(const StoredSweep& sweep, bool allow_partial, MaterializeSu
 }
 
 // Every distinct output of the sweep once, by digest.
-Result<std::map<std::string, std::string>> ReadBlobs(Store& store, const StoredSweep& sweep) {
-  std::map<std::string, std::string> blobs;
+Result<Blobs> ReadBlobs(Store& store, const StoredSweep& sweep) {
+  Blobs blobs;
   for (const std::optional<CellRecord>& record : sweep.records) {
     if (!record) continue;
     const Attempt& a = record->attempts.back();
@@ -373,8 +395,7 @@ struct PlannedTree {
 
 // One output type's raw captures, profiles and version map, added to
 // `tree` and checked as `imgsweep validate` would.
-void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::string, std::string>& blobs,
-              const MaterializeOptions& options, PlannedTree* tree) {
+void PlanType(const StoredSweep& sweep, std::size_t t, const Blobs& blobs, PlannedTree* tree) {
   const Plan& plan = sweep.plan;
   const std::string& type = plan.types()[t].name;
   // <type>/<format>/<version> (map, measure) or <type>/<version> (info, check).
@@ -389,7 +410,6 @@ void PlanType(const StoredSweep& sweep, std::size_t t, const std::map<std::strin
     for (std::size_t i = 0; i < plan.rows(t).size(); ++i) {
       const std::size_t index = plan.Index(CellRef{t, v, i});
       if (!sweep.records[index]) continue;
-      tree->metas[index] = MetaJson(plan, plan.Ref(index), *sweep.records[index], options);
       const fs::path dir = raw_dir(v, i);
       AddCapture(dir, plan.rows(t)[i].id, *sweep.records[index], tree->metas[index], blobs,
                  &tree->files);
@@ -435,18 +455,29 @@ Status WriteTree(const fs::path& out, PlannedTree& tree,
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) return Status::FromErrno("cannot create " + out.string(), ec.value());
+  // A type's folder that this materialisation makes holds nothing stale,
+  // and walking its thousands of files again would be the tree's last cost.
+  std::unordered_set<std::string> existed;
+  for (const TypeFiles& t : tree.by_type) {
+    if (fs::exists(fs::symlink_status(out / t.summary.type, ec))) existed.insert(t.summary.type);
+  }
   TreeFolders folders(out);
   Status wrote = WriteAll(out, tree.files, &folders, summary);
   if (!wrote.ok()) return wrote;
   std::map<std::string, std::unordered_set<std::string>> planned;  // by type: native paths
-  for (const PlannedFile& f : tree.files) {
-    planned[f.relative.begin()->string()].insert(f.relative.native());
+  if (!existed.empty()) {
+    for (const PlannedFile& f : tree.files) {
+      const std::string type = f.relative.begin()->string();
+      if (existed.count(type) != 0) planned[type].insert(f.relative.native());
+    }
   }
   for (TypeFiles& t : tree.by_type) {
     const fs::path map = fs::path(t.summary.type) / kVersionMapFile;
     Status st = Write(out, map, t.version_map, &folders, summary);
     planned[t.summary.type].insert(map.native());
-    if (st.ok()) st = RemoveUnplanned(out, t.summary.type, planned[t.summary.type], &summary->stale_removed);
+    if (st.ok() && existed.count(t.summary.type) != 0) {
+      st = RemoveUnplanned(out, t.summary.type, planned[t.summary.type], &summary->stale_removed);
+    }
     if (!st.ok()) return st;
     summary->types.push_back(std::move(t.summary));
   }
@@ -463,12 +494,18 @@ Result<MaterializeSummary> Materialize(Store& store, const fs::path& out,
   MaterializeSummary summary;
   Status st = CheckOutcomes(sweep, options.allow_partial, &summary);
   if (!st.ok()) return st;
-  Result<std::map<std::string, std::string>> blobs = ReadBlobs(store, sweep);
+  Result<Blobs> blobs = ReadBlobs(store, sweep);
   if (!blobs.ok()) return blobs.status();
   PlannedTree tree;
   tree.metas.resize(sweep.plan.cell_count());
+  // Most of planning the tree is making the meta.json files: on a few
+  // threads, not one while the others wait.
+  ForEachIndex(sweep.records.size(), kMetasPerTurn, [&](std::size_t i) {
+    if (!sweep.records[i]) return;
+    tree.metas[i] = MetaJson(sweep.plan, sweep.plan.Ref(i), *sweep.records[i], options);
+  });
   for (std::size_t t = 0; t < sweep.plan.types().size(); ++t) {
-    PlanType(sweep, t, blobs.value(), options, &tree);
+    PlanType(sweep, t, blobs.value(), &tree);
   }
   for (const TypeFiles& t : tree.by_type) {
     if (!t.profiles.empty()) continue;
