@@ -137,13 +137,17 @@ class Coordinator::Impl {
   Result<SweepSummary> Finish() {
     Status st = CommitAndAck(/*wait=*/true);  // what is still in flight, then the rest
     if (!st.ok()) return st;
+    // Every result is durable: the workers may go now, not after the
+    // tidying below. This loop answers no heartbeat while it tidies, and a
+    // worker that waited out its liveness would connect again and miss
+    // the word.
+    for (const auto& [peer, worker] : peers_.workers()) Tell(peer, Shutdown{"the sweep is complete"});
     if (recorder_.open() == 0) {  // no late result is left to check against a grant
       st = store_->DropLeases();
       if (!st.ok()) return st;
     }
     st = store_->Flush();
     if (!st.ok()) return st;
-    for (const auto& [peer, worker] : peers_.workers()) Tell(peer, Shutdown{"the sweep is complete"});
     Notify();
     return Summary();
   }

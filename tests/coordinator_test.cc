@@ -876,6 +876,38 @@ TEST_F(SlowStoreCoordinatorTest, TellsItsWorkersToGoBeforeASlowLastCommit) {
   EXPECT_EQ(stored.value()->state, CellState::kDone);
 }
 
+// At the end of a sweep the workers hear that it is complete once every
+// result is durable, not after the store's tidying (dropping the leases,
+// the flush): a flush of a big memtable on a loaded disk outlasts a
+// worker's patience, and a worker that connected again would not hear it.
+TEST_F(SlowStoreCoordinatorTest, SaysTheSweepIsCompleteBeforeASlowFlush) {
+  auto worker = Join();
+  slow_->HoldFlushes();
+  Send(*worker, Credit{static_cast<std::uint32_t>(plan_.cell_count())});
+  std::optional<Shutdown> shutdown;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!shutdown && std::chrono::steady_clock::now() < deadline) {
+    Result<std::optional<std::string>> frame = worker->Receive(kWait);
+    ASSERT_TRUE(frame.ok() && frame.value()) << "the coordinator went quiet mid-sweep";
+    Result<Message> m = Decode(*frame.value());
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    if (auto* a = std::get_if<Assignment>(&m.value())) {
+      for (const CellSpec& cell : a->cells) Send(*worker, Done(cell, a->lease_id));
+    } else if (auto* s = std::get_if<Shutdown>(&m.value())) {
+      shutdown = *s;
+    }
+  }
+  ASSERT_TRUE(shutdown.has_value()) << "no word that the sweep is complete";
+  EXPECT_EQ(shutdown->reason, "the sweep is complete");
+  ASSERT_TRUE(slow_->AwaitHeldWrite(kWait)) << "the flush did not come";
+  EXPECT_NE(run_.wait_for(std::chrono::milliseconds(0)), std::future_status::ready);
+  slow_->ReleaseWrites();
+  ASSERT_EQ(run_.wait_for(kWait), std::future_status::ready);
+  Result<SweepSummary> s = run_.get();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().ran_now, plan_.cell_count());
+}
+
 class SmallOutputLimitTest : public CoordinatorTest {
  protected:
   std::size_t OutputLimit() const override { return 1024; }

@@ -30,12 +30,18 @@ class FaultStore final : public Store {
     std::lock_guard<std::mutex> lock(hold_mu_);
     hold_ = true;
   }
+  // And flushes, likewise.
+  void HoldFlushes() {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_flushes_ = true;
+  }
   void ReleaseWrites() {
     std::lock_guard<std::mutex> lock(hold_mu_);
     hold_ = false;
+    hold_flushes_ = false;
     hold_cv_.notify_all();
   }
-  // Whether a commit came and is waiting, within `timeout`.
+  // Whether a commit or flush came and is waiting, within `timeout`.
   bool AwaitHeldWrite(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(hold_mu_);
     return hold_cv_.wait_for(lock, timeout, [this] { return held_ > 0; });
@@ -51,15 +57,7 @@ class FaultStore final : public Store {
                const std::vector<LeaseRecord>& leases) override {
     ++commits_;
     if (fail_commit_.exchange(false)) return Status::IoError("injected: the WAL sync failed");
-    {
-      std::unique_lock<std::mutex> lock(hold_mu_);
-      if (hold_) {
-        ++held_;
-        hold_cv_.notify_all();
-        hold_cv_.wait(lock, [this] { return !hold_; });
-        --held_;
-      }
-    }
+    WaitWhileHeld(&hold_);
     return base_->Write(writes, leases);
   }
   Status ForEachLease(const std::function<bool(const LeaseRecord&)>& visit) override {
@@ -78,10 +76,21 @@ class FaultStore final : public Store {
   Result<std::string> GetBlob(std::string_view sha256) override { return base_->GetBlob(sha256); }
   Status Flush() override {
     if (fail_flush_.exchange(false)) return Status::IoError("injected: the flush failed");
+    WaitWhileHeld(&hold_flushes_);
     return base_->Flush();
   }
 
  private:
+  // Waits while `*held` (guarded by hold_mu_), counted in held_.
+  void WaitWhileHeld(const bool* held) {
+    std::unique_lock<std::mutex> lock(hold_mu_);
+    if (!*held) return;
+    ++held_;
+    hold_cv_.notify_all();
+    hold_cv_.wait(lock, [held] { return !*held; });
+    --held_;
+  }
+
   Store* const base_;
   std::atomic<bool> fail_commit_{false};
   std::atomic<bool> fail_flush_{false};
@@ -89,6 +98,7 @@ class FaultStore final : public Store {
   std::mutex hold_mu_;
   std::condition_variable hold_cv_;
   bool hold_ = false;  // guarded by hold_mu_
+  bool hold_flushes_ = false;  // guarded by hold_mu_
   int held_ = 0;       // commits waiting; guarded by hold_mu_
   std::atomic<int> commits_{0};
 };
