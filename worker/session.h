@@ -83,6 +83,9 @@ class Session {
   // and kept until acked; then their slots' credit, and a heartbeat when
   // nothing else went for one.
   Status OnResults(std::vector<CellResult> done);
+  // The coordinator has been silent for `liveness` heartbeats: the next
+  // OnTick asks for a new connection unless a frame comes first.
+  bool Silent() const { return clock_->Now() - last_heard_ >= heartbeat_ * liveness_; }
   // Hello retries and giving up. True when the driver should make a new
   // connection: the coordinator has been silent for `liveness` heartbeats.
   Result<bool> OnTick();

@@ -19,6 +19,10 @@
 namespace imgsweep {
 namespace {
 
+// Frames the driver takes from the socket before it looks at the slots
+// again: the coordinator's queued frames count, but cannot starve results.
+constexpr std::size_t kFramesPerTurn = 64;
+
 // A random session id: tells this process's hellos from those of another
 // worker process with the same name.
 std::string NewSession() {
@@ -113,6 +117,22 @@ Status Worker::Run() {
   HealthFile health(options_.health_file);
   HeldResults finished;  // taken from the slots, not yet given to the session
   const Clock& clock = SystemClock();
+  // Waits up to `wait` for a frame (or finished cells), then takes the
+  // frames already queued (a turn's worth) into the session, and their cells
+  // into the slots.
+  auto take_frames = [&](std::chrono::milliseconds wait) -> Status {
+    for (std::size_t n = 0; n < kFramesPerTurn; ++n) {
+      Result<std::optional<std::string>> frame = socket->Receive(wait, slots.wake_fd());
+      if (!frame.ok()) return frame.status();
+      if (!frame.value()) return Status::Ok();
+      std::vector<Work> work;
+      Status taken = session.OnFrame(*frame.value(), slots.held() + finished.size(), &work);
+      if (!taken.ok() || session.finished()) return taken;
+      slots.Add(std::move(work));
+      wait = std::chrono::milliseconds(0);
+    }
+    return Status::Ok();
+  };
   while (!session.finished()) {
     health.Set(session.state() == Session::State::kWelcomed && !session.draining(), options_.name);
     if (!session.draining() && options_.stop_requested && options_.stop_requested()) {
@@ -129,6 +149,14 @@ Status Worker::Run() {
       st = session.OnConnected();
       if (!st.ok()) return st;
     }
+    if (session.Silent()) {
+      // Silence is judged on what came, not on what was read: a driver
+      // kept from its socket (a loaded host, a debugger) finds the
+      // coordinator's frames queued there, and they count.
+      st = take_frames(std::chrono::milliseconds(0));
+      if (!st.ok()) return st;
+      if (session.finished()) break;
+    }
     Result<bool> reconnect = session.OnTick();
     if (!reconnect.ok()) return reconnect.status();
     if (session.finished()) break;
@@ -139,16 +167,9 @@ Status Worker::Run() {
       socket = std::move(again).value();
       session.OnReconnected();
     }
-    const auto wait = std::min(session.NextWait(), finished.Until(clock.Now()));
-    Result<std::optional<std::string>> frame = socket->Receive(wait, slots.wake_fd());
-    if (!frame.ok()) return frame.status();
-    if (frame.value()) {
-      std::vector<Work> work;
-      st = session.OnFrame(*frame.value(), slots.held() + finished.size(), &work);
-      if (!st.ok()) return st;
-      if (session.finished()) break;
-      slots.Add(std::move(work));
-    }
+    st = take_frames(std::min(session.NextWait(), finished.Until(clock.Now())));
+    if (!st.ok()) return st;
+    if (session.finished()) break;
     const Clock::TimePoint now = clock.Now();
     finished.Add(slots.TakeDone(), now);
     // Held back only while welcomed and taking cells: otherwise the session
