@@ -24,6 +24,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/check.sh"
 # shellcheck source=tests/sweep_lib.sh
 . "$here/sweep_lib.sh"
+# Every process's deadline, well under ctest's 300 s: a case that hangs
+# then fails here and says what its processes logged.
+deadline_seconds=120
 manifest="$testdata/manifest.json"
 cells=$(cell_count)
 log="$work/executions.log"
@@ -277,4 +280,7 @@ HOOKS
   exit 2
   ;;
 esac
+if [ "$failed" -gt 0 ]; then
+  for f in "$work"/*.err; do echo "--- the end of $(basename "$f")" >&2; tail -15 "$f" >&2; done
+fi
 finish "fault_test $case_name"

@@ -2,17 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <atomic>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
-#include "tree/atomic_file.h"
 #include "tree/tree_check.h"
+#include "tree/tree_writer.h"
 #include "protocol/manifest.h"
 
 namespace imgsweep {
@@ -22,33 +19,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMissingNamed = 5;
-// Threads that write the tree's files at most.
-constexpr std::size_t kMaxWriters = 8;
 // Cells whose meta.json a thread makes at a time.
 constexpr std::size_t kMetasPerTurn = 256;
-
-// How many threads share the tree's work.
-std::size_t Threads() {
-  return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxWriters);
-}
-
-// Calls work(i) for every i below `count`, on Threads() threads that each
-// take the next `chunk` indices; `work` must be safe to call concurrently.
-template <typename Work>
-void ForEachIndex(std::size_t count, std::size_t chunk, const Work& work) {
-  std::atomic<std::size_t> next{0};
-  auto run = [&] {
-    for (std::size_t begin = next.fetch_add(chunk); begin < count; begin = next.fetch_add(chunk)) {
-      for (std::size_t i = begin; i < std::min(count, begin + chunk); ++i) work(i);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < std::min(Threads(), (count + chunk - 1) / chunk); ++t) {
-    pool.emplace_back(run);
-  }
-  run();
-  for (std::thread& t : pool) t.join();
-}
 
 // Whole seconds print as integers ("30", not "30.0").
 json TimeoutSeconds(std::chrono::milliseconds timeout) {
@@ -115,13 +87,6 @@ std::string MetaJson(const Plan& plan, const CellRef& ref, const CellRecord& rec
 // Output bytes by their sha256 digest.
 using Blobs = std::unordered_map<std::string, std::string>;
 
-// A file of the tree, relative to --out; the content lives in the blob map
-// or the meta list, both alive until the files are written.
-struct PlannedFile {
-  fs::path relative;
-  std::string_view content;
-};
-
 // One output type's profiles as they will be written.
 struct TypeFiles {
   TypeProfiles summary;
@@ -149,157 +114,6 @@ CaptureFacts Facts(const fs::path& where, const CellRecord& record,
   c.stdout_id = a.stdout_sha256;
   c.version_line = a.version_line;
   return c;
-}
-
-// Makes the folders of `relative` under `out` one at a time. Every component
-// must be a safe name (no "..", nothing absolute), and an existing one must
-// be a real folder: a symbolic link planted inside the tree is refused, never
-// followed, so nothing is written outside `out`.
-class TreeFolders {
- public:
-  explicit TreeFolders(fs::path out) : out_(std::move(out)) {}
-
-  Status Make(const fs::path& relative) {
-    if (made_.count(relative.native()) != 0) return Status::Ok();
-    fs::path dir = out_;
-    fs::path so_far;
-    for (const fs::path& part : relative) {
-      if (!IsSafeName(part.string())) {
-        return Status::InvalidInput("refusing to write under " + out_.string() + ": \"" +
-                                    relative.string() + "\" is not a path of safe names");
-      }
-      dir /= part;
-      so_far /= part;
-      if (made_.count(so_far.native()) != 0) continue;
-      std::error_code ec;
-      const fs::file_status st = fs::symlink_status(dir, ec);
-      if (fs::is_symlink(st)) {
-        return Status::InvalidInput(dir.string() +
-                                    " is a symbolic link; refusing to write through it");
-      }
-      if (!fs::exists(st)) {
-        fs::create_directory(dir, ec);
-        if (ec) return Status::FromErrno("cannot create " + dir.string(), ec.value());
-      } else if (!fs::is_directory(st)) {
-        return Status::InvalidInput(dir.string() + " is not a folder");
-      }
-      made_.insert(so_far.native());
-    }
-    return Status::Ok();
-  }
-
- private:
-  const fs::path out_;
-  // By the native string: a path's own comparison walks its components, and
-  // a tree of 20,000 files spent a fifth of its time there.
-  std::unordered_set<std::string> made_;
-};
-
-Status Write(const fs::path& out, const fs::path& relative, std::string_view content,
-             TreeFolders* folders, MaterializeSummary* summary) {
-  Status st = folders->Make(relative.parent_path());
-  if (!st.ok()) return st;
-  if (!IsSafeName(relative.filename().string())) {
-    return Status::InvalidInput("refusing to write " + relative.string() + ": not a safe name");
-  }
-  const fs::path path = out / relative;
-  bool written = false;
-  st = WriteFileAtomically(path, content, &written);
-  if (!st.ok()) return st;
-  ++(written ? summary->files_written : summary->files_unchanged);
-  return Status::Ok();
-}
-
-// Writes `files`: their folders first, then the files on a few threads.
-// Creating a file is mostly the filesystem's work (an inode, a directory
-// entry), and at the end of a sweep the cores are otherwise idle.
-Status WriteAll(const fs::path& out, const std::vector<PlannedFile>& files, TreeFolders* folders,
-                MaterializeSummary* summary) {
-  for (const PlannedFile& f : files) {
-    Status st = folders->Make(f.relative.parent_path());
-    if (!st.ok()) return st;
-    if (!IsSafeName(f.relative.filename().string())) {
-      return Status::InvalidInput("refusing to write " + f.relative.string() + ": not a safe name");
-    }
-  }
-  // Each thread takes a whole folder at a time: creating a file locks its
-  // folder, and two threads in one folder spent their time spinning on that
-  // lock (perf: rwsem_spin_on_owner under open and rename).
-  std::vector<fs::path> parents;
-  parents.reserve(files.size());
-  for (const PlannedFile& f : files) parents.push_back(f.relative.parent_path());
-  std::vector<std::size_t> order(files.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&parents](std::size_t a, std::size_t b) {
-                     return parents[a].native() < parents[b].native();
-                   });
-  std::vector<std::size_t> starts;  // where each folder's run in `order` begins
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    if (i == 0 || parents[order[i]].native() != parents[order[i - 1]].native()) starts.push_back(i);
-  }
-  starts.push_back(order.size());
-  std::atomic<std::size_t> written{0};
-  std::atomic<std::size_t> unchanged{0};
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  Status failed;  // guarded by mu: the first failure
-  ForEachIndex(starts.size() - 1, 1, [&](std::size_t g) {
-    for (std::size_t k = starts[g]; k < starts[g + 1] && !stop; ++k) {
-      const PlannedFile& file = files[order[k]];
-      bool changed = false;
-      Status st = WriteFileAtomically(out / file.relative, file.content, &changed);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (failed.ok()) failed = st;
-        stop = true;  // every thread stops at its next file
-        return;
-      }
-      ++(changed ? written : unchanged);
-    }
-  });
-  summary->files_written += written;
-  summary->files_unchanged += unchanged;
-  return failed;
-}
-
-// Inside the output type's folder, which the sweep owns, removes every file
-// that is not `planned` (paths relative to `out`), then every folder left
-// empty: captures of versions, images and profiles no longer in the sweep,
-// and anything else put there. A symbolic link is removed as a link;
-// nothing it points at is touched. Nothing outside the folder is.
-Status RemoveUnplanned(const fs::path& out, const std::string& type,
-                       const std::unordered_set<std::string>& planned, std::size_t* removed) {
-  std::error_code ec;
-  std::vector<fs::path> stale, folders;
-  const fs::path root = out / type;
-  // Paths under root relative to out, by cutting the string: every one
-  // starts with root's, which ends with `type`.
-  const std::size_t prefix = root.native().size() - type.size();
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    const fs::directory_entry& e = *it;
-    if (e.is_directory(ec) && !e.is_symlink(ec)) {
-      folders.push_back(e.path());
-    } else if (planned.count(e.path().native().substr(prefix)) == 0) {
-      stale.push_back(e.path());
-    }
-  }
-  if (ec) return Status::FromErrno("cannot list " + root.string(), ec.value());
-  for (const fs::path& p : stale) {
-    fs::remove(p, ec);
-    if (ec) return Status::FromErrno("cannot remove " + p.string(), ec.value());
-    ++*removed;
-  }
-  // Deepest first, so a folder's emptied subfolders are gone before it.
-  std::sort(folders.begin(), folders.end(), [](const fs::path& a, const fs::path& b) {
-    return a.native().size() > b.native().size();
-  });
-  for (const fs::path& folder : folders) {
-    if (fs::is_empty(folder, ec) && !ec) fs::remove(folder, ec);
-    if (ec) return Status::FromErrno("cannot remove " + folder.string(), ec.value());
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -462,7 +276,8 @@ Status WriteTree(const fs::path& out, PlannedTree& tree,
     if (fs::exists(fs::symlink_status(out / t.summary.type, ec))) existed.insert(t.summary.type);
   }
   TreeFolders folders(out);
-  Status wrote = WriteAll(out, tree.files, &folders, summary);
+  WrittenFiles counts;
+  Status wrote = WriteFiles(out, tree.files, &folders, &counts);
   if (!wrote.ok()) return wrote;
   std::map<std::string, std::unordered_set<std::string>> planned;  // by type: native paths
   if (!existed.empty()) {
@@ -473,7 +288,7 @@ Status WriteTree(const fs::path& out, PlannedTree& tree,
   }
   for (TypeFiles& t : tree.by_type) {
     const fs::path map = fs::path(t.summary.type) / kVersionMapFile;
-    Status st = Write(out, map, t.version_map, &folders, summary);
+    Status st = WriteFile(out, map, t.version_map, &folders, &counts);
     planned[t.summary.type].insert(map.native());
     if (st.ok() && existed.count(t.summary.type) != 0) {
       st = RemoveUnplanned(out, t.summary.type, planned[t.summary.type], &summary->stale_removed);
@@ -481,6 +296,8 @@ Status WriteTree(const fs::path& out, PlannedTree& tree,
     if (!st.ok()) return st;
     summary->types.push_back(std::move(t.summary));
   }
+  summary->files_written += counts.written;
+  summary->files_unchanged += counts.unchanged;
   return Status::Ok();
 }
 

@@ -75,6 +75,24 @@ void LogCpu(const std::string& name) {
                usage.own_cpu_seconds, usage.children_cpu_seconds);
 }
 
+// Waits up to `wait` for a frame (or finished cells), then takes the
+// frames already queued (a turn's worth) into the session, and their cells
+// into the slots. `finished`: cells done and held back, off the slots.
+Status TakeFrames(DealerSocket& socket, Session& session, SlotPool& slots, std::size_t finished,
+                  std::chrono::milliseconds wait) {
+  for (std::size_t n = 0; n < kFramesPerTurn; ++n) {
+    Result<std::optional<std::string>> frame = socket.Receive(wait, slots.wake_fd());
+    if (!frame.ok()) return frame.status();
+    if (!frame.value()) return Status::Ok();
+    std::vector<Work> work;
+    Status taken = session.OnFrame(*frame.value(), slots.held() + finished, &work);
+    if (!taken.ok() || session.finished()) return taken;
+    slots.Add(std::move(work));
+    wait = std::chrono::milliseconds(0);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Worker::Worker(WorkerOptions options, std::unique_ptr<CellExecutor> executor)
@@ -117,22 +135,6 @@ Status Worker::Run() {
   HealthFile health(options_.health_file);
   HeldResults finished;  // taken from the slots, not yet given to the session
   const Clock& clock = SystemClock();
-  // Waits up to `wait` for a frame (or finished cells), then takes the
-  // frames already queued (a turn's worth) into the session, and their cells
-  // into the slots.
-  auto take_frames = [&](std::chrono::milliseconds wait) -> Status {
-    for (std::size_t n = 0; n < kFramesPerTurn; ++n) {
-      Result<std::optional<std::string>> frame = socket->Receive(wait, slots.wake_fd());
-      if (!frame.ok()) return frame.status();
-      if (!frame.value()) return Status::Ok();
-      std::vector<Work> work;
-      Status taken = session.OnFrame(*frame.value(), slots.held() + finished.size(), &work);
-      if (!taken.ok() || session.finished()) return taken;
-      slots.Add(std::move(work));
-      wait = std::chrono::milliseconds(0);
-    }
-    return Status::Ok();
-  };
   while (!session.finished()) {
     health.Set(session.state() == Session::State::kWelcomed && !session.draining(), options_.name);
     if (!session.draining() && options_.stop_requested && options_.stop_requested()) {
@@ -153,7 +155,7 @@ Status Worker::Run() {
       // Silence is judged on what came, not on what was read: a driver
       // kept from its socket (a loaded host, a debugger) finds the
       // coordinator's frames queued there, and they count.
-      st = take_frames(std::chrono::milliseconds(0));
+      st = TakeFrames(*socket, session, slots, finished.size(), std::chrono::milliseconds(0));
       if (!st.ok()) return st;
       if (session.finished()) break;
     }
@@ -167,7 +169,8 @@ Status Worker::Run() {
       socket = std::move(again).value();
       session.OnReconnected();
     }
-    st = take_frames(std::min(session.NextWait(), finished.Until(clock.Now())));
+    st = TakeFrames(*socket, session, slots, finished.size(),
+                    std::min(session.NextWait(), finished.Until(clock.Now())));
     if (!st.ok()) return st;
     if (session.finished()) break;
     const Clock::TimePoint now = clock.Now();
