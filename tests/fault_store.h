@@ -1,7 +1,7 @@
 // A Store that forwards to a real one and fails on request, in the spirit
 // of leveldb's fault-injection Env: the next commit or flush fails, every
-// read of a cell record reports damage, or commits wait until released (a
-// disk that is slow to sync).
+// read of a cell record reports damage, or commits and flushes wait until
+// released (a disk that is slow to sync).
 // Thread-safety: the switches are atomic; forwarding is as thread-safe as
 // the store behind it.
 #ifndef IMGSWEEP_TESTS_FAULT_STORE_H_
@@ -97,9 +97,9 @@ class FaultStore final : public Store {
   std::atomic<bool> corrupt_reads_{false};
   std::mutex hold_mu_;
   std::condition_variable hold_cv_;
-  bool hold_ = false;  // guarded by hold_mu_
+  bool hold_ = false;          // guarded by hold_mu_
   bool hold_flushes_ = false;  // guarded by hold_mu_
-  int held_ = 0;       // commits waiting; guarded by hold_mu_
+  int held_ = 0;  // commits and flushes waiting; guarded by hold_mu_
   std::atomic<int> commits_{0};
 };
 

@@ -75,7 +75,7 @@ Result<bool> Session::OnTick() {
       next_waiting_note_ = now + kWaitingNoteInterval;
     }
   }
-  if (now - last_heard_ < heartbeat_ * liveness_) return false;
+  if (!SilentAt(now)) return false;
   if (state_ == State::kWelcomed) {
     spdlog::warn("worker {}: no word from the coordinator for {} ms; connecting again, "
                  "{} results kept until acknowledged",

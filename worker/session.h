@@ -85,7 +85,7 @@ class Session {
   Status OnResults(std::vector<CellResult> done);
   // The coordinator has been silent for `liveness` heartbeats: the next
   // OnTick asks for a new connection unless a frame comes first.
-  bool Silent() const { return clock_->Now() - last_heard_ >= heartbeat_ * liveness_; }
+  bool Silent() const { return SilentAt(clock_->Now()); }
   // Hello retries and giving up. True when the driver should make a new
   // connection: the coordinator has been silent for `liveness` heartbeats.
   Result<bool> OnTick();
@@ -108,6 +108,7 @@ class Session {
   Status SendResults(std::span<const CellResult> results);
   Status Welcomed(const Welcome& welcome, std::size_t held);
   void Finish(Status end);
+  bool SilentAt(Clock::TimePoint now) const { return now - last_heard_ >= heartbeat_ * liveness_; }
 
   const SessionOptions options_;
   const Clock* const clock_;
