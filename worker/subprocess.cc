@@ -123,26 +123,25 @@ constexpr int kFullScanEvery = 64;
 // list, should the main thread ever be exiting. REQUIRES: SpawnMutex held.
 std::vector<pid_t> Orphans() {
   static int fd = -1;
-  static int scans = 0;
+  static unsigned scans = 0;
+  static std::string text(4096, '\0');  // grown to the longest list seen
   if (fd < 0) {
     const std::string main_list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
     fd = ::open(main_list.c_str(), O_RDONLY | O_CLOEXEC);
   }
   if (fd < 0 || ++scans % kFullScanEvery == 0) return AllChildren();
-  std::string text(4096, '\0');
+  std::size_t length = 0;
   for (;;) {
     const ssize_t n = ::pread(fd, text.data(), text.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return AllChildren();
-    if (static_cast<std::size_t>(n) < text.size()) {
-      text.resize(static_cast<std::size_t>(n));
-      break;
-    }
+    length = static_cast<std::size_t>(n);
+    if (length < text.size()) break;
     text.resize(text.size() * 2);  // a full buffer may have cut the list
   }
   std::vector<pid_t> pids;  // the list is "PID PID ... "
   const char* at = text.data();
-  const char* const end = at + text.size();
+  const char* const end = at + length;
   while (at < end) {
     pid_t pid = 0;
     const auto [next, error] = std::from_chars(at, end, pid);
