@@ -174,6 +174,20 @@ TEST_F(SessionTest, ResendsOnlyWhatWasNotAcknowledgedAfterANewConnection) {
   EXPECT_EQ(std::get<CellResult>(sent[0]).key, "k2");
 }
 
+TEST_F(SessionTest, AnswersEveryWelcomeWithItsCreditAndUnacknowledgedResults) {
+  // Two hellos crossed a reconnection: the coordinator welcomes both and
+  // counts this worker's credit from zero after each.
+  Welcome();
+  ASSERT_TRUE(session_.OnResults({ResultFor("k1")}).ok());
+  Sent();
+  Receive(imgsweep::Welcome{"sweep-1", 1000, 3}, /*held=*/1);
+  EXPECT_EQ(session_.state(), Session::State::kWelcomed);
+  std::vector<Message> sent = Sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(std::get<CellResult>(sent[0]).key, "k1");
+  EXPECT_EQ(std::get<Credit>(sent[1]).cells, 3u);
+}
+
 TEST_F(SessionTest, KeepsResultsWhileNotWelcomedAndSendsThemAfter) {
   ASSERT_TRUE(session_.OnConnected().ok());
   ASSERT_TRUE(session_.OnTick().ok());

@@ -116,7 +116,11 @@ Status Session::OnFrame(std::string_view frame, std::size_t held, std::vector<Wo
     state_ = State::kConnecting;
     hello_due_ = true;
   } else if (auto* welcome = std::get_if<Welcome>(&m)) {
-    if (state_ == State::kConnecting) return Welcomed(*welcome, held);
+    // Every welcome answers a hello, and with each hello the coordinator
+    // starts this worker's credit from nothing: a second welcome (two
+    // hellos crossed a reconnection) is answered with credit again, or the
+    // coordinator would wait for credit while this worker waits for cells.
+    return Welcomed(*welcome, held);
   } else if (auto* assignment = std::get_if<Assignment>(&m)) {
     for (CellSpec& cell : assignment->cells) {
       work->push_back(Work{std::move(cell), assignment->lease_id, sweep_id_});
