@@ -1,9 +1,12 @@
 // The store's values as msgpack: cell records and lease grants.
 #include "storage/records.h"
 
+#include <array>
 #include <limits>
 #include <msgpack.hpp>
 #include <type_traits>
+
+#include "protocol/sha256.h"
 
 namespace imgsweep {
 namespace {
@@ -14,6 +17,8 @@ namespace {
 // fields are skipped, so later fields can be added without a new layout.
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+constexpr std::uint32_t kDigestBytes = 32;  // SHA-256
+
 void PackField(Packer& p, std::string_view name) {
   p.pack_str(static_cast<std::uint32_t>(name.size()));
   p.pack_str_body(name.data(), static_cast<std::uint32_t>(name.size()));
@@ -23,6 +28,24 @@ void PackText(Packer& p, std::string_view name, std::string_view value) {
   PackField(p, name);
   p.pack_str(static_cast<std::uint32_t>(value.size()));
   p.pack_str_body(value.data(), static_cast<std::uint32_t>(value.size()));
+}
+
+// A digest is packed as its 32 bytes (msgpack bin) rather than its 64 hex
+// digits: a record holds four, and a result's record is written on the
+// committer's thread, copied into the write-ahead log and the memtable,
+// then compressed at each flush; the hex form was a quarter of a record's
+// bytes. Anything else (an empty digest: an infrastructure failure printed
+// nothing) stays text. Records written as text read the same.
+void PackDigest(Packer& p, std::string_view name, std::string_view hex) {
+  if (!IsSha256Hex(hex)) return PackText(p, name, hex);
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::array<char, kDigestBytes> bytes;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  PackField(p, name);
+  p.pack_bin(kDigestBytes);
+  p.pack_bin_body(bytes.data(), kDigestBytes);
 }
 
 template <typename T>
@@ -77,6 +100,25 @@ class MapReader {
     }
     return std::string(found->via.str.ptr, found->via.str.size);
   }
+  // A digest as 64 hex digits, from its 32 bytes or from text (records
+  // written before digests were packed as bytes, and empty digests).
+  std::string Digest(std::string_view name) const {
+    const msgpack::object* found = Find(name);
+    if (found == nullptr) return Missing<std::string>(name);
+    if (found->type == msgpack::type::STR) return Text(name);
+    if (found->type != msgpack::type::BIN || found->via.bin.size != kDigestBytes) {
+      Fail("field \"" + std::string(name) + "\" is not a digest");
+      return {};
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex(std::size_t{2} * kDigestBytes, '\0');
+    for (std::size_t i = 0; i < kDigestBytes; ++i) {
+      const auto byte = static_cast<unsigned char>(found->via.bin.ptr[i]);
+      hex[2 * i] = kHex[byte >> 4];
+      hex[2 * i + 1] = kHex[byte & 0xf];
+    }
+    return hex;
+  }
   // An enum stored as a number in [0, last].
   template <typename E>
   E Enum(std::string_view name, E last, int fallback = -1) const {
@@ -120,8 +162,8 @@ void DecodeAttempt(const msgpack::object& o, Attempt* a, std::string* error) {
   a->outcome = ra.Enum<Outcome>("outcome", Outcome::kUnsupported);
   a->exit_code = ra.Number<std::int32_t>("exit_code");
   a->signal = ra.Number<std::int32_t>("signal");
-  a->stdout_sha256 = ra.Text("stdout");
-  a->stderr_sha256 = ra.Text("stderr");
+  a->stdout_sha256 = ra.Digest("stdout");
+  a->stderr_sha256 = ra.Digest("stderr");
   a->stdout_bytes = ra.Number<std::uint64_t>("stdout_bytes");
   a->stderr_bytes = ra.Number<std::uint64_t>("stderr_bytes");
   a->duration_us = ra.Number<std::uint64_t>("duration_us");
@@ -129,7 +171,7 @@ void DecodeAttempt(const msgpack::object& o, Attempt* a, std::string* error) {
   a->worker = ra.Text("worker");
   a->host = ra.Text("host");
   a->version_line = ra.Text("version_line");
-  a->binary_sha256 = ra.Text("binary_sha256");
+  a->binary_sha256 = ra.Digest("binary_sha256");
   a->failure = ra.Text("failure");
   // Records of stores made before failure kinds were stored have none.
   a->failure_kind = ra.Enum<FailureKind>("kind", kLastFailureKind, /*fallback=*/0);
@@ -145,7 +187,7 @@ std::string EncodeRecord(const CellRecord& record) {
   p.pack_map(4);
   PackNumber(p, "state", static_cast<int>(record.state));
   PackNumber(p, "round_start", record.round_start);
-  PackText(p, "inputs", record.inputs);
+  PackDigest(p, "inputs", record.inputs);
   PackField(p, "attempts");
   p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
   for (const Attempt& a : record.attempts) {
@@ -154,8 +196,8 @@ std::string EncodeRecord(const CellRecord& record) {
     PackNumber(p, "outcome", static_cast<int>(a.outcome));
     PackNumber(p, "exit_code", a.exit_code);
     PackNumber(p, "signal", a.signal);
-    PackText(p, "stdout", a.stdout_sha256);
-    PackText(p, "stderr", a.stderr_sha256);
+    PackDigest(p, "stdout", a.stdout_sha256);
+    PackDigest(p, "stderr", a.stderr_sha256);
     PackNumber(p, "stdout_bytes", a.stdout_bytes);
     PackNumber(p, "stderr_bytes", a.stderr_bytes);
     PackNumber(p, "duration_us", a.duration_us);
@@ -163,7 +205,7 @@ std::string EncodeRecord(const CellRecord& record) {
     PackText(p, "worker", a.worker);
     PackText(p, "host", a.host);
     PackText(p, "version_line", a.version_line);
-    PackText(p, "binary_sha256", a.binary_sha256);
+    PackDigest(p, "binary_sha256", a.binary_sha256);
     PackText(p, "failure", a.failure);
     PackNumber(p, "kind", static_cast<int>(a.failure_kind));
     PackText(p, "layout", a.image_layout);
@@ -200,7 +242,7 @@ Result<CellRecord> DecodeRecord(std::string_view key, std::string_view bytes) {
   CellRecord record;
   record.state = r.Enum<CellState>("state", CellState::kFailed);
   record.round_start = r.NumberOr<std::uint32_t>("round_start", 0);
-  if (r.Find("inputs") != nullptr) record.inputs = r.Text("inputs");
+  if (r.Find("inputs") != nullptr) record.inputs = r.Digest("inputs");
   const msgpack::object* attempts = r.Find("attempts");
   if (attempts == nullptr || attempts->type != msgpack::type::ARRAY) {
     r.Fail("attempts: not a list");

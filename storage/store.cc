@@ -54,7 +54,13 @@ namespace {
 // Written once when a store is created and checked on every open, so a store
 // of a later layout is refused instead of misread.
 constexpr std::string_view kLayoutKey = "meta/layout";
-constexpr std::string_view kLayout = "imgsweep-store 1";
+//
+// Layout 2 packs a record's digests as bytes (records.cc); a layout-1 store
+// reads the same, since every record says how its digests are packed, and
+// becomes layout 2 when opened for writing, so that an imgsweep that knows
+// only layout 1 refuses it instead of calling its records damaged.
+constexpr std::string_view kLayout = "imgsweep-store 2";
+constexpr std::string_view kReadableLayout = "imgsweep-store 1";
 constexpr std::string_view kCellPrefix = "cell/";
 constexpr std::string_view kBlobPrefix = "blob/";
 constexpr std::string_view kMetaPrefix = "meta/";
@@ -280,9 +286,15 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
     }
     Status st = store->PutMeta(kLayoutKey.substr(kMetaPrefix.size()), kLayout);
     if (!st.ok()) return st;
+  } else if (*layout.value() == kReadableLayout) {
+    if (mode != Mode::kReadOnly) {
+      Status st = store->PutMeta(kLayoutKey.substr(kMetaPrefix.size()), kLayout);
+      if (!st.ok()) return st;
+    }
   } else if (*layout.value() != kLayout) {
     return Status::InvalidInput("store " + dir.string() + ": layout \"" + *layout.value() +
-                                "\" is not \"" + std::string(kLayout) + "\"");
+                                "\" is not \"" + std::string(kLayout) + "\" or \"" +
+                                std::string(kReadableLayout) + "\"");
   }
   return std::unique_ptr<Store>(std::move(store));
 }

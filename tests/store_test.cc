@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <msgpack.hpp>
+
 #include "protocol/sha256.h"
+#include "storage/records.h"
 #include "tests/temp_dir.h"
 
 namespace imgsweep {
@@ -162,6 +165,119 @@ TEST(Store, ReadOnlyOpensBesideAWriterAndSeesWhatItCommitted) {
   EXPECT_FALSE(reader.value()->PutMeta("plan", "{}").ok());  // it writes nothing
   EXPECT_EQ(Store::Open(dir.path() / "none", Store::Mode::kReadOnly).status().code(),
             StatusCode::kNotFound);
+}
+
+// A record as the store wrote it before digests were packed as bytes: every
+// field text or number, digests as hex.
+std::string TextDigestRecord(const CellRecord& record) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(&buffer);
+  auto text = [&p](const std::string& name, const std::string& value) {
+    p.pack(name);
+    p.pack(value);
+  };
+  auto number = [&p](const std::string& name, auto value) {
+    p.pack(name);
+    p.pack(value);
+  };
+  p.pack_map(4);
+  number("state", static_cast<int>(record.state));
+  number("round_start", record.round_start);
+  text("inputs", record.inputs);
+  p.pack(std::string("attempts"));
+  p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
+  for (const Attempt& a : record.attempts) {
+    p.pack_map(17);
+    number("n", a.number);
+    number("outcome", static_cast<int>(a.outcome));
+    number("exit_code", a.exit_code);
+    number("signal", a.signal);
+    text("stdout", a.stdout_sha256);
+    text("stderr", a.stderr_sha256);
+    number("stdout_bytes", a.stdout_bytes);
+    number("stderr_bytes", a.stderr_bytes);
+    number("duration_us", a.duration_us);
+    number("started_unix_ms", a.started_unix_ms);
+    text("worker", a.worker);
+    text("host", a.host);
+    text("version_line", a.version_line);
+    text("binary_sha256", a.binary_sha256);
+    text("failure", a.failure);
+    number("kind", static_cast<int>(a.failure_kind));
+    text("layout", a.image_layout);
+  }
+  return std::string(buffer.data(), buffer.size());
+}
+
+TEST(Records, DigestsTakeTheirBytesAndTextDigestsReadTheSame) {
+  CellRecord record = DoneCell("k", "Offset\n", "").record;
+  record.inputs = Sha256Hex("inputs");
+  record.attempts[0].binary_sha256 = Sha256Hex("binary");
+  Attempt lost;  // an infrastructure failure has no outputs: its digests are empty
+  lost.number = 2;
+  lost.outcome = Outcome::kInfraFailure;
+  lost.failure = "worker lost";
+  record.attempts.push_back(lost);
+
+  const std::string packed = EncodeRecord(record);
+  const std::string as_text = TextDigestRecord(record);
+  Result<CellRecord> from_packed = DecodeRecord("k", packed);
+  Result<CellRecord> from_text = DecodeRecord("k", as_text);
+  ASSERT_TRUE(from_packed.ok()) << from_packed.status().ToString();
+  ASSERT_TRUE(from_text.ok()) << from_text.status().ToString();
+  EXPECT_EQ(from_packed.value(), record);
+  EXPECT_EQ(from_text.value(), record);
+  // Four digests, each 32 bytes instead of 64 hex digits (both behind a
+  // two-byte header).
+  EXPECT_EQ(as_text.size() - packed.size(), 4u * 32);
+}
+
+TEST(Records, ADigestOfAnotherLengthIsDamageNamingTheCell) {
+  std::string packed = EncodeRecord(DoneCell("k", "o", "e").record);
+  // The "stdout" digest's bin header: 0xc4 (bin 8), length 32.
+  const std::size_t at = packed.find(std::string("stdout") + "\xc4\x20");
+  ASSERT_NE(at, std::string::npos);
+  packed[at + 7] = 31;
+  Result<CellRecord> record = DecodeRecord("map-json/7.2.0/a", packed);
+  ASSERT_FALSE(record.ok());
+  EXPECT_EQ(record.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(record.status().message().find("map-json/7.2.0/a"), std::string::npos);
+  EXPECT_NE(record.status().message().find("\"stdout\" is not a digest"), std::string::npos)
+      << record.status().message();
+}
+
+TEST(Store, ALayoutOneStoreOpensAndBecomesLayoutTwoOnceOpenedForWriting) {
+  TempDir dir;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+    EXPECT_EQ(store->GetMeta("layout").value(), std::optional<std::string>("imgsweep-store 2"));
+    ASSERT_TRUE(store->PutMeta("layout", "imgsweep-store 1").ok());
+    ASSERT_TRUE(store->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "")}).ok());
+  }
+  {
+    Result<std::unique_ptr<Store>> reader = Store::Open(dir.path() / "db", Store::Mode::kReadOnly);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_EQ(reader.value()->GetMeta("layout").value(),
+              std::optional<std::string>("imgsweep-store 1"));
+    EXPECT_TRUE(reader.value()->GetCell("map-human/7.2.0/a").value().has_value());
+  }
+  std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+  EXPECT_EQ(store->GetMeta("layout").value(), std::optional<std::string>("imgsweep-store 2"));
+  EXPECT_TRUE(store->GetCell("map-human/7.2.0/a").value().has_value());
+}
+
+TEST(Store, RefusesALayoutItDoesNotKnow) {
+  TempDir dir;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+    ASSERT_TRUE(store->PutMeta("layout", "imgsweep-store 3").ok());
+  }
+  Result<std::unique_ptr<Store>> store = Store::Open(dir.path() / "db", Store::Mode::kMustExist);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(store.status().message(),
+            "store " + (dir.path() / "db").string() +
+                ": layout \"imgsweep-store 3\" is not \"imgsweep-store 2\" or \"imgsweep-store 1\"");
 }
 
 }  // namespace
