@@ -595,12 +595,15 @@ class Coordinator::Impl {
     grant.id = assignment.lease_id;
     pipeline_.Grant(std::move(grant));
     worker.credit -= static_cast<std::int64_t>(cells.size());
-    const bool sent = Tell(worker.peer, assignment);
+    const std::uint64_t lease_id = assignment.lease_id;
+    // Moved, not copied, into the message: a batch holds up to a few
+    // hundred specs.
+    const bool sent = Tell(worker.peer, Message(std::move(assignment)));
     for (CoordinatorObserver* o : options_.observers) {
       o->OnDispatch(clock_->Now() - sending, cells.size());
     }
     if (!sent) {
-      for (std::size_t cell : leases_.End(assignment.lease_id)) scheduler_.Requeue(cell, "");
+      for (std::size_t cell : leases_.End(lease_id)) scheduler_.Requeue(cell, "");
       worker.credit = 0;
     }
     return sent;

@@ -72,7 +72,7 @@ void ResultRecorder::RecordResult(const WorkerEntry& worker, std::size_t cell,
     attempt.binary_sha256 = v->second.binary_sha256;
   }
   attempt.image_layout = worker.layout;
-  CellWrite& write = pipeline_->WriteFor(cell, plan_->Key(ref), slot.attempts > 0);
+  CellWrite& write = pipeline_->WriteFor(cell, result.key, slot.attempts > 0);
   if (result.outcome == Outcome::kInfraFailure) {
     spdlog::warn("coordinator: {} attempt {} on {}: {}", result.key, attempt.number, worker.name,
                  result.failure);
@@ -82,6 +82,7 @@ void ResultRecorder::RecordResult(const WorkerEntry& worker, std::size_t cell,
     attempt.stderr_sha256 = Sha256Hex(result.stderr_text);
     attempt.stdout_bytes = result.stdout_text.size();
     attempt.stderr_bytes = result.stderr_text.size();
+    write.blobs.reserve(write.blobs.size() + 2);
     write.blobs.push_back({attempt.stdout_sha256, std::move(result.stdout_text)});
     write.blobs.push_back({attempt.stderr_sha256, std::move(result.stderr_text)});
     write.record.inputs = std::move(result.inputs);

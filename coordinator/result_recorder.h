@@ -70,8 +70,8 @@ class ResultRecorder {
   void Reuse(std::size_t cell);
   void CountReused(const OutcomeCounts& counts) { counts_ = counts; }
   // The cell's result from `worker`, who may report it, run with the
-  // plan's inputs: `result.inputs` is the cell's Plan::CacheKey for this
-  // worker (the caller checked both).
+  // plan's inputs: `result.key` is the cell's key and `result.inputs` its
+  // Plan::CacheKey for this worker (the caller checked all three).
   void RecordResult(const WorkerEntry& worker, std::size_t cell, CellResult& result);
   // An infrastructure attempt the coordinator makes itself; `worker` is
   // the one that held the cell, when known.
