@@ -345,10 +345,18 @@ class Coordinator::Impl {
       }
     }
     // The same name again: the same process on a new connection keeps its
-    // leases; another process under the name replaces the one before.
+    // leases; another process under the name replaces the one before. A
+    // hello again on the same connection from the same process (a retried
+    // hello that crossed a reconnection) keeps them too: the worker still
+    // runs those cells, and handing them out again would run them twice.
     bool returning = false;
     std::optional<std::size_t> last_version;
-    if (WorkerEntry* before = peers_.WorkerNamed(hello.name, peer)) {
+    if (const WorkerEntry* again = peers_.Worker(peer);
+        again != nullptr && !hello.session.empty() && again->session == hello.session &&
+        again->name == hello.name) {
+      returning = true;
+      last_version = again->last_version;
+    } else if (WorkerEntry* before = peers_.WorkerNamed(hello.name, peer)) {
       const std::string before_peer = before->peer;
       if (!hello.session.empty() && before->session == hello.session) {
         returning = true;

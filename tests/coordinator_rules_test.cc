@@ -171,6 +171,33 @@ TEST_F(CoordinatorRules, TakesASilentWorkerForLostAfterLivenessHeartbeats) {
   EXPECT_EQ(after.attempts[1].outcome, Outcome::kExited);
 }
 
+// Two hellos of one worker process can cross a reconnection and arrive on
+// the same connection: the second is not a new worker, and the cells the
+// first was given stay its own.
+TEST_F(CoordinatorRules, AHelloRepeatedOnOneConnectionKeepsTheWorkersLeases) {
+  ASSERT_TRUE(Start().ok());
+  Join("w1");
+  wire_.Deliver("w1", Credit{1});
+  const std::optional<Assignment> a = Await<Assignment>("w1");
+  ASSERT_TRUE(a.has_value());
+  Join("w1");
+  Join("w2");
+  wire_.Deliver("w2", Credit{2});
+  const std::optional<Assignment> b = Await<Assignment>("w2");
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->cells.size(), 1u);  // the plan's other cell, not w1's again
+  EXPECT_NE(b->cells[0].key, a->cells[0].key);
+
+  wire_.Deliver("w1", Done(a->cells[0], a->lease_id));
+  const std::optional<Ack> ack = Await<Ack>("w1");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->keys, std::vector<std::string>{a->cells[0].key});
+  const CellRecord record = Stored(a->cells[0].key);
+  EXPECT_EQ(record.state, CellState::kDone);
+  ASSERT_EQ(record.attempts.size(), 1u);
+  EXPECT_EQ(record.attempts[0].worker, "w1");
+}
+
 TEST_F(CoordinatorRules, ALeaseExpiresWhenItsCellsOutliveTheirDeadlines) {
   ASSERT_TRUE(Start().ok());
   Join("w1");
