@@ -7,8 +7,10 @@
 
 namespace imgsweep {
 
-// Installs the handlers, without SA_RESTART so that a wait wakes up.
-void StopOnSignals();
+// Installs the handlers, without SA_RESTART so that a wait wakes up. On
+// the second signal, `before_exit` (when given) runs in the handler just
+// before the process exits: it must be async-signal-safe.
+void StopOnSignals(void (*before_exit)() = nullptr);
 
 // The signal that asked to stop (SIGTERM, SIGINT); 0 while none has.
 int StopRequested();

@@ -12,6 +12,7 @@
 #include "worker/binaries.h"
 #include "worker/cell_runner.h"
 #include "worker/image_layout.h"
+#include "worker/running_groups.h"
 #include "worker/subprocess.h"
 #include "worker/worker.h"
 
@@ -70,8 +71,9 @@ int WorkerCommand(const WorkerFlags& flags) {
   Status adopted = AdoptOrphans();
   if (!adopted.ok()) return Fail(adopted);
   // SIGTERM (an orchestrator stopping the pod) drains: no more cells, the
-  // ones held finish and are acknowledged; a second signal exits at once.
-  StopOnSignals();
+  // ones held finish and are acknowledged; a second signal exits at once,
+  // and the cells running then end with it rather than outlive it.
+  StopOnSignals(KillRunningGroups);
   std::error_code ec;
   const fs::path root = fs::canonical(flags.testdata, ec);
   if (ec || !fs::is_directory(root, ec)) {

@@ -165,11 +165,16 @@ sigterm-worker)
   start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$manifest" --out "$work/tree2" \
     --db "$work/db2" --binaries "$work/bins" "${faults[@]}" "${timeout_flag[@]}"
   : >"$log"
-  IMGSWEEP_TEST_WORKER=w3 IMGSWEEP_TEST_DELAY=2 \
+  # Its cell sleeps far longer than the checks below wait: only the
+  # worker's exit can end it in time.
+  IMGSWEEP_TEST_WORKER=w3 IMGSWEEP_TEST_DELAY=60 \
     start_worker w3 --binaries "$work/bins" --testdata "$testdata" --slots 1
   pid_w3=$!
   wait_for_lines "$log" 1 60
   w3=$(child_of "$pid_w3")
+  cell=$(pgrep -f "$work/bins/x86_64" | head -1)
+  cell_group=$(pgrep -g "$(ps -o pgid= -p "$cell" | tr -d ' ')" | tr '\n' ' ')
+  check "the cell runs in a process group of its own ($cell_group)" [ -n "$cell_group" ]
   kill -TERM "$w3"
   wait_for_line "$work/w3.err" "asked to stop" 30
   check "w3 drains on the first SIGTERM" [ -n "$said" ]
@@ -177,8 +182,14 @@ sigterm-worker)
   wait "$pid_w3"; rc3=$?
   check "w3 exits at once on the second, with 143 ($rc3)" [ "$rc3" -eq 143 ]
   check "and says so" grep -q "asked to stop twice: exiting now" "$work/w3.err"
-  # The cell it was running still sleeps in its own process group: end it.
-  for p in $(pgrep -f "$work/bins/x86_64"); do kill -- "-$(ps -o pgid= -p "$p" | tr -d ' ')" 2>/dev/null; done
+  # Each process of the cell's group ends with the worker (tail --pid
+  # returns when the process is gone; timeout says 124 if it is not).
+  left=""
+  for p in $cell_group; do
+    timeout 10 tail --pid="$p" -s 0.1 -f /dev/null || left+="$p "
+  done
+  check "the cell it was running ended with it (left: ${left:-none})" [ -z "$left" ]
+  for p in $left; do kill -KILL "$p" 2>/dev/null; done
   ;;
 
 sigterm-coordinator)

@@ -45,6 +45,8 @@
 #include <optional>
 #include <set>
 
+#include "worker/running_groups.h"
+
 namespace imgsweep {
 namespace bp = boost::process;
 namespace {
@@ -437,6 +439,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
                       ChildLimits(request.output_limit), environment);
 #endif
     Started().insert(child.id());
+    TrackGroup(child.id());  // the child leads its group
   } catch (const std::exception& e) {
     group.detach();
     return Status::IoError("cannot start " + request.program.string() + ": " + e.what());
@@ -448,6 +451,7 @@ Result<RunOutput> RunCaptured(const RunRequest& request) {
 
   std::error_code ec;
   child.wait(ec);
+  ForgetGroup(child.id());
   group.detach();
   Forget(child.id());
   KillOrphans();  // what left the group and outlived the child
