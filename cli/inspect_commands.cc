@@ -67,6 +67,12 @@ std::string FormatLiveStatus(const nlohmann::json& j, const std::string& endpoin
     }
     out += "versions no connected worker holds: " + missing + "\n";
   }
+  // From coordinators before output types were reported, absent.
+  std::string types;
+  for (const nlohmann::json& t : j.value("types_without_worker", nlohmann::json::array())) {
+    types += (types.empty() ? "" : ", ") + t.get<std::string>();
+  }
+  if (!types.empty()) out += "output types no connected worker runs: " + types + "\n";
   // From coordinators before broken versions were reported, absent.
   for (const nlohmann::json& v : j.value("broken_versions", nlohmann::json::array())) {
     out += "broken version, its cells failed: " + v.get<std::string>() + "\n";

@@ -712,6 +712,10 @@ class Coordinator::Impl {
     }
     const std::string missing = VersionsWithoutWorker(View());
     if (!missing.empty()) spdlog::warn("coordinator: waiting for a worker that holds {}", missing);
+    const std::string types = TypesWithoutWorker(View());
+    if (!types.empty()) {
+      spdlog::warn("coordinator: waiting for a worker whose command table runs {}", types);
+    }
   }
 
   CoordinatorOptions options_;

@@ -34,6 +34,21 @@ std::vector<ShardCells> CountShards(const LiveView& view) {
   return shards;
 }
 
+// The plan's output types with open cells that no connected worker runs.
+std::vector<std::size_t> OpenTypesNoWorkerRuns(const LiveView& view) {
+  std::vector<std::size_t> types;
+  if (view.peers.workers().empty()) return types;
+  for (std::size_t t = 0; t < view.plan.types().size(); ++t) {
+    if (view.recorder.open_in_type(t) == 0) continue;
+    bool run = false;
+    for (const auto& [peer, w] : view.peers.workers()) {
+      run = run || w.runs_type.empty() || w.runs_type[t];
+    }
+    if (!run) types.push_back(t);
+  }
+  return types;
+}
+
 ordered_json Workers(const LiveView& view) {
   const std::map<std::string, std::size_t> in_flight = view.leases.CellsByPeer();
   ordered_json workers = ordered_json::array();
@@ -84,6 +99,9 @@ std::string LiveStatusJson(const LiveView& view) {
   }
   j["shards"] = shard_list;
   j["versions_without_worker"] = missing;
+  ordered_json types = ordered_json::array();
+  for (std::size_t t : OpenTypesNoWorkerRuns(view)) types.push_back(view.plan.types()[t].name);
+  j["types_without_worker"] = types;
   j["broken_versions"] = view.broken_versions;
   j["layout_conflicts"] = view.layout_conflicts;
   // Every string from the wire was checked at the boundary; a store made
@@ -100,6 +118,15 @@ std::string VersionsWithoutWorker(const LiveView& view) {
     if (shards[v].pending == 0 || held.contains(name)) continue;
     missing += (missing.empty() ? "" : ", ") + name + " (" + std::to_string(shards[v].pending) +
                " cells)";
+  }
+  return missing;
+}
+
+std::string TypesWithoutWorker(const LiveView& view) {
+  std::string missing;
+  for (std::size_t t : OpenTypesNoWorkerRuns(view)) {
+    missing += (missing.empty() ? "" : ", ") + view.plan.types()[t].name + " (" +
+               std::to_string(view.recorder.open_in_type(t)) + " cells)";
   }
   return missing;
 }

@@ -35,6 +35,12 @@ std::string LiveStatusJson(const LiveView& view);
 // connected worker holds; empty when there are none.
 std::string VersionsWithoutWorker(const LiveView& view);
 
+// "map-window (880 cells)": output types with open cells that no connected
+// worker runs (its command table lacks them); empty when there are none.
+// Without any worker connected, none is named: the coordinator is waiting
+// for workers, not for a kind of worker.
+std::string TypesWithoutWorker(const LiveView& view);
+
 }  // namespace imgsweep
 
 #endif  // IMGSWEEP_COORDINATOR_LIVE_STATUS_H_

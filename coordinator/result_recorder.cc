@@ -35,11 +35,17 @@ ResultRecorder::ResultRecorder(const Plan* plan, CommitPipeline* pipeline, const
       cells_(plan->cell_count()),
       done_by_version_(plan->versions().size()),
       failed_by_version_(plan->versions().size()),
-      open_(plan->cell_count()) {}
+      open_(plan->cell_count()) {
+  for (std::size_t t = 0; t < plan->types().size(); ++t) {
+    open_by_type_.push_back(plan->rows(t).size() * plan->versions().size());
+  }
+}
 
 void ResultRecorder::Reuse(std::size_t cell) {
   cells_[cell].closed = true;
-  ++done_by_version_[plan_->Ref(cell).version];
+  const CellRef ref = plan_->Ref(cell);
+  ++done_by_version_[ref.version];
+  --open_by_type_[ref.type];
   --open_;
 }
 
@@ -47,7 +53,9 @@ void ResultRecorder::Close(std::size_t cell, const CellRecord& record) {
   CellSlot& slot = cells_[cell];
   slot.closed = true;
   slot.failed = record.state == CellState::kFailed;
-  ++(slot.failed ? failed_by_version_ : done_by_version_)[plan_->Ref(cell).version];
+  const CellRef ref = plan_->Ref(cell);
+  ++(slot.failed ? failed_by_version_ : done_by_version_)[ref.version];
+  --open_by_type_[ref.type];
   counts_.Add(record);
   --open_;
 }

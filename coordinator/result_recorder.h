@@ -64,6 +64,8 @@ class ResultRecorder {
   // before, or now), and failed.
   std::size_t done_in(std::size_t version) const { return done_by_version_[version]; }
   std::size_t failed_in(std::size_t version) const { return failed_by_version_[version]; }
+  // Cells of the plan's output type `type` without an outcome yet.
+  std::size_t open_in_type(std::size_t type) const { return open_by_type_[type]; }
 
   // Stored outcomes reused as they are: the cells close, `counts` joins
   // the tally.
@@ -104,6 +106,7 @@ class ResultRecorder {
   const unsigned audit_percent_;
   std::vector<CellSlot> cells_;
   std::vector<std::size_t> done_by_version_, failed_by_version_;  // kept by Reuse and Close
+  std::vector<std::size_t> open_by_type_;                         // likewise
   std::size_t open_;
   OutcomeCounts counts_;
   std::size_t ran_now_ = 0;

@@ -535,9 +535,16 @@ TEST_F(CoordinatorTest, AWorkerGetsCellsOfTheOutputTypesItsCommandTableHasOnly) 
     return keys;
   };
   EXPECT_EQ(keys_of(*narrow, 2), (std::vector<std::string>{"map-human/10.0.2/a", "map-human/7.2.0/a"}));
+  // Status says which output type waits for a worker that runs it.
+  const auto types_waiting = [this](DealerSocket& socket) {
+    Send(socket, StatusRequest{});
+    return nlohmann::json::parse(Expect<StatusReply>(socket).json).at("types_without_worker");
+  };
+  EXPECT_EQ(types_waiting(*narrow), nlohmann::json::array({"map-json"}));
   auto wide = Connect();
   Send(*wide, Hello{"w1", "h", 4, Versions(), "session-1"});
   Expect<Welcome>(*wide);
+  EXPECT_EQ(types_waiting(*narrow), nlohmann::json::array());
   Send(*wide, Credit{4});
   EXPECT_EQ(keys_of(*wide, 2), (std::vector<std::string>{"map-json/10.0.2/a", "map-json/7.2.0/a"}));
   auto bad = Connect();
