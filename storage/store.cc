@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <set>
@@ -57,8 +58,9 @@ constexpr std::string_view kLayoutKey = "meta/layout";
 //
 // Layout 2 packs a record's digests as bytes (records.cc); a layout-1 store
 // reads the same, since every record says how its digests are packed, and
-// becomes layout 2 when opened for writing, so that an imgsweep that knows
-// only layout 1 refuses it instead of calling its records damaged.
+// becomes layout 2 with the first records written into it, so that an
+// imgsweep that knows only layout 1 refuses it from then on instead of
+// calling its records damaged.
 constexpr std::string_view kLayout = "imgsweep-store 2";
 constexpr std::string_view kReadableLayout = "imgsweep-store 1";
 constexpr std::string_view kCellPrefix = "cell/";
@@ -84,6 +86,10 @@ class RocksStore final : public Store {
   RocksStore(std::unique_ptr<rocksdb::DB> db, std::filesystem::path dir)
       : db_(std::move(db)), dir_(std::move(dir)) {}
 
+  // The store is of the readable older layout: the next Write marks it
+  // kLayout in the same atomic write as its records.
+  void UpgradeLayoutOnWrite() { upgrade_layout_ = true; }
+
   Result<std::optional<std::string>> GetMeta(std::string_view name) override {
     return Get(Key(kMetaPrefix, name));
   }
@@ -95,6 +101,10 @@ class RocksStore final : public Store {
   Status Write(const std::vector<CellWrite>& writes,
                const std::vector<LeaseRecord>& leases) override {
     rocksdb::WriteBatch batch;
+    if (upgrade_layout_) {
+      rocksdb::Status s = batch.Put(kLayoutKey, kLayout);
+      if (!s.ok()) return Convert(s, "write");
+    }
     for (const LeaseRecord& lease : leases) {
       rocksdb::Status s = batch.Put(LeaseKey(lease.id), EncodeLease(lease));
       if (!s.ok()) return Convert(s, "write");
@@ -115,7 +125,9 @@ class RocksStore final : public Store {
       rocksdb::Status s = batch.Put(Key(kCellPrefix, w.key), EncodeRecord(w.record));
       if (!s.ok()) return Convert(s, "write");
     }
-    return Convert(db_->Write(SyncWrite(), &batch), "write");
+    Status written = Convert(db_->Write(SyncWrite(), &batch), "write");
+    if (written.ok()) upgrade_layout_ = false;
+    return written;
   }
 
   Result<std::optional<CellRecord>> GetCell(std::string_view key) override {
@@ -205,6 +217,9 @@ class RocksStore final : public Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::filesystem::path dir_;
+  // Atomic because any thread may Write; two writes that both mark the
+  // layout write the same value.
+  std::atomic<bool> upgrade_layout_{false};
 };
 
 }  // namespace
@@ -287,10 +302,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, Mod
     Status st = store->PutMeta(kLayoutKey.substr(kMetaPrefix.size()), kLayout);
     if (!st.ok()) return st;
   } else if (*layout.value() == kReadableLayout) {
-    if (mode != Mode::kReadOnly) {
-      Status st = store->PutMeta(kLayoutKey.substr(kMetaPrefix.size()), kLayout);
-      if (!st.ok()) return st;
-    }
+    if (mode != Mode::kReadOnly) store->UpgradeLayoutOnWrite();
   } else if (*layout.value() != kLayout) {
     return Status::InvalidInput("store " + dir.string() + ": layout \"" + *layout.value() +
                                 "\" is not \"" + std::string(kLayout) + "\" or \"" +

@@ -247,23 +247,30 @@ TEST(Records, ADigestOfAnotherLengthIsDamageNamingTheCell) {
       << record.status().message();
 }
 
-TEST(Store, ALayoutOneStoreOpensAndBecomesLayoutTwoOnceOpenedForWriting) {
+TEST(Store, ALayoutOneStoreOpensAndBecomesLayoutTwoWithTheFirstRecordsWritten) {
   TempDir dir;
+  auto layout = [](Store& store) { return store.GetMeta("layout").value(); };
   {
     std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
-    EXPECT_EQ(store->GetMeta("layout").value(), std::optional<std::string>("imgsweep-store 2"));
+    EXPECT_EQ(layout(*store), std::optional<std::string>("imgsweep-store 2"));
     ASSERT_TRUE(store->PutMeta("layout", "imgsweep-store 1").ok());
     ASSERT_TRUE(store->Commit({DoneCell("map-human/7.2.0/a", "Offset\n", "")}).ok());
   }
   {
     Result<std::unique_ptr<Store>> reader = Store::Open(dir.path() / "db", Store::Mode::kReadOnly);
     ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-    EXPECT_EQ(reader.value()->GetMeta("layout").value(),
-              std::optional<std::string>("imgsweep-store 1"));
+    EXPECT_EQ(layout(*reader.value()), std::optional<std::string>("imgsweep-store 1"));
     EXPECT_TRUE(reader.value()->GetCell("map-human/7.2.0/a").value().has_value());
   }
+  {
+    // Opened for writing, but nothing written: an older imgsweep still reads it.
+    std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
+    ASSERT_TRUE(store->PutMeta("plan", "{}").ok());
+    EXPECT_EQ(layout(*store), std::optional<std::string>("imgsweep-store 1"));
+  }
   std::unique_ptr<Store> store = OpenOrDie(dir.path() / "db");
-  EXPECT_EQ(store->GetMeta("layout").value(), std::optional<std::string>("imgsweep-store 2"));
+  ASSERT_TRUE(store->Commit({DoneCell("map-human/7.2.0/b", "Offset\n", "")}).ok());
+  EXPECT_EQ(layout(*store), std::optional<std::string>("imgsweep-store 2"));
   EXPECT_TRUE(store->GetCell("map-human/7.2.0/a").value().has_value());
 }
 
