@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 
 namespace imgsweep {
@@ -37,13 +39,9 @@ std::string FinishHex(EVP_MD_CTX* context) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   EVP_DigestFinal_ex(context, digest.data(), &length);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex(static_cast<size_t>(length) * 2, '\0');
-  for (size_t i = 0; i < length; ++i) {
-    hex[2 * i] = kHex[digest[i] >> 4];
-    hex[2 * i + 1] = kHex[digest[i] & 0xf];
-  }
-  return hex;
+  Sha256Bytes bytes{};
+  std::memcpy(bytes.data(), digest.data(), bytes.size());
+  return Sha256ToHex(bytes);
 }
 
 class FileDescriptor {
@@ -91,11 +89,37 @@ Result<std::string> Sha256File(const std::filesystem::path& file) {
 }
 
 bool IsSha256Hex(std::string_view text) {
-  if (text.size() != 64) return false;
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  Sha256Bytes bytes;
+  return Sha256FromHex(text, &bytes);
+}
+
+bool Sha256FromHex(std::string_view hex, Sha256Bytes* bytes) {
+  static constexpr std::array<std::uint8_t, 256> kNibble = [] {
+    std::array<std::uint8_t, 256> table{};
+    table.fill(0xff);
+    for (int c = '0'; c <= '9'; ++c) table[c] = static_cast<std::uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) table[c] = static_cast<std::uint8_t>(c - 'a' + 10);
+    return table;
+  }();
+  if (hex.size() != 2 * bytes->size()) return false;
+  for (std::size_t i = 0; i < bytes->size(); ++i) {
+    const unsigned high = kNibble[static_cast<unsigned char>(hex[2 * i])];
+    const unsigned low = kNibble[static_cast<unsigned char>(hex[2 * i + 1])];
+    if (((high | low) & 0xf0u) != 0) return false;  // only a non-digit sets these bits
+    (*bytes)[i] = static_cast<char>(high << 4 | low);
   }
   return true;
+}
+
+std::string Sha256ToHex(const Sha256Bytes& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex(2 * bytes.size(), '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    hex[2 * i] = kHex[byte >> 4];
+    hex[2 * i + 1] = kHex[byte & 0xf];
+  }
+  return hex;
 }
 
 }  // namespace imgsweep

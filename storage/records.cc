@@ -1,11 +1,13 @@
 // The store's values as msgpack: cell records and lease grants.
 #include "storage/records.h"
 
-#include <array>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <msgpack.hpp>
 #include <type_traits>
+
+#include "protocol/sha256.h"
 
 namespace imgsweep {
 namespace {
@@ -15,8 +17,6 @@ namespace {
 // and decodes each on load, so no intermediate document is built. Unknown
 // fields are skipped, so later fields can be added without a new layout.
 using Packer = msgpack::packer<msgpack::sbuffer>;
-
-constexpr std::uint32_t kDigestBytes = 32;  // SHA-256
 
 void PackField(Packer& p, std::string_view name) {
   p.pack_str(static_cast<std::uint32_t>(name.size()));
@@ -36,27 +36,11 @@ void PackText(Packer& p, std::string_view name, std::string_view value) {
 // bytes. Anything else (an empty digest: an infrastructure failure printed
 // nothing) stays text. Records written as text read the same.
 void PackDigest(Packer& p, std::string_view name, std::string_view hex) {
-  // One pass by table, checking as it converts: four per result on the
-  // committer's thread, where a character-class test per digit showed.
-  static constexpr std::array<std::uint8_t, 256> kNibble = [] {
-    std::array<std::uint8_t, 256> table{};
-    table.fill(0xff);
-    for (int c = '0'; c <= '9'; ++c) table[c] = static_cast<std::uint8_t>(c - '0');
-    for (int c = 'a'; c <= 'f'; ++c) table[c] = static_cast<std::uint8_t>(c - 'a' + 10);
-    return table;
-  }();
-  std::array<char, kDigestBytes> bytes;
-  unsigned bad = hex.size() == 2 * bytes.size() ? 0 : 0xf0;
-  for (std::size_t i = 0; i < bytes.size() && bad == 0; ++i) {
-    const unsigned high = kNibble[static_cast<unsigned char>(hex[2 * i])];
-    const unsigned low = kNibble[static_cast<unsigned char>(hex[2 * i + 1])];
-    bad = (high | low) & 0xf0u;  // set only by a character that is not a digit
-    bytes[i] = static_cast<char>(high << 4 | low);
-  }
-  if (bad != 0) return PackText(p, name, hex);
+  Sha256Bytes bytes;
+  if (!Sha256FromHex(hex, &bytes)) return PackText(p, name, hex);
   PackField(p, name);
-  p.pack_bin(kDigestBytes);
-  p.pack_bin_body(bytes.data(), kDigestBytes);
+  p.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  p.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
 }
 
 template <typename T>
@@ -117,18 +101,13 @@ class MapReader {
     const msgpack::object* found = Find(name);
     if (found == nullptr) return Missing<std::string>(name);
     if (found->type == msgpack::type::STR) return Text(name);
-    if (found->type != msgpack::type::BIN || found->via.bin.size != kDigestBytes) {
+    Sha256Bytes bytes;
+    if (found->type != msgpack::type::BIN || found->via.bin.size != bytes.size()) {
       Fail("field \"" + std::string(name) + "\" is not a digest");
       return {};
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string hex(std::size_t{2} * kDigestBytes, '\0');
-    for (std::size_t i = 0; i < kDigestBytes; ++i) {
-      const auto byte = static_cast<unsigned char>(found->via.bin.ptr[i]);
-      hex[2 * i] = kHex[byte >> 4];
-      hex[2 * i + 1] = kHex[byte & 0xf];
-    }
-    return hex;
+    std::memcpy(bytes.data(), found->via.bin.ptr, bytes.size());
+    return Sha256ToHex(bytes);
   }
   // An enum stored as a number in [0, last].
   template <typename E>

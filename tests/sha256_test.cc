@@ -53,5 +53,18 @@ TEST(Sha256, IsSha256HexAcceptsOnly64LowerCaseHexDigits) {
   EXPECT_FALSE(IsSha256Hex(std::string(64, 'g')));
 }
 
+TEST(Sha256, HexAndBytesConvertBothWaysAndOnlyDigestsConvert) {
+  const std::string hex = Sha256Hex("abc");
+  Sha256Bytes bytes{};
+  ASSERT_TRUE(Sha256FromHex(hex, &bytes));
+  EXPECT_EQ(bytes[0], '\xba');  // the FIPS vector's first byte
+  EXPECT_EQ(bytes[31], '\xad');
+  EXPECT_EQ(Sha256ToHex(bytes), hex);
+  EXPECT_FALSE(Sha256FromHex(hex.substr(1), &bytes));
+  EXPECT_FALSE(Sha256FromHex(std::string(63, 'a') + "A", &bytes));
+  EXPECT_FALSE(Sha256FromHex(std::string(63, 'a') + "/", &bytes));
+  EXPECT_FALSE(Sha256FromHex(std::string(63, 'a') + ":", &bytes));
+}
+
 }  // namespace
 }  // namespace imgsweep

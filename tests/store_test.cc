@@ -172,39 +172,36 @@ TEST(Store, ReadOnlyOpensBesideAWriterAndSeesWhatItCommitted) {
 std::string TextDigestRecord(const CellRecord& record) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> p(&buffer);
-  auto text = [&p](const std::string& name, const std::string& value) {
-    p.pack(name);
-    p.pack(value);
-  };
-  auto number = [&p](const std::string& name, auto value) {
+  // Text and numbers alike: msgpack-c packs each by its C++ type.
+  auto field = [&p](const std::string& name, const auto& value) {
     p.pack(name);
     p.pack(value);
   };
   p.pack_map(4);
-  number("state", static_cast<int>(record.state));
-  number("round_start", record.round_start);
-  text("inputs", record.inputs);
+  field("state", static_cast<int>(record.state));
+  field("round_start", record.round_start);
+  field("inputs", record.inputs);
   p.pack(std::string("attempts"));
   p.pack_array(static_cast<std::uint32_t>(record.attempts.size()));
   for (const Attempt& a : record.attempts) {
     p.pack_map(17);
-    number("n", a.number);
-    number("outcome", static_cast<int>(a.outcome));
-    number("exit_code", a.exit_code);
-    number("signal", a.signal);
-    text("stdout", a.stdout_sha256);
-    text("stderr", a.stderr_sha256);
-    number("stdout_bytes", a.stdout_bytes);
-    number("stderr_bytes", a.stderr_bytes);
-    number("duration_us", a.duration_us);
-    number("started_unix_ms", a.started_unix_ms);
-    text("worker", a.worker);
-    text("host", a.host);
-    text("version_line", a.version_line);
-    text("binary_sha256", a.binary_sha256);
-    text("failure", a.failure);
-    number("kind", static_cast<int>(a.failure_kind));
-    text("layout", a.image_layout);
+    field("n", a.number);
+    field("outcome", static_cast<int>(a.outcome));
+    field("exit_code", a.exit_code);
+    field("signal", a.signal);
+    field("stdout", a.stdout_sha256);
+    field("stderr", a.stderr_sha256);
+    field("stdout_bytes", a.stdout_bytes);
+    field("stderr_bytes", a.stderr_bytes);
+    field("duration_us", a.duration_us);
+    field("started_unix_ms", a.started_unix_ms);
+    field("worker", a.worker);
+    field("host", a.host);
+    field("version_line", a.version_line);
+    field("binary_sha256", a.binary_sha256);
+    field("failure", a.failure);
+    field("kind", static_cast<int>(a.failure_kind));
+    field("layout", a.image_layout);
   }
   return std::string(buffer.data(), buffer.size());
 }
