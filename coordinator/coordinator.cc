@@ -568,12 +568,18 @@ class Coordinator::Impl {
     }
   }
 
-  // The digest of what `worker` runs `cell` with: its binary, its layout.
+  // The digest of what `worker` runs a cell with: its binary, its layout,
+  // and `args` (the cell's Plan::Args: an assignment has them in its spec).
+  std::string InputsFor(const WorkerEntry& worker, const CellRef& ref,
+                        const std::vector<std::string>& args) const {
+    auto version = worker.versions.find(plan_.versions()[ref.version]);
+    return plan_.CacheKey(ref,
+                          version == worker.versions.end() ? "" : version->second.binary_sha256,
+                          worker.layout, args);
+  }
   std::string InputsFor(const WorkerEntry& worker, std::size_t cell) const {
     const CellRef ref = plan_.Ref(cell);
-    auto version = worker.versions.find(plan_.versions()[ref.version]);
-    return plan_.CacheKey(
-        ref, version == worker.versions.end() ? "" : version->second.binary_sha256, worker.layout);
+    return InputsFor(worker, ref, plan_.Args(ref));
   }
 
   // Leases `cells` to the worker and sends them; false when the worker
@@ -590,9 +596,9 @@ class Coordinator::Impl {
     inputs.reserve(cells.size());
     LeaseRecord grant{0, worker.session, {}};
     for (std::size_t cell : cells) {
-      CellSpec& spec =
-          assignment.cells.emplace_back(plan_.Spec(plan_.Ref(cell), recorder_.slot(cell).attempts + 1));
-      spec.inputs = InputsFor(worker, cell);
+      const CellRef ref = plan_.Ref(cell);
+      CellSpec& spec = assignment.cells.emplace_back(plan_.Spec(ref, recorder_.slot(cell).attempts + 1));
+      spec.inputs = InputsFor(worker, ref, spec.args);
       inputs.push_back(spec.inputs);
       grant.cells.push_back(spec.key);
     }

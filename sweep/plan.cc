@@ -253,9 +253,17 @@ std::vector<std::string> Plan::Args(const CellRef& ref) const {
 
 std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
                            std::string_view image_layout) const {
+  return CacheKey(ref, binary_sha256, image_layout, Args(ref));
+}
+
+std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
+                           std::string_view image_layout,
+                           const std::vector<std::string>& args) const {
   // Each part on its own line, arguments NUL-separated: names and digests
   // hold neither, so no two different inputs read the same.
-  std::string text = "imgsweep-cell 1\nbinary ";
+  std::string text;
+  text.reserve(256);  // one allocation for a typical cell's ~200 bytes
+  text += "imgsweep-cell 1\nbinary ";
   text += binary_sha256;
   text += "\nimage ";
   text += ImageOf(ref).sha256;
@@ -264,11 +272,13 @@ std::string Plan::CacheKey(const CellRef& ref, std::string_view binary_sha256,
   text += "\ntype ";
   text += types_[ref.type].name;
   text += "\nargv";
-  for (const std::string& arg : Args(ref)) {
+  for (const std::string& arg : args) {
     text += '\0';
     text += arg;
   }
-  text += "\ntimeout_ms " + std::to_string(timeout_.count()) + "\n";
+  text += "\ntimeout_ms ";
+  text += std::to_string(timeout_.count());
+  text += '\n';
   return Sha256Hex(text);
 }
 

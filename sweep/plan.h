@@ -101,6 +101,10 @@ class Plan {
   // change runs the cell again.
   std::string CacheKey(const CellRef& ref, std::string_view binary_sha256,
                        std::string_view image_layout) const;
+  // The same, for a cell whose Args(ref) the caller already holds (a spec's):
+  // the coordinator keys every cell it assigns.
+  std::string CacheKey(const CellRef& ref, std::string_view binary_sha256,
+                       std::string_view image_layout, const std::vector<std::string>& args) const;
 
   // Per output type, whether a worker with `table` runs its cells: whether
   // it accepts the command line of each of its rows

@@ -40,6 +40,25 @@ TEST(Plan, ArgvFollowsTheContractTable) {
   EXPECT_EQ(spec.image_path, "images/a.raw");
 }
 
+// A stored outcome is reused only while its cache key is the same, so the
+// key's text may not change by accident between releases: every user's
+// store would run again. The digest below is of the documented text
+// ("imgsweep-cell 1", docs/storage.md) for this cell.
+TEST(Plan, CacheKeyIsPinnedAndCoversEveryInput) {
+  Plan plan = Plan::Make(TwoImages(), {"7.2.0"}, kDefaultCellTimeout).value();
+  const CellRef ref{1, 0, 0};  // map-json/7.2.0/a
+  const std::string binary(64, 'b');
+  const std::string key = plan.CacheKey(ref, binary, "dense");
+  EXPECT_EQ(key, "873ceb8983ace0eff01827c5f14b17cad84dc11c4bfbd0e4cf9378715368e394");
+  EXPECT_EQ(plan.CacheKey(ref, binary, "dense", plan.Args(ref)), key);
+  EXPECT_NE(plan.CacheKey(ref, std::string(64, 'a'), "dense"), key);
+  EXPECT_NE(plan.CacheKey(ref, binary, "sparse"), key);
+  EXPECT_NE(plan.CacheKey(CellRef{0, 0, 0}, binary, "dense"), key);
+  EXPECT_NE(plan.CacheKey(ref, binary, "dense", {"map", "$TESTDATA_ROOT/images/a.raw"}), key);
+  Plan slower = Plan::Make(TwoImages(), {"7.2.0"}, std::chrono::seconds(31)).value();
+  EXPECT_NE(slower.CacheKey(ref, binary, "dense"), key);
+}
+
 TEST(Plan, RefusesBadVersionLists) {
   EXPECT_EQ(Plan::Make(TwoImages(), {}, kDefaultCellTimeout).status().message(),
             "plan: no versions to sweep");
