@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <set>
 
 #include "cli/commands.h"
@@ -29,6 +30,7 @@ struct LaidOut {
   std::vector<FileLayout> sparse;
   std::set<std::string> not_dense;
   std::map<std::string, std::string> digests;  // of the staged files
+  std::shared_ptr<void> in_use;                // StagedTree::in_use: held while the worker runs
 };
 
 Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
@@ -60,6 +62,7 @@ Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
   out.root = staged.value().root;
   out.not_dense = std::move(staged.value().not_dense);
   out.digests = std::move(staged.value().digests);
+  out.in_use = std::move(staged.value().in_use);
   return out;
 }
 

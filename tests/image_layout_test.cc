@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -65,6 +66,62 @@ TEST_F(ImageLayoutTest, ListsTheFilesWithHolesOutsideGitAndTheTree) {
   ASSERT_TRUE(sparse.ok()) << sparse.status().ToString();
   ASSERT_EQ(sparse.value().size(), 1u);
   EXPECT_EQ(sparse.value()[0].path, "images/raw/sparse.raw");
+}
+
+// A copy per testdata location would otherwise stay for ever: a CI runner
+// that sweeps a fresh clone each time would fill its disk.
+TEST_F(ImageLayoutTest, RemovesTheCopiesOfTreesThatAreGone) {
+  const fs::path cache = dir_.path() / "cache";
+  const fs::path other = fs::canonical(dir_.path()) / "other";
+  const fs::path kept = fs::canonical(dir_.path()) / "kept";
+  dir_.Write("other/images/a.raw", std::string(4096, 'a'));
+  dir_.Write("kept/images/b.raw", std::string(4096, 'b'));
+  Result<StagedTree> other_copy = StageDense(other, cache);
+  Result<StagedTree> kept_copy = StageDense(kept, cache);
+  ASSERT_TRUE(other_copy.ok() && kept_copy.ok());
+  kept_copy.value().in_use.reset();  // its tree stays: nothing else keeps it
+  const std::string other_name = other_copy.value().root.filename().string();
+  std::ifstream source(cache / (other_name + ".source"));
+  std::string named, host;
+  ASSERT_TRUE(std::getline(source, named) && std::getline(source, host));
+  EXPECT_EQ(named, other.string());
+  EXPECT_FALSE(host.empty());
+  fs::remove_all(other);
+
+  // Gone, but cells still run on the copy: kept.
+  ASSERT_TRUE(StageDense(root_, cache).ok());
+  EXPECT_TRUE(fs::exists(other_copy.value().root / "images/a.raw"));
+  other_copy.value().in_use.reset();
+
+  // Gone, but a process is staging it: kept.
+  const int held = ::open((cache / (other_name + ".lock")).c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  ASSERT_TRUE(StageDense(root_, cache).ok());
+  EXPECT_TRUE(fs::exists(other_copy.value().root / "images/a.raw"));
+  ::close(held);
+
+  // Gone and unused: removed, with its stamps; the others stay.
+  Result<StagedTree> mine = StageDense(root_, cache);
+  ASSERT_TRUE(mine.ok());
+  EXPECT_FALSE(fs::exists(other_copy.value().root));
+  EXPECT_FALSE(fs::exists(cache / (other_name + ".stamps")));
+  EXPECT_FALSE(fs::exists(cache / (other_name + ".source")));
+  EXPECT_TRUE(fs::exists(kept_copy.value().root / "images/b.raw"));
+  EXPECT_TRUE(fs::exists(mine.value().root / "images/raw/dense.raw"));
+}
+
+// A copy made before sources were recorded names no tree, and one another
+// host staged names a path that is not ours to judge: both are kept.
+TEST_F(ImageLayoutTest, KeepsCopiesItCannotJudge) {
+  const fs::path cache = dir_.path() / "cache";
+  dir_.Write("cache/0123456789abcdef/images/old.raw", "old");
+  dir_.Write("cache/fedcba9876543210/images/theirs.raw", "theirs");
+  dir_.Write("cache/fedcba9876543210.source",
+             "/no/such/testdata\nanother-host-" + std::to_string(::getpid()) + "\n");
+  ASSERT_TRUE(StageDense(root_, cache).ok());
+  EXPECT_TRUE(fs::exists(cache / "0123456789abcdef/images/old.raw"));
+  EXPECT_TRUE(fs::exists(cache / "fedcba9876543210/images/theirs.raw"));
 }
 
 TEST_F(ImageLayoutTest, StagesADenseMirrorOnceAndKeepsItWhileTheBytesMatch) {

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -250,6 +253,81 @@ void RemoveStale(const fs::path& staged_root, const std::set<fs::path>& wanted) 
   for (const fs::path& p : stale) fs::remove(p, ec);
 }
 
+// This host's name, for the copies' .source files.
+std::string ThisHost() {
+  std::array<char, 256> name{};
+  if (::gethostname(name.data(), name.size() - 1) != 0) return "";
+  return name.data();
+}
+
+// Records which tree `cache/<name>` mirrors and on which host ("path\nhost\n"),
+// so a later StageDense on this host can tell when that tree is gone.
+// Best effort: without it the copy is kept.
+void WriteSource(const fs::path& cache, const std::string& name, const fs::path& root) {
+  const std::string text = root.string() + "\n" + ThisHost() + "\n";
+  const fs::path file = cache / (name + ".source");
+  {
+    std::ifstream in(file);
+    std::stringstream recorded;
+    recorded << in.rdbuf();
+    if (in && recorded.str() == text) return;
+  }
+  const fs::path partial = cache / (name + ".source.partial");
+  {
+    std::ofstream out(partial, std::ios::trunc);
+    out << text;
+    if (!out.flush()) return;
+  }
+  std::error_code ec;
+  fs::rename(partial, file, ec);
+}
+
+// Removes the copies in `cache`, other than `keep`'s, that this host
+// staged from a tree that no longer exists (a checkout deleted since, a CI
+// job's clone). A copy is removed only under both its locks, taken without
+// waiting: a process staging it (.lock) or running cells on it (.inuse)
+// keeps it. A source that cannot be looked at (a mount that is away, no
+// permission), one staged by another host sharing the cache (its paths are
+// not ours to judge) and a copy from before sources were recorded keep
+// their copies. The lock files stay: a process may already hold them open.
+void PruneGoneSources(const fs::path& cache, const std::string& keep) {
+  const std::string this_host = ThisHost();
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (auto it = fs::directory_iterator(cache, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string file = it->path().filename().string();
+    constexpr std::string_view kSuffix = ".source";
+    if (file.size() != 16 + kSuffix.size() || !file.ends_with(kSuffix)) continue;
+    const std::string name = file.substr(0, 16);
+    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    if (!std::all_of(name.begin(), name.end(), hex)) continue;
+    if (name != keep) names.push_back(name);
+  }
+  for (const std::string& name : names) {
+    auto gone = [&] {
+      std::ifstream in(cache / (name + ".source"));
+      std::string source, host;
+      if (!in || !std::getline(in, source) || !std::getline(in, host)) return false;
+      if (source.empty() || source[0] != '/' || host.empty() || host != this_host) return false;
+      std::error_code status_ec;
+      const fs::file_status status = fs::symlink_status(source, status_ec);
+      return status.type() == fs::file_type::not_found;
+    };
+    if (!gone()) continue;
+    const fs::path lock_path = cache / (name + ".lock");
+    const fs::path in_use_path = cache / (name + ".inuse");
+    Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock.ok() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    Fd in_use(::open(in_use_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!in_use.ok() || ::flock(in_use.get(), LOCK_EX | LOCK_NB) != 0 || !gone()) continue;
+    fs::remove_all(cache / name, ec);
+    if (ec) continue;  // what is left is tried again next time
+    fs::remove(cache / (name + ".stamps"), ec);
+    fs::remove(cache / (name + ".source"), ec);
+  }
+}
+
 }  // namespace
 
 Result<std::string> LayoutFingerprint(const fs::path& file) {
@@ -336,6 +414,17 @@ Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache, const
   if (ec) return Status::FromErrno("testdata " + root.string(), ec.value());
   RemoveStale(tree.root, wanted);
   WriteStamps(stamps_file, after);
+  // Held for as long as the caller keeps the tree: no StageDense of
+  // another tree removes this copy while cells run on it.
+  const fs::path in_use_path = cache / (name + ".inuse");
+  const int in_use = ::open(in_use_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (in_use < 0) return Status::FromErrno(in_use_path.string(), errno);
+  tree.in_use = std::shared_ptr<void>(nullptr, [in_use](void*) { ::close(in_use); });
+  while (::flock(in_use, LOCK_SH) != 0) {
+    if (errno != EINTR) return Status::FromErrno(in_use_path.string(), errno);
+  }
+  WriteSource(cache, name, root);
+  PruneGoneSources(cache, name);
   return tree;
 }
 

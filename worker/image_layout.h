@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ struct StagedTree {
   std::set<std::string> not_dense;
   // Every staged regular file's sha256, by path relative to the root.
   std::map<std::string, std::string> digests;
+  // A shared lock on the copy (cache/<digits>.inuse) while any copy of this
+  // pointer lives: keep it for as long as cells run on the copy, and no
+  // other process's StageDense removes it meanwhile.
+  std::shared_ptr<void> in_use;
 };
 
 // `cache/<16 hex digits of the root's path>`, a dense copy of every regular
@@ -54,7 +59,11 @@ struct StagedTree {
 // checked with SEEK_HOLE. `cache/<same digits>.stamps` keeps, for each file,
 // what stat said of it and its copy when they were last hashed alike: while
 // both still say so (device, inode, size, mtime and ctime), neither is read
-// again. Files changed in the 2 s before a check get no stamp. REQUIRES:
+// again. Files changed in the 2 s before a check get no stamp.
+// `cache/<same digits>.source` names `root` and this host; each StageDense
+// then removes the other copies in `cache` that this host staged from a
+// tree that no longer exists (a deleted checkout, a CI job's clone), unless
+// a process is staging one or holds its StagedTree::in_use. REQUIRES:
 // `root` canonical.
 Result<StagedTree> StageDense(const std::filesystem::path& root, const std::filesystem::path& cache,
                               const Clock& clock = SystemClock());
