@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/keys.h"
-#include "tree/atomic_file.h"
+#include "protocol/atomic_file.h"
 #include "tree/report.h"
 #include "tree/tree_check.h"
 

@@ -33,7 +33,7 @@ struct LaidOut {
   std::shared_ptr<void> in_use;                // StagedTree::in_use: held while the worker runs
 };
 
-Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
+Result<LaidOut> LayOut(const fs::path& root, const std::string& host, const WorkerFlags& flags) {
   LaidOut out;
   if (flags.image_layout == "as-is") {
     Result<std::vector<FileLayout>> sparse = SparseFiles(root);
@@ -50,7 +50,7 @@ Result<LaidOut> LayOut(const fs::path& root, const WorkerFlags& flags) {
     if (!fallback.ok()) return fallback.status();
     cache = fallback.value();
   }
-  Result<StagedTree> staged = StageDense(root, cache);
+  Result<StagedTree> staged = StageDense(root, cache, host);
   if (!staged.ok()) return staged.status();
   spdlog::info("worker: cells run on a dense copy of {} at {}: {} files, {} copied now",
                root.string(), staged.value().root.string(), staged.value().files,
@@ -107,7 +107,7 @@ int WorkerCommand(const WorkerFlags& flags) {
   options.give_up_after = std::chrono::seconds(flags.give_up_after_s);
   options.stop_requested = [] { return StopRequested() != 0; };
   options.health_file = flags.health_file;
-  Result<LaidOut> laid_out = LayOut(root, flags);
+  Result<LaidOut> laid_out = LayOut(root, options.host, flags);
   if (!laid_out.ok()) return Fail(laid_out.status());
   options.sparse = std::move(laid_out.value().sparse);
   auto runner = std::make_unique<CellRunner>(laid_out.value().root,

@@ -20,6 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr char kHost[] = "this-host";  // the worker's host name
+
 // 1 MiB with 4 KiB of data in the middle and holes around it, as
 // `qemu-img create` and `cp --sparse=always` leave a raw image.
 void WriteSparse(const fs::path& file) {
@@ -76,8 +78,8 @@ TEST_F(ImageLayoutTest, RemovesTheCopiesOfTreesThatAreGone) {
   const fs::path kept = fs::canonical(dir_.path()) / "kept";
   dir_.Write("other/images/a.raw", std::string(4096, 'a'));
   dir_.Write("kept/images/b.raw", std::string(4096, 'b'));
-  Result<StagedTree> other_copy = StageDense(other, cache);
-  Result<StagedTree> kept_copy = StageDense(kept, cache);
+  Result<StagedTree> other_copy = StageDense(other, cache, kHost);
+  Result<StagedTree> kept_copy = StageDense(kept, cache, kHost);
   ASSERT_TRUE(other_copy.ok() && kept_copy.ok());
   kept_copy.value().in_use.reset();  // its tree stays: nothing else keeps it
   const std::string other_name = other_copy.value().root.filename().string();
@@ -85,11 +87,11 @@ TEST_F(ImageLayoutTest, RemovesTheCopiesOfTreesThatAreGone) {
   std::string named, host;
   ASSERT_TRUE(std::getline(source, named) && std::getline(source, host));
   EXPECT_EQ(named, other.string());
-  EXPECT_FALSE(host.empty());
+  EXPECT_EQ(host, kHost);
   fs::remove_all(other);
 
   // Gone, but cells still run on the copy: kept.
-  ASSERT_TRUE(StageDense(root_, cache).ok());
+  ASSERT_TRUE(StageDense(root_, cache, kHost).ok());
   EXPECT_TRUE(fs::exists(other_copy.value().root / "images/a.raw"));
   other_copy.value().in_use.reset();
 
@@ -97,12 +99,12 @@ TEST_F(ImageLayoutTest, RemovesTheCopiesOfTreesThatAreGone) {
   const int held = ::open((cache / (other_name + ".lock")).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(held, 0);
   ASSERT_EQ(::flock(held, LOCK_EX), 0);
-  ASSERT_TRUE(StageDense(root_, cache).ok());
+  ASSERT_TRUE(StageDense(root_, cache, kHost).ok());
   EXPECT_TRUE(fs::exists(other_copy.value().root / "images/a.raw"));
   ::close(held);
 
   // Gone and unused: removed, with its stamps; the others stay.
-  Result<StagedTree> mine = StageDense(root_, cache);
+  Result<StagedTree> mine = StageDense(root_, cache, kHost);
   ASSERT_TRUE(mine.ok());
   EXPECT_FALSE(fs::exists(other_copy.value().root));
   EXPECT_FALSE(fs::exists(cache / (other_name + ".stamps")));
@@ -117,16 +119,15 @@ TEST_F(ImageLayoutTest, KeepsCopiesItCannotJudge) {
   const fs::path cache = dir_.path() / "cache";
   dir_.Write("cache/0123456789abcdef/images/old.raw", "old");
   dir_.Write("cache/fedcba9876543210/images/theirs.raw", "theirs");
-  dir_.Write("cache/fedcba9876543210.source",
-             "/no/such/testdata\nanother-host-" + std::to_string(::getpid()) + "\n");
-  ASSERT_TRUE(StageDense(root_, cache).ok());
+  dir_.Write("cache/fedcba9876543210.source", "/no/such/testdata\nanother-host\n");
+  ASSERT_TRUE(StageDense(root_, cache, kHost).ok());
   EXPECT_TRUE(fs::exists(cache / "0123456789abcdef/images/old.raw"));
   EXPECT_TRUE(fs::exists(cache / "fedcba9876543210/images/theirs.raw"));
 }
 
 TEST_F(ImageLayoutTest, StagesADenseMirrorOnceAndKeepsItWhileTheBytesMatch) {
   const fs::path cache = dir_.path() / "cache";
-  Result<StagedTree> staged = StageDense(root_, cache);
+  Result<StagedTree> staged = StageDense(root_, cache, kHost);
   ASSERT_TRUE(staged.ok()) << staged.status().ToString();
   const fs::path copy = staged.value().root / "images/raw/sparse.raw";
   EXPECT_EQ(staged.value().files, 2u);
@@ -140,13 +141,13 @@ TEST_F(ImageLayoutTest, StagesADenseMirrorOnceAndKeepsItWhileTheBytesMatch) {
 
   // Again: nothing to copy. Then a changed source is copied again, and a
   // file gone from the source leaves the mirror.
-  Result<StagedTree> again = StageDense(root_, cache);
+  Result<StagedTree> again = StageDense(root_, cache, kHost);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again.value().root, staged.value().root);
   EXPECT_EQ(again.value().copied, 0u);
   dir_.Write("testdata/images/raw/dense.raw", std::string(8192, 'z'));
   fs::remove(root_ / "images/raw/link.raw");
-  Result<StagedTree> changed = StageDense(root_, cache);
+  Result<StagedTree> changed = StageDense(root_, cache, kHost);
   ASSERT_TRUE(changed.ok());
   EXPECT_EQ(changed.value().copied, 1u);
   EXPECT_EQ(Sha256File(changed.value().root / "images/raw/dense.raw").value(),
@@ -184,7 +185,7 @@ TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
   const std::string dense_sha = Sha256Hex(std::string(8192, 'y'));
   // Files written a moment ago get no stamp: a write in the same clock tick
   // would not show in their identity.
-  Result<StagedTree> fresh = StageDense(root_, cache);
+  Result<StagedTree> fresh = StageDense(root_, cache, kHost);
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   EXPECT_EQ(fresh.value().digests.at("images/raw/dense.raw"), dense_sha);
   EXPECT_EQ(fresh.value().digests.size(), 2u);  // the link is not a file of its own
@@ -192,7 +193,7 @@ TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
 
   // Later (the fake clock is in 2027), both files are stamped.
   FakeClock later;
-  ASSERT_TRUE(StageDense(root_, cache, later).ok());
+  ASSERT_TRUE(StageDense(root_, cache, kHost, later).ok());
   ASSERT_EQ(StampLines(cache).size(), 2u);
   EXPECT_TRUE(StampLines(cache)[0].ends_with(" images/raw/dense.raw")) << StampLines(cache)[0];
 
@@ -200,7 +201,7 @@ TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
   // them: its (forged) digest comes back.
   const std::string forged(64, 'a');
   ForgeStampDigests(cache, forged);
-  Result<StagedTree> stamped = StageDense(root_, cache, later);
+  Result<StagedTree> stamped = StageDense(root_, cache, kHost, later);
   ASSERT_TRUE(stamped.ok());
   EXPECT_EQ(stamped.value().copied, 0u);
   EXPECT_EQ(stamped.value().digests.at("images/raw/dense.raw"), forged);
@@ -209,7 +210,7 @@ TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
   // source's new bytes, whatever the stamps said.
   const std::string new_sha = Sha256Hex(std::string(8192, 'z'));
   const auto expect_copied_again = [&] {
-    Result<StagedTree> again = StageDense(root_, cache, later);
+    Result<StagedTree> again = StageDense(root_, cache, kHost, later);
     ASSERT_TRUE(again.ok()) << again.status().ToString();
     EXPECT_EQ(again.value().copied, 1u);
     EXPECT_EQ(again.value().digests.at("images/raw/dense.raw"), new_sha);
@@ -228,14 +229,14 @@ TEST_F(ImageLayoutTest, AStampedFileIsNotReadAgainUntilItsIdentityChanges) {
 TEST_F(ImageLayoutTest, AStampsFileNotUnderstoodOnlyCostsHashing) {
   const fs::path cache = dir_.path() / "cache";
   FakeClock later;
-  Result<StagedTree> staged = StageDense(root_, cache, later);
+  Result<StagedTree> staged = StageDense(root_, cache, kHost, later);
   ASSERT_TRUE(staged.ok());
   const fs::path stamps = cache / (staged.value().root.filename().string() + ".stamps");
   ASSERT_TRUE(fs::exists(stamps));
   for (const std::string& text : {std::string("imgsweep-stamps 9\n"), std::string("garbage"),
                                   std::string("imgsweep-stamps 1\nnot-a-digest 1 2 3\n")}) {
     { std::ofstream(stamps, std::ios::trunc) << text; }
-    Result<StagedTree> again = StageDense(root_, cache, later);
+    Result<StagedTree> again = StageDense(root_, cache, kHost, later);
     ASSERT_TRUE(again.ok()) << again.status().ToString();
     EXPECT_EQ(again.value().copied, 0u);
     EXPECT_EQ(again.value().digests.at("images/raw/dense.raw"), Sha256Hex(std::string(8192, 'y')));
@@ -243,7 +244,7 @@ TEST_F(ImageLayoutTest, AStampsFileNotUnderstoodOnlyCostsHashing) {
 }
 
 TEST_F(ImageLayoutTest, ACacheInsideTheTestdataIsNotStagedIntoItself) {
-  Result<StagedTree> staged = StageDense(root_, root_ / ".stage");
+  Result<StagedTree> staged = StageDense(root_, root_ / ".stage", kHost);
   ASSERT_TRUE(staged.ok()) << staged.status().ToString();
   EXPECT_EQ(staged.value().files, 2u);
   EXPECT_FALSE(fs::exists(staged.value().root / ".stage"));

@@ -5,8 +5,8 @@
 #include <mutex>
 #include <thread>
 
+#include "protocol/atomic_file.h"
 #include "protocol/manifest.h"
-#include "tree/atomic_file.h"
 
 namespace imgsweep {
 namespace fs = std::filesystem;

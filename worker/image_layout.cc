@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -18,6 +17,7 @@
 #include <sstream>
 #include <vector>
 
+#include "protocol/atomic_file.h"
 #include "protocol/sha256.h"
 
 namespace imgsweep {
@@ -157,22 +157,16 @@ Stamps ReadStamps(const fs::path& file) {
 
 // Written whole or not at all; a failure costs only the next start's hashing.
 void WriteStamps(const fs::path& file, const Stamps& stamps) {
-  fs::path partial = file;
-  partial += ".partial";
-  {
-    std::ofstream out(partial, std::ios::trunc);
-    out << kStampsHeader << "\n";
-    for (const auto& [relative, s] : stamps) {
-      out << s.sha256 << ' ' << s.source.dev << ' ' << s.source.ino << ' ' << s.source.size << ' '
-          << s.source.mtime_ns << ' ' << s.source.ctime_ns << ' ' << s.staged.dev << ' '
-          << s.staged.ino << ' ' << s.staged.size << ' ' << s.staged.mtime_ns << ' '
-          << s.staged.ctime_ns << ' ' << relative << "\n";
-    }
-    if (!out.flush()) return;
+  std::ostringstream out;
+  out << kStampsHeader << "\n";
+  for (const auto& [relative, s] : stamps) {
+    out << s.sha256 << ' ' << s.source.dev << ' ' << s.source.ino << ' ' << s.source.size << ' '
+        << s.source.mtime_ns << ' ' << s.source.ctime_ns << ' ' << s.staged.dev << ' '
+        << s.staged.ino << ' ' << s.staged.size << ' ' << s.staged.mtime_ns << ' '
+        << s.staged.ctime_ns << ' ' << relative << "\n";
   }
-  std::error_code ec;
-  fs::rename(partial, file, ec);
-  if (ec) fs::remove(partial, ec);
+  bool written = false;
+  (void)WriteFileAtomically(file, out.str(), &written);  // without it, the next start hashes all
 }
 
 // The sha256 the source and its staged copy share, or nullopt when the copy
@@ -253,33 +247,14 @@ void RemoveStale(const fs::path& staged_root, const std::set<fs::path>& wanted) 
   for (const fs::path& p : stale) fs::remove(p, ec);
 }
 
-// This host's name, for the copies' .source files.
-std::string ThisHost() {
-  std::array<char, 256> name{};
-  if (::gethostname(name.data(), name.size() - 1) != 0) return "";
-  return name.data();
-}
-
 // Records which tree `cache/<name>` mirrors and on which host ("path\nhost\n"),
 // so a later StageDense on this host can tell when that tree is gone.
 // Best effort: without it the copy is kept.
-void WriteSource(const fs::path& cache, const std::string& name, const fs::path& root) {
-  const std::string text = root.string() + "\n" + ThisHost() + "\n";
-  const fs::path file = cache / (name + ".source");
-  {
-    std::ifstream in(file);
-    std::stringstream recorded;
-    recorded << in.rdbuf();
-    if (in && recorded.str() == text) return;
-  }
-  const fs::path partial = cache / (name + ".source.partial");
-  {
-    std::ofstream out(partial, std::ios::trunc);
-    out << text;
-    if (!out.flush()) return;
-  }
-  std::error_code ec;
-  fs::rename(partial, file, ec);
+void WriteSource(const fs::path& cache, const std::string& name, const fs::path& root,
+                 const std::string& host) {
+  bool written = false;
+  (void)WriteFileAtomically(cache / (name + ".source"), root.string() + "\n" + host + "\n",
+                            &written);
 }
 
 // Removes the copies in `cache`, other than `keep`'s, that this host
@@ -290,8 +265,7 @@ void WriteSource(const fs::path& cache, const std::string& name, const fs::path&
 // permission), one staged by another host sharing the cache (its paths are
 // not ours to judge) and a copy from before sources were recorded keep
 // their copies. The lock files stay: a process may already hold them open.
-void PruneGoneSources(const fs::path& cache, const std::string& keep) {
-  const std::string this_host = ThisHost();
+void PruneGoneSources(const fs::path& cache, const std::string& keep, const std::string& host) {
   std::error_code ec;
   std::vector<std::string> names;
   for (auto it = fs::directory_iterator(cache, ec); !ec && it != fs::directory_iterator();
@@ -307,9 +281,9 @@ void PruneGoneSources(const fs::path& cache, const std::string& keep) {
   for (const std::string& name : names) {
     auto gone = [&] {
       std::ifstream in(cache / (name + ".source"));
-      std::string source, host;
-      if (!in || !std::getline(in, source) || !std::getline(in, host)) return false;
-      if (source.empty() || source[0] != '/' || host.empty() || host != this_host) return false;
+      std::string source, staged_by;
+      if (!in || !std::getline(in, source) || !std::getline(in, staged_by)) return false;
+      if (source.empty() || source[0] != '/' || host.empty() || staged_by != host) return false;
       std::error_code status_ec;
       const fs::file_status status = fs::symlink_status(source, status_ec);
       return status.type() == fs::file_type::not_found;
@@ -357,7 +331,8 @@ Result<std::vector<FileLayout>> SparseFiles(const fs::path& root) {
   return sparse;
 }
 
-Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache, const Clock& clock) {
+Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache, const std::string& host,
+                              const Clock& clock) {
   std::error_code ec;
   fs::create_directories(cache, ec);
   if (ec) return Status::FromErrno("stage cache " + cache.string(), ec.value());
@@ -417,14 +392,15 @@ Result<StagedTree> StageDense(const fs::path& root, const fs::path& cache, const
   // Held for as long as the caller keeps the tree: no StageDense of
   // another tree removes this copy while cells run on it.
   const fs::path in_use_path = cache / (name + ".inuse");
-  const int in_use = ::open(in_use_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (in_use < 0) return Status::FromErrno(in_use_path.string(), errno);
-  tree.in_use = std::shared_ptr<void>(nullptr, [in_use](void*) { ::close(in_use); });
-  while (::flock(in_use, LOCK_SH) != 0) {
+  auto in_use =
+      std::make_shared<Fd>(::open(in_use_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!in_use->ok()) return Status::FromErrno(in_use_path.string(), errno);
+  while (::flock(in_use->get(), LOCK_SH) != 0) {
     if (errno != EINTR) return Status::FromErrno(in_use_path.string(), errno);
   }
-  WriteSource(cache, name, root);
-  PruneGoneSources(cache, name);
+  tree.in_use = std::move(in_use);
+  WriteSource(cache, name, root, host);
+  PruneGoneSources(cache, name, host);
   return tree;
 }
 

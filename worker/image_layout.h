@@ -60,13 +60,14 @@ struct StagedTree {
 // what stat said of it and its copy when they were last hashed alike: while
 // both still say so (device, inode, size, mtime and ctime), neither is read
 // again. Files changed in the 2 s before a check get no stamp.
-// `cache/<same digits>.source` names `root` and this host; each StageDense
-// then removes the other copies in `cache` that this host staged from a
-// tree that no longer exists (a deleted checkout, a CI job's clone), unless
-// a process is staging one or holds its StagedTree::in_use. REQUIRES:
-// `root` canonical.
+// `cache/<same digits>.source` names `root` and `host` (the worker's host
+// name); each StageDense then removes the other copies in `cache` that
+// `host` staged from a tree that no longer exists (a deleted checkout, a CI
+// job's clone), unless a process is staging one or holds its
+// StagedTree::in_use. An empty `host` removes none. REQUIRES: `root`
+// canonical.
 Result<StagedTree> StageDense(const std::filesystem::path& root, const std::filesystem::path& cache,
-                              const Clock& clock = SystemClock());
+                              const std::string& host, const Clock& clock = SystemClock());
 
 // $XDG_CACHE_HOME/imgsweep/staged, else $HOME/.cache/imgsweep/staged.
 Result<std::filesystem::path> DefaultStageCache();

@@ -1,4 +1,4 @@
-#include "tree/atomic_file.h"
+#include "protocol/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -3,8 +3,8 @@
 // written unnamed in its folder (O_TMPFILE) and linked once whole. A file that already
 // holds the bytes is left alone, mtime included.
 // Thread-safety: concurrent calls must name different files.
-#ifndef IMGSWEEP_TREE_ATOMIC_FILE_H_
-#define IMGSWEEP_TREE_ATOMIC_FILE_H_
+#ifndef IMGSWEEP_PROTOCOL_ATOMIC_FILE_H_
+#define IMGSWEEP_PROTOCOL_ATOMIC_FILE_H_
 
 #include <filesystem>
 #include <string_view>
@@ -21,4 +21,4 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::string_view c
 
 }  // namespace imgsweep
 
-#endif  // IMGSWEEP_TREE_ATOMIC_FILE_H_
+#endif  // IMGSWEEP_PROTOCOL_ATOMIC_FILE_H_
