@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +139,16 @@ int main(int argc, char** argv) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%zu commands, %.3f seconds\n", commands.size(), seconds);
+  // Its own cpu and its cells', to set beside a worker's (which logs both).
+  auto cpu = [](const rusage& u) {
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  };
+  rusage own{};
+  rusage cells{};
+  ::getrusage(RUSAGE_SELF, &own);
+  ::getrusage(RUSAGE_CHILDREN, &cells);
+  std::printf("%zu commands, %.3f seconds, own cpu %.2f s, cells' cpu %.2f s\n", commands.size(),
+              seconds, cpu(own), cpu(cells));
   return 0;
 }
