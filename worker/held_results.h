@@ -1,8 +1,11 @@
 // Finished cells a worker holds back so that several go to the coordinator
 // in one frame, with one credit. Each frame costs both ends a wake-up, a
-// round and an acknowledgement; a worker whose cells take a few
-// milliseconds would otherwise send one per cell (docs/BENCHMARKS.md,
-// "Where the time goes, 2026-12-03", third pass).
+// round and an acknowledgement, and the coordinator a synced commit; a
+// worker whose cells take a few milliseconds would otherwise send one per
+// cell (docs/BENCHMARKS.md, "Where the time goes, 2026-12-03", third pass).
+// The linger is long beside a real cell (tens of ms), so that those go
+// several to a frame too (eighth pass); a result reaches the store at most
+// that much later.
 //
 // They are due as soon as a slot could run out of cells (fewer cells wait
 // than there are slots: only the credit they carry brings the next ones),
@@ -25,7 +28,7 @@ namespace imgsweep {
 
 class HeldResults {
  public:
-  static constexpr std::chrono::milliseconds kResultsLinger{20};
+  static constexpr std::chrono::milliseconds kResultsLinger{200};
 
   // Holds `done`, finished at `now`.
   void Add(std::vector<CellResult> done, Clock::TimePoint now);
