@@ -95,7 +95,13 @@ struct FaultFlags {
 struct LocalWorkers {
   std::filesystem::path binaries;
   std::filesystem::path testdata;
-  unsigned workers = 2;
+  // One: workers on one host share its cores, and two of them each keep to
+  // a version of their own, so their cells run two builds at once, whose
+  // loaders and libraries compete for the caches. One worker with all the
+  // slots runs one build at a time: at the same four cells at once, a
+  // quarter of scripts/bench's workload took 5% less wall and its cells 5%
+  // less cpu (docs/BENCHMARKS.md, ninth pass).
+  unsigned workers = 1;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
   unsigned output_limit_mib = 64;
   std::filesystem::path stage_dir;  // empty: DefaultStageCache()

@@ -130,7 +130,8 @@ void AddOutputLimit(CLI::App* app, unsigned* mib) {
 }
 
 void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
-  app->add_option("--workers", local->workers, "Local worker processes (default 2)")
+  app->add_option("--workers", local->workers,
+                  "Local worker processes (default 1: one per host runs one build at a time)")
       ->check(CLI::Range(1, 256));
   app->add_option("--slots", local->slots,
                   "Cells at once per worker (default: 2 per usable cpu, divided among the workers)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The command line as containers and scripts use it: --version; global flags
 # after the subcommand; every flag from an IMGSWEEP_* variable, the command
-# line winning; `status --db --json`; errors as JSON log records under
+# line winning; one local worker by default; `status --db --json`; errors as JSON log records under
 # --log-format json; the default slots cut by the CPU affinity; a worker's
 # health file.
 # Usage: cli_test.sh IMGSWEEP BINARIES TESTDATA
@@ -25,6 +25,9 @@ run limit "$imgsweep" run --binaries "$binaries" --testdata "$testdata" \
   --manifest "$work/m.json" --db "$work/db" --out "$work/tree" --quiet --log-format json
 check "run ... --quiet --log-format json: exit 0 ($rc: $err)" [ "$rc" -eq 0 ]
 check "run ... --quiet: no info lines ($err)" lacks "$err" '"level":"info"'
+check "run starts one local worker by default, which runs every cell ($(cat "$work/out"))" \
+  grep -qx "imgsweep:   local-1 ran $((versions * 4)) cells" "$work/out"
+check "... and no second one" lacks "$(cat "$work/out")" "local-2"
 
 json_total() { python3 -c "import json,sys; print(json.load(open('$work/out'))['total']['cells'])"; }
 run limit "$imgsweep" status --db "$work/db" --json
