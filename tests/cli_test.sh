@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The command line as containers and scripts use it: --version; global flags
 # after the subcommand; every flag from an IMGSWEEP_* variable, the command
-# line winning; one local worker by default; `status --db --json`; errors as JSON log records under
-# --log-format json; the default slots cut by the CPU affinity; a worker's
-# health file.
+# line winning; one local worker by default; `status --db --json`; errors as
+# JSON log records under --log-format json; the default slots cut by the CPU
+# affinity; a worker's health file.
 # Usage: cli_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
 imgsweep="$1" binaries="$2" testdata="$3"
