@@ -35,6 +35,7 @@ TEST(CpuBudget, NoCgroupQuotaLeavesTheCores) {
   const CpuBudget b = CpusOf(dir.path(), 8, 8);
   EXPECT_EQ(b.cpus, 8u);
   EXPECT_EQ(b.decided_by, "the host's 8 cores");
+  EXPECT_FALSE(b.by_quota);
 }
 
 TEST(CpuBudget, AffinityCutsTheCores) {
@@ -71,6 +72,7 @@ TEST(CpuBudget, ACgroupV1Quota) {
   EXPECT_EQ(b.cpus, 1u);
   EXPECT_EQ(b.decided_by,
             "the cgroup v1 CPU quota (cpu.cfs_quota_us 50000 / cpu.cfs_period_us 100000)");
+  EXPECT_TRUE(b.by_quota);
 }
 
 TEST(CpuBudget, ACgroupV1WithoutQuotaLeavesTheAffinity) {
@@ -90,6 +92,67 @@ TEST(CpuBudget, InACgroupNamespaceTheMountIsTheProcesssCgroup) {
         "25 30 0:22 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n");
   Write(dir.path() / "sys/fs/cgroup/cpu.max", "100000 100000\n");
   EXPECT_EQ(CpusOf(dir.path(), 2, 2).cpus, 1u);
+}
+
+TEST(SlotCpus, OneSlotPerCpuEachKeepsToItsOwn) {
+  const CpuBudget cores{4, "the host's 4 cores"};
+  EXPECT_EQ(SlotCpus(cores, {0, 1, 2, 3}, 4), (std::vector<unsigned>{0, 1, 2, 3}));
+  // The cpus the affinity leaves, not the first ones of the host.
+  const CpuBudget affinity{2, "the CPU affinity (2 of 8 cores)"};
+  EXPECT_EQ(SlotCpus(affinity, {5, 7}, 2), (std::vector<unsigned>{5, 7}));
+}
+
+TEST(SlotCpus, AMultipleOfTheCpusGoesRoundRobin) {
+  const CpuBudget cores{2, "the host's 2 cores"};
+  EXPECT_EQ(SlotCpus(cores, {0, 1}, 4), (std::vector<unsigned>{0, 1, 0, 1}));
+}
+
+TEST(SlotCpus, SlotsThatDoNotSpreadEvenlyAreNotPinned) {
+  const CpuBudget cores{2, "the host's 2 cores"};
+  EXPECT_TRUE(SlotCpus(cores, {0, 1}, 3).empty());
+  EXPECT_TRUE(SlotCpus(cores, {0, 1}, 1).empty());
+  EXPECT_TRUE(SlotCpus(cores, {}, 2).empty());  // the kernel did not say
+}
+
+TEST(SlotCpus, UnderAQuotaNothingIsPinned) {
+  // Every container under a quota sees the host's cpus: pinned, they would
+  // all crowd onto its first ones.
+  TempDir dir;
+  CgroupV2(dir.path());
+  Write(dir.path() / "sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "200000 100000\n");
+  const CpuBudget b = CpusOf(dir.path(), 8, 8);
+  ASSERT_EQ(b.cpus, 2u);
+  EXPECT_TRUE(SlotCpus(b, {0, 1, 2, 3, 4, 5, 6, 7}, 8).empty());
+}
+
+TEST(PinnedCpus, AutoOffAndAList) {
+  const CpuBudget cores{4, "the host's 4 cores"};
+  const std::vector<unsigned> allowed = {0, 1, 2, 3};
+  Result<std::vector<unsigned>> r = PinnedCpus("auto", cores, allowed, 4);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value(), (std::vector<unsigned>{0, 1, 2, 3}));
+  r = PinnedCpus("off", cores, allowed, 4);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r.value().empty());
+  // A list is taken round robin, even where auto would not pin.
+  r = PinnedCpus("3,1", cores, allowed, 3);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value(), (std::vector<unsigned>{3, 1, 3}));
+}
+
+TEST(PinnedCpus, ACpuThisProcessMayNotRunOnIsRefusedByName) {
+  const CpuBudget cores{2, "the CPU affinity (2 of 8 cores)"};
+  for (const std::string flag : {"0,7", "x", "0,,1", "0,", "", "-1", "99999999"}) {
+    Result<std::vector<unsigned>> r = PinnedCpus(flag, cores, {0, 1}, 2);
+    ASSERT_FALSE(r.ok()) << flag;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidInput) << flag;
+    EXPECT_NE(r.status().message().find("--pin-cells"), std::string::npos) << r.status().ToString();
+  }
+  Result<std::vector<unsigned>> r = PinnedCpus("0,7", cores, {0, 1}, 2);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"7\" is not a cpu this process may run on (0,1)"),
+            std::string::npos)
+      << r.status().ToString();
 }
 
 }  // namespace

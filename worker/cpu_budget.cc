@@ -106,6 +106,7 @@ void ApplyQuota(const fs::path& root, bool v2, CpuBudget* budget) {
       budget->cpus = *cpus;
       budget->decided_by = std::string("the cgroup ") + (v2 ? "v2" : "v1") + " CPU quota (" +
                            said + ")";
+      budget->by_quota = true;
     }
     if (folder.empty()) break;
     folder = folder.parent_path();
@@ -133,6 +134,52 @@ CpuBudget UsableCpus() {
   unsigned affinity = 0;
   if (::sched_getaffinity(0, sizeof set, &set) == 0) affinity = static_cast<unsigned>(CPU_COUNT(&set));
   return CpusOf("/", std::thread::hardware_concurrency(), affinity);
+}
+
+std::vector<unsigned> AffinityCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<unsigned> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus,
+                               unsigned slots) {
+  std::vector<unsigned> pinned;
+  if (budget.by_quota || cpus.empty() || slots == 0 || slots % cpus.size() != 0) return pinned;
+  for (unsigned i = 0; i < slots; ++i) pinned.push_back(cpus[i % cpus.size()]);
+  return pinned;
+}
+
+Result<std::vector<unsigned>> PinnedCpus(const std::string& flag, const CpuBudget& budget,
+                                         const std::vector<unsigned>& allowed, unsigned slots) {
+  if (flag == "auto") return SlotCpus(budget, allowed, slots);
+  if (flag == "off") return std::vector<unsigned>{};
+  std::vector<unsigned> listed;
+  std::istringstream in(flag);
+  for (std::string item; std::getline(in, item, ',');) {
+    const bool digits = !item.empty() && item.size() <= 5 &&
+                        item.find_first_not_of("0123456789") == std::string::npos;
+    const unsigned cpu = digits ? static_cast<unsigned>(std::stoul(item)) : 0;
+    if (!digits || std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
+      std::string may;
+      for (unsigned a : allowed) may += (may.empty() ? "" : ",") + std::to_string(a);
+      return Status::InvalidInput("--pin-cells " + flag + ": \"" + item +
+                                  "\" is not a cpu this process may run on (" + may + ")");
+    }
+    listed.push_back(cpu);
+  }
+  if (listed.empty() || flag.back() == ',') {
+    return Status::InvalidInput("--pin-cells \"" + flag +
+                                "\": give auto, off, or cpus such as 0,1");
+  }
+  std::vector<unsigned> pinned;
+  for (unsigned i = 0; i < slots; ++i) pinned.push_back(listed[i % listed.size()]);
+  return pinned;
 }
 
 }  // namespace imgsweep

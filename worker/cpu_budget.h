@@ -3,18 +3,28 @@
 // quota (a container's --cpus, a pod's CPU limit), v1 or v2. A worker in a
 // 1-CPU pod that ran two cells at once would turn slow cells into timeouts,
 // and timeouts into baselines.
+//
+// And which cpu each slot's cells keep to. A cell of a few ms that the
+// kernel starts on a busy cpu often runs there, taking turns, while another
+// cpu idles: one cell per cpu, each slot pinned to a cpu of its own, kept
+// every cpu busy with no turns to take, and beat both one and two unpinned
+// cells per cpu (docs/BENCHMARKS.md, tenth pass).
 // Thread-safety: free functions; they read files.
 #ifndef IMGSWEEP_WORKER_CPU_BUDGET_H_
 #define IMGSWEEP_WORKER_CPU_BUDGET_H_
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "protocol/status.h"
 
 namespace imgsweep {
 
 struct CpuBudget {
-  unsigned cpus = 1;        // at least 1
-  std::string decided_by;   // for the log: "the cgroup v2 CPU quota (cpu.max 100000 100000)"
+  unsigned cpus = 1;       // at least 1
+  std::string decided_by;  // for the log: "the cgroup v2 CPU quota (cpu.max 100000 100000)"
+  bool by_quota = false;   // a cgroup quota decided `cpus`, not the cores or the affinity
 };
 
 // The smallest of `hardware`, `affinity` (0: unknown) and the quota of the
@@ -26,6 +36,25 @@ CpuBudget CpusOf(const std::filesystem::path& root, unsigned hardware, unsigned 
 
 // CpusOf for this process on this host.
 CpuBudget UsableCpus();
+
+// The cpus this process may run on (its affinity), ascending; empty when
+// the kernel does not say.
+std::vector<unsigned> AffinityCpus();
+
+// The cpu of each of `slots` slots, spread over the `cpus` a process may
+// run on: slot i keeps to cpus[i % cpus.size()]. Empty (no slot pinned)
+// when a quota decided the budget, since the quota's cpus can be any of the
+// host's and containers under quotas would crowd onto its first ones, or
+// when the slots do not spread evenly (not a multiple of the cpus), since
+// pinned slots cannot even out a cpu that has one cell more.
+std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus,
+                               unsigned slots);
+
+// `--pin-cells`: "auto" (SlotCpus), "off", or a list of cpus ("0,2,3")
+// that slot i keeps to round robin, each one that `allowed` holds.
+// kInvalidInput, naming the value, otherwise.
+Result<std::vector<unsigned>> PinnedCpus(const std::string& flag, const CpuBudget& budget,
+                                         const std::vector<unsigned>& allowed, unsigned slots);
 
 }  // namespace imgsweep
 

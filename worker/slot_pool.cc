@@ -1,13 +1,17 @@
 #include "worker/slot_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 namespace imgsweep {
 
-SlotPool::SlotPool(unsigned slots, CellExecutor* executor) : slots_(slots), executor_(executor) {}
+SlotPool::SlotPool(unsigned slots, CellExecutor* executor, std::vector<unsigned> cpus)
+    : slots_(slots), executor_(executor), cpus_(std::move(cpus)) {}
 
 SlotPool::~SlotPool() {
   {
@@ -22,7 +26,21 @@ SlotPool::~SlotPool() {
 Status SlotPool::Start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return Status::FromErrno("worker: eventfd", errno);
-  for (unsigned i = 0; i < slots_; ++i) threads_.emplace_back([this] { Slot(); });
+  for (unsigned i = 0; i < slots_; ++i) {
+    threads_.emplace_back([this] { Slot(); });
+    if (i >= cpus_.size()) continue;
+    // Before any cell is queued: a cell inherits the affinity of the thread
+    // that starts it, so it starts on its cpu instead of moving there.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpus_[i], &set);
+    const int err = ::pthread_setaffinity_np(threads_.back().native_handle(), sizeof set, &set);
+    if (err != 0) {
+      return Status::FromErrno(
+          "worker: cannot keep slot " + std::to_string(i) + " to cpu " + std::to_string(cpus_[i]),
+          err);
+    }
+  }
   return Status::Ok();
 }
 

@@ -22,14 +22,16 @@ namespace imgsweep {
 
 class SlotPool {
  public:
-  // REQUIRES: `executor` outlives the pool.
-  SlotPool(unsigned slots, CellExecutor* executor);
+  // REQUIRES: `executor` outlives the pool. `cpus`: empty, or one per slot,
+  // the cpu that slot and so the cells it starts keep to (cpu_budget.h).
+  SlotPool(unsigned slots, CellExecutor* executor, std::vector<unsigned> cpus = {});
   // Stops the slots after the cells they are running; queued ones are dropped.
   ~SlotPool();
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
 
-  // kIoError when the wake-up descriptor could not be made.
+  // kIoError when the wake-up descriptor could not be made or a slot could
+  // not be pinned to its cpu.
   Status Start();
   void Add(std::vector<Work> work);
   std::vector<CellResult> TakeDone();
@@ -45,6 +47,7 @@ class SlotPool {
 
   const unsigned slots_;
   CellExecutor* const executor_;
+  const std::vector<unsigned> cpus_;
   int wake_fd_ = -1;
   std::mutex mu_;
   std::condition_variable work_ready_;

@@ -118,7 +118,7 @@ SessionOptions Worker::SessionFor() const {
 // The driver: the socket's events into the session, the session's cells
 // into the slots, the slots' results back into the session.
 Status Worker::Run() {
-  SlotPool slots(options_.slots, executor_.get());
+  SlotPool slots(options_.slots, executor_.get(), options_.slot_cpus);
   Status st = slots.Start();
   if (!st.ok()) return st;
   Context context;
@@ -130,8 +130,14 @@ Status Worker::Run() {
   std::unique_ptr<DealerSocket> socket = std::move(connected).value();
   Session session(SessionFor(), &SystemClock(),
                   [&socket](std::string_view frame) { return socket->Send(frame); });
-  spdlog::info("worker {}: {} slots, {} versions; waiting for the coordinator at {}", options_.name,
-               options_.slots, options_.versions.size(), options_.connect);
+  std::string pinned;
+  for (unsigned cpu : options_.slot_cpus) {
+    pinned += (pinned.empty() ? "" : ",") + std::to_string(cpu);
+  }
+  spdlog::info("worker {}: {} slots ({}), {} versions; waiting for the coordinator at {}",
+               options_.name, options_.slots,
+               pinned.empty() ? "cells on any cpu" : "cells kept to cpus " + pinned,
+               options_.versions.size(), options_.connect);
   HealthFile health(options_.health_file);
   HeldResults finished;  // taken from the slots, not yet given to the session
   const Clock& clock = SystemClock();

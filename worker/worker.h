@@ -39,6 +39,8 @@ struct WorkerOptions {
   std::string name;
   std::string host;
   unsigned slots = 1;
+  // Empty, or the cpu each slot's cells keep to, one per slot (cpu_budget.h).
+  std::vector<unsigned> slot_cpus;
   // Cells held beyond the slots; 0: kPrefetchPerSlot per slot. More hides
   // the round trip for very short cells; fewer balances the end of a sweep.
   unsigned prefetch = 0;
