@@ -18,6 +18,7 @@
 #include "sweep/sweep_state.h"
 #include "protocol/status.h"
 #include "storage/store.h"
+#include "worker/cpu_budget.h"
 
 namespace imgsweep {
 
@@ -39,7 +40,7 @@ inline constexpr auto kKillGrace = std::chrono::milliseconds(500);
 std::string HostName();
 // The cells at once a host takes by default: its cores, cut by the CPU
 // affinity and a cgroup CPU quota (worker/cpu_budget.h); logs which decided.
-unsigned Cores();
+CpuBudget CellCpus();
 
 struct SweepInputs {
   std::filesystem::path manifest;
@@ -103,6 +104,7 @@ struct LocalWorkers {
   // less cpu (docs/BENCHMARKS.md, ninth pass).
   unsigned workers = 1;
   unsigned slots = 0;  // per worker; 0: cores divided among the workers
+  std::string pin_cells = "auto";  // or "off" (worker/cpu_budget.h)
   unsigned output_limit_mib = 64;
   std::filesystem::path stage_dir;  // empty: DefaultStageCache()
   bool quiet = false;  // passed on to the local workers
@@ -172,6 +174,7 @@ struct WorkerFlags {
   std::filesystem::path binaries;
   std::filesystem::path testdata;
   unsigned slots = 0;  // 0: the number of cores
+  std::string pin_cells = "auto";  // "off", or cpus: "0,1" (worker/cpu_budget.h)
   unsigned prefetch = 0;  // 0: one per slot
   std::string name;
   std::string host;                       // empty: the host's name

@@ -134,8 +134,13 @@ void AddLocalWorkerFlags(CLI::App* app, imgsweep::LocalWorkers* local) {
                   "Local worker processes (default 1: one per host runs one build at a time)")
       ->check(CLI::Range(1, 256));
   app->add_option("--slots", local->slots,
-                  "Cells at once per worker (default: 2 per usable cpu, divided among the workers)")
+                  "Cells at once per worker (default: 1 per usable cpu, divided among the "
+                  "workers, or 2 where --pin-cells cannot keep each to a cpu)")
       ->check(CLI::Range(1, 4096));
+  app->add_option("--pin-cells", local->pin_cells,
+                  "auto: keep each slot's cells to a cpu of its own when the slots divide the "
+                  "cpus and no CPU quota decides them (default); off: let them run anywhere")
+      ->check(CLI::IsMember({"auto", "off"}));
   AddOutputLimit(app, &local->output_limit_mib);
   AddStageDir(app, &local->stage_dir);
 }
@@ -266,6 +271,10 @@ Command AddWorker(CLI::App& app) {
                   "(default: the built-in one)");
   cmd->add_option("--slots", worker->slots, "Cells at once (default: cores)")
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--pin-cells", worker->pin_cells,
+                  "auto: keep each slot's cells to a cpu of its own when the slots divide the "
+                  "cpus and no CPU quota decides them (default); off: let them run anywhere, "
+                  "as on a host that runs other work; or cpus, e.g. 0,1, taken round robin");
   cmd->add_option("--prefetch", worker->prefetch,
                   "Cells held beyond the slots, so the next is here when a slot frees "
                   "(default: one per slot; more for cells of a few ms over a slow link)")

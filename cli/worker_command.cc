@@ -69,6 +69,11 @@ Result<LaidOut> LayOut(const fs::path& root, const std::string& host, const Work
 }  // namespace
 
 int WorkerCommand(const WorkerFlags& flags) {
+  // Flags first: a --pin-cells that names a cpu it may not use starts nothing.
+  const CpuBudget budget = CellCpus();
+  const unsigned slots = flags.slots > 0 ? flags.slots : budget.cpus;
+  Result<std::vector<unsigned>> pinned = PinnedCpus(flags.pin_cells, budget, AffinityCpus(), slots);
+  if (!pinned.ok()) return Fail(pinned.status());
   // A cell's descendant that leaves its process group comes back here when
   // orphaned, and dies with its cell.
   Status adopted = AdoptOrphans();
@@ -91,7 +96,8 @@ int WorkerCommand(const WorkerFlags& flags) {
   options.connect = flags.connect;
   options.host = flags.host.empty() ? HostName() : flags.host;
   options.name = flags.name.empty() ? options.host + "-" + std::to_string(::getpid()) : flags.name;
-  options.slots = flags.slots > 0 ? flags.slots : Cores();
+  options.slots = slots;
+  options.slot_cpus = std::move(pinned).value();
   options.prefetch = flags.prefetch;
   for (const InstalledVersion& v : installed.value().working) options.versions.push_back(v.info);
   options.broken = installed.value().broken;

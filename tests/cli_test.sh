@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The command line as containers and scripts use it: --version; global flags
 # after the subcommand; every flag from an IMGSWEEP_* variable, the command
-# line winning; one local worker by default; `status --db --json`; errors as
-# JSON log records under --log-format json; the default slots cut by the CPU
-# affinity; a worker's health file.
+# line winning; one local worker by default, and how run keeps its workers'
+# slots to cpus; `status --db --json`; errors as JSON log records under
+# --log-format json; the default slots cut by the CPU affinity, and kept to
+# its cpus unless --pin-cells says otherwise; a worker's health file.
 # Usage: cli_test.sh IMGSWEEP BINARIES TESTDATA
 set -uo pipefail
 imgsweep="$1" binaries="$2" testdata="$3"
@@ -28,6 +29,20 @@ check "run ... --quiet: no info lines ($err)" lacks "$err" '"level":"info"'
 check "run starts one local worker by default, which runs every cell ($(cat "$work/out"))" \
   grep -qx "imgsweep:   local-1 ran $((versions * 4)) cells" "$work/out"
 check "... and no second one" lacks "$(cat "$work/out")" "local-2"
+
+# run's local workers: one slot per cpu, each worker its own share of them;
+# where they cannot be kept to cpus, two cells per cpu that may move.
+if [ "$(nproc)" -ge 2 ]; then
+  run limit taskset -c 0,1 "$imgsweep" run --binaries "$binaries" --testdata "$testdata" \
+    --manifest "$work/m.json" --db "$work/db-w2" --out "$work/tree-w2" --workers 2
+  check "run --workers 2 on two cpus: exit 0 ($rc)" [ "$rc" -eq 0 ]
+  check "... local-1 keeps its slot to cpu 0 ($err)" has "$err" "local-1: 1 slots (cells kept to cpus 0),"
+  check "... local-2 to cpu 1" has "$err" "local-2: 1 slots (cells kept to cpus 1),"
+  run limit taskset -c 0,1 "$imgsweep" run --binaries "$binaries" --testdata "$testdata" \
+    --manifest "$work/m.json" --db "$work/db-off" --out "$work/tree-off" --pin-cells off
+  check "run --pin-cells off: exit 0 ($rc)" [ "$rc" -eq 0 ]
+  check "... two cells per cpu, on any ($err)" has "$err" "local-1: 4 slots (cells on any cpu),"
+fi
 
 json_total() { python3 -c "import json,sys; print(json.load(open('$work/out'))['total']['cells'])"; }
 run limit "$imgsweep" status --db "$work/db" --json
@@ -56,8 +71,17 @@ IMGSWEEP_GIVE_UP_AFTER=1 run limit taskset -c 0 "$imgsweep" worker --connect tcp
   --binaries "$binaries" --testdata "$testdata"
 check "a worker pinned to one core: one slot, and why ($err)" \
   has "$err" "1 cpus for cells, decided by the CPU affinity (1 of"
-check "a worker pinned to one core: it says so" has "$err" ": 1 slots,"
+check "a worker pinned to one core: it says so, and keeps its cells there" \
+  has "$err" ": 1 slots (cells kept to cpus 0),"
 check "IMGSWEEP_GIVE_UP_AFTER=1: it gives up (exit 1: $rc)" [ "$rc" -eq 1 ]
+IMGSWEEP_GIVE_UP_AFTER=1 run limit taskset -c 0 "$imgsweep" worker --connect tcp://127.0.0.1:9 \
+  --binaries "$binaries" --testdata "$testdata" --pin-cells off
+check "--pin-cells off: cells on any cpu ($err)" has "$err" ": 1 slots (cells on any cpu),"
+run limit taskset -c 0 "$imgsweep" worker --connect tcp://127.0.0.1:9 \
+  --binaries "$binaries" --testdata "$testdata" --pin-cells 0,1
+check "--pin-cells naming a cpu the worker may not use: exit 2 ($rc)" [ "$rc" -eq 2 ]
+check "... naming it ($err)" has "$err" '"1" is not a cpu this process may run on (0)'
+check "... before it stages anything" lacks "$err" "cells run on"
 # The health file: there while a coordinator has the worker, gone after.
 counting_binaries "$work/bins" "$work/executions.log"
 start_coordinator --listen 'tcp://127.0.0.1:*' --manifest "$work/m.json" --out "$work/tree3" \
