@@ -252,6 +252,24 @@ void InterruptOnSignals(CoordinatorOptions* options) {
   };
 }
 
+// One cell per cpu, each worker's slots kept to cpus of their own
+// (worker/cpu_budget.h): on scripts/bench's workload 0.83x the bare
+// spawner's time, against 0.91x for two unpinned cells per cpu in the same
+// rounds (docs/BENCHMARKS.md, tenth pass). Where the
+// slots cannot be pinned (a quota, --pin-cells off, workers that do not
+// divide the cpus), two per cpu: a map cell of a few ms spends part of
+// its life in exec, in the loader and in being reaped, and one unpinned
+// cell per cpu left the cores idle (1.23x against 1.12x). Its cells are
+// short, so the wait this adds is far inside any timeout. A `worker` on
+// its own keeps one per cpu: its host may run cells that are not short.
+constexpr unsigned kLocalCellsPerCpu = 2;
+// Four cells waiting per slot: a worker then reports its finished cells
+// several to a frame (worker.cc, HeldResults) instead of one frame, one
+// credit and one round of the coordinator per cell, which cut the
+// coordinator's cpu by a third on scripts/bench's workload. The end of
+// the sweep waits at most for four short cells per slot.
+constexpr unsigned kLocalPrefetchPerSlot = 4;
+
 // Runs the sweep's open cells with worker processes of this host over a
 // private ipc socket, then writes the tree. The exit code.
 int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptions options,
@@ -282,31 +300,9 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
       Coordinator::Create(options, sweep.plan, sweep.store.get());
   if (!coordinator.ok()) return Fail(coordinator.status());
 
-  // One cell per cpu, each worker's slots kept to cpus of their own
-  // (worker/cpu_budget.h): on scripts/bench's workload 0.91x the bare
-  // spawner's time, against 1.00x for two unpinned cells per cpu. Where the
-  // slots cannot be pinned (a quota, --pin-cells off, workers that do not
-  // divide the cpus), two per cpu: a map cell of a few ms spends part of
-  // its life in exec, in the loader and in being reaped, and one unpinned
-  // cell per cpu left the cores idle (1.23x against 1.12x). Its cells are
-  // short, so the wait this adds is far inside any timeout. A `worker` on
-  // its own keeps one per cpu: its host may run cells that are not short.
-  constexpr unsigned kLocalCellsPerCpu = 2;
-  // Four cells waiting per slot: a worker then reports its finished cells
-  // several to a frame (worker.cc, HeldResults) instead of one frame, one
-  // credit and one round of the coordinator per cell, which cut the
-  // coordinator's cpu by a third on scripts/bench's workload. The end of
-  // the sweep waits at most for four short cells per slot.
-  constexpr unsigned kLocalPrefetchPerSlot = 4;
-  const CpuBudget budget = CellCpus();
-  unsigned slots = local.slots;
-  std::vector<unsigned> pinned;  // every worker's slots, one worker after another
-  if (local.pin_cells == "auto") {
-    const unsigned each = slots > 0 ? slots : std::max(1u, budget.cpus / local.workers);
-    pinned = SlotCpus(budget, AffinityCpus(), each * local.workers);
-    if (!pinned.empty()) slots = each;
-  }
-  if (slots == 0) slots = std::max(1u, budget.cpus * kLocalCellsPerCpu / local.workers);
+  const SharedCpus shared = ShareCpus(CellCpus(), AffinityCpus(), local.workers, local.slots,
+                                      local.pin_cells == "auto", kLocalCellsPerCpu);
+  const unsigned slots = shared.slots;
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);  // ps then names the binary
   if (ec) return Fail(Status::FromErrno("cannot find this program's path", ec.value()));
@@ -329,14 +325,7 @@ int RunLocally(PreparedSweep& sweep, const LocalWorkers& local, CoordinatorOptio
                                      "--name",
                                      "local-" + std::to_string(i),
                                      "--pin-cells",
-                                     "off"};
-    if (!pinned.empty()) {
-      std::string cpus;
-      for (unsigned k = (i - 1) * slots; k < i * slots; ++k) {
-        cpus += (cpus.empty() ? "" : ",") + std::to_string(pinned[k]);
-      }
-      args.back() = cpus;
-    }
+                                     shared.PinCellsOf(i - 1)};
     if (options.image_layout == ImageLayout::kAsIs) args.insert(args.end(), {"--image-layout", "as-is"});
     if (!local.stage_dir.empty()) args.insert(args.end(), {"--stage-dir", local.stage_dir.string()});
     if (!local.command_table.empty()) {

@@ -125,6 +125,47 @@ TEST(SlotCpus, UnderAQuotaNothingIsPinned) {
   EXPECT_TRUE(SlotCpus(b, {0, 1, 2, 3, 4, 5, 6, 7}, 8).empty());
 }
 
+TEST(ShareCpus, OneWorkerTakesOnePinnedSlotPerCpu) {
+  const CpuBudget cores{2, "the host's 2 cores"};
+  const SharedCpus s = ShareCpus(cores, {0, 1}, 1, 0, true, 2);
+  EXPECT_EQ(s.slots, 2u);
+  EXPECT_EQ(s.PinCellsOf(0), "0,1");
+}
+
+TEST(ShareCpus, WorkersThatDivideTheCpusEachGetTheirOwn) {
+  const CpuBudget cores{4, "the host's 4 cores"};
+  const SharedCpus s = ShareCpus(cores, {0, 1, 2, 3}, 2, 0, true, 2);
+  EXPECT_EQ(s.slots, 2u);
+  EXPECT_EQ(s.PinCellsOf(0), "0,1");
+  EXPECT_EQ(s.PinCellsOf(1), "2,3");
+  // Asked slots are pinned too when they spread evenly.
+  const SharedCpus asked = ShareCpus(cores, {0, 1, 2, 3}, 1, 8, true, 2);
+  EXPECT_EQ(asked.slots, 8u);
+  EXPECT_EQ(asked.PinCellsOf(0), "0,1,2,3,0,1,2,3");
+}
+
+TEST(ShareCpus, WhereNothingCanBePinnedTwoPerCpu) {
+  const CpuBudget cores{2, "the host's 2 cores"};
+  // Three workers do not divide two cpus.
+  SharedCpus s = ShareCpus(cores, {0, 1}, 3, 0, true, 2);
+  EXPECT_EQ(s.slots, 1u);
+  EXPECT_EQ(s.PinCellsOf(2), "off");
+  // --pin-cells off.
+  s = ShareCpus(cores, {0, 1}, 1, 0, false, 2);
+  EXPECT_EQ(s.slots, 4u);
+  EXPECT_EQ(s.PinCellsOf(0), "off");
+  // A quota.
+  CpuBudget quota{2, "the cgroup v2 CPU quota (cpu.max 200000 100000)"};
+  quota.by_quota = true;
+  s = ShareCpus(quota, {0, 1, 2, 3, 4, 5, 6, 7}, 1, 0, true, 2);
+  EXPECT_EQ(s.slots, 4u);
+  EXPECT_EQ(s.PinCellsOf(0), "off");
+  // Asked slots that do not spread evenly stay as asked, unpinned.
+  s = ShareCpus(cores, {0, 1}, 1, 3, true, 2);
+  EXPECT_EQ(s.slots, 3u);
+  EXPECT_EQ(s.PinCellsOf(0), "off");
+}
+
 TEST(PinnedCpus, AutoOffAndAList) {
   const CpuBudget cores{4, "the host's 4 cores"};
   const std::vector<unsigned> allowed = {0, 1, 2, 3};

@@ -155,6 +155,34 @@ std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsign
   return pinned;
 }
 
+std::string CpuList(const std::vector<unsigned>& cpus) {
+  std::string list;
+  for (unsigned cpu : cpus) list += (list.empty() ? "" : ",") + std::to_string(cpu);
+  return list;
+}
+
+std::string SharedCpus::PinCellsOf(unsigned i) const {
+  if (cpus.empty()) return "off";
+  return CpuList(std::vector<unsigned>(cpus.begin() + i * slots, cpus.begin() + (i + 1) * slots));
+}
+
+SharedCpus ShareCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus, unsigned workers,
+                     unsigned slots_asked, bool pin, unsigned unpinned_per_cpu) {
+  SharedCpus shared;
+  workers = std::max(1u, workers);
+  if (pin) {
+    const unsigned each = slots_asked > 0 ? slots_asked : std::max(1u, budget.cpus / workers);
+    shared.cpus = SlotCpus(budget, cpus, each * workers);
+    if (!shared.cpus.empty()) {
+      shared.slots = each;
+      return shared;
+    }
+  }
+  shared.slots =
+      slots_asked > 0 ? slots_asked : std::max(1u, budget.cpus * unpinned_per_cpu / workers);
+  return shared;
+}
+
 Result<std::vector<unsigned>> PinnedCpus(const std::string& flag, const CpuBudget& budget,
                                          const std::vector<unsigned>& allowed, unsigned slots) {
   if (flag == "auto") return SlotCpus(budget, allowed, slots);
@@ -166,8 +194,7 @@ Result<std::vector<unsigned>> PinnedCpus(const std::string& flag, const CpuBudge
                         item.find_first_not_of("0123456789") == std::string::npos;
     const unsigned cpu = digits ? static_cast<unsigned>(std::stoul(item)) : 0;
     if (!digits || std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
-      std::string may;
-      for (unsigned a : allowed) may += (may.empty() ? "" : ",") + std::to_string(a);
+      const std::string may = CpuList(allowed);
       return Status::InvalidInput("--pin-cells " + flag + ": \"" + item +
                                   "\" is not a cpu this process may run on (" + may + ")");
     }

@@ -50,6 +50,23 @@ std::vector<unsigned> AffinityCpus();
 std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus,
                                unsigned slots);
 
+// "0,2,3": `cpus` as --pin-cells takes them.
+std::string CpuList(const std::vector<unsigned>& cpus);
+
+// How `workers` workers of one host share its cpus (`run`'s local ones).
+struct SharedCpus {
+  unsigned slots = 1;          // each worker's
+  std::vector<unsigned> cpus;  // empty, or every worker's slots' cpus, one worker after another
+  // The --pin-cells of worker `i` (from 0): its share of `cpus`, or "off".
+  std::string PinCellsOf(unsigned i) const;
+};
+
+// `slots_asked` 0: one slot per cpu, divided among the workers, when
+// `pin` and SlotCpus can keep them so; else `unpinned_per_cpu` per cpu.
+// Asked slots are pinned when SlotCpus can spread every worker's.
+SharedCpus ShareCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus, unsigned workers,
+                     unsigned slots_asked, bool pin, unsigned unpinned_per_cpu);
+
 // `--pin-cells`: "auto" (SlotCpus), "off", or a list of cpus ("0,2,3")
 // that slot i keeps to round robin, each one that `allowed` holds.
 // kInvalidInput, naming the value, otherwise.

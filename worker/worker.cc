@@ -11,6 +11,7 @@
 
 #include "protocol/clock.h"
 #include "protocol/transport.h"
+#include "worker/cpu_budget.h"
 #include "worker/held_results.h"
 #include "worker/session.h"
 #include "worker/slot_pool.h"
@@ -130,10 +131,7 @@ Status Worker::Run() {
   std::unique_ptr<DealerSocket> socket = std::move(connected).value();
   Session session(SessionFor(), &SystemClock(),
                   [&socket](std::string_view frame) { return socket->Send(frame); });
-  std::string pinned;
-  for (unsigned cpu : options_.slot_cpus) {
-    pinned += (pinned.empty() ? "" : ",") + std::to_string(cpu);
-  }
+  const std::string pinned = CpuList(options_.slot_cpus);
   spdlog::info("worker {}: {} slots ({}), {} versions; waiting for the coordinator at {}",
                options_.name, options_.slots,
                pinned.empty() ? "cells on any cpu" : "cells kept to cpus " + pinned,
