@@ -157,7 +157,12 @@ std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsign
 
 std::string CpuList(const std::vector<unsigned>& cpus) {
   std::string list;
-  for (unsigned cpu : cpus) list += (list.empty() ? "" : ",") + std::to_string(cpu);
+  for (unsigned cpu : cpus) {
+    // Not ("," or "") + to_string: GCC 12 warns (-Wrestrict) on that in a
+    // Release build.
+    if (!list.empty()) list += ',';
+    list += std::to_string(cpu);
+  }
   return list;
 }
 
