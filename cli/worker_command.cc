@@ -70,7 +70,8 @@ Result<LaidOut> LayOut(const fs::path& root, const std::string& host, const Work
 
 int WorkerCommand(const WorkerFlags& flags) {
   // Flags first: a --pin-cells that names a cpu it may not use starts nothing.
-  const CpuBudget budget = CellCpus();
+  // The budget is logged where it decides the slots (run's workers get theirs).
+  const CpuBudget budget = flags.slots > 0 ? UsableCpus() : CellCpus();
   const unsigned slots = flags.slots > 0 ? flags.slots : budget.cpus;
   Result<std::vector<unsigned>> pinned = PinnedCpus(flags.pin_cells, budget, AffinityCpus(), slots);
   if (!pinned.ok()) return Fail(pinned.status());
