@@ -255,13 +255,13 @@ void InterruptOnSignals(CoordinatorOptions* options) {
 // One cell per cpu, each worker's slots kept to cpus of their own
 // (worker/cpu_budget.h): on scripts/bench's workload 0.83x the bare
 // spawner's time, against 0.91x for two unpinned cells per cpu in the same
-// rounds (docs/BENCHMARKS.md, tenth pass). Where the
-// slots cannot be pinned (a quota, --pin-cells off, workers that do not
-// divide the cpus), two per cpu: a map cell of a few ms spends part of
-// its life in exec, in the loader and in being reaped, and one unpinned
-// cell per cpu left the cores idle (1.23x against 1.12x). Its cells are
-// short, so the wait this adds is far inside any timeout. A `worker` on
-// its own keeps one per cpu: its host may run cells that are not short.
+// rounds (docs/BENCHMARKS.md, tenth pass). Where the slots cannot be
+// pinned (a quota, --pin-cells off, workers that do not divide the cpus),
+// two per cpu: a map cell of a few ms spends part of its life in exec, in
+// the loader and in being reaped, and one unpinned cell per cpu left the
+// cores idle (1.23x against 1.12x). Its cells are short, so the wait this
+// adds is far inside any timeout. A `worker` on its own keeps one per cpu:
+// its host may run cells that are not short.
 constexpr unsigned kLocalCellsPerCpu = 2;
 // Four cells waiting per slot: a worker then reports its finished cells
 // several to a frame (worker.cc, HeldResults) instead of one frame, one

@@ -52,6 +52,7 @@ TEST(CpuBudget, ACgroupV2QuotaRoundedUp) {
   const CpuBudget b = CpusOf(dir.path(), 8, 8);
   EXPECT_EQ(b.cpus, 2u);
   EXPECT_EQ(b.decided_by, "the cgroup v2 CPU quota (cpu.max 150000 100000)");
+  EXPECT_TRUE(b.by_quota);
 }
 
 TEST(CpuBudget, ACgroupV2QuotaAboveTheProcessCounts) {
@@ -117,12 +118,11 @@ TEST(SlotCpus, SlotsThatDoNotSpreadEvenlyAreNotPinned) {
 TEST(SlotCpus, UnderAQuotaNothingIsPinned) {
   // Every container under a quota sees the host's cpus: pinned, they would
   // all crowd onto its first ones.
-  TempDir dir;
-  CgroupV2(dir.path());
-  Write(dir.path() / "sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "200000 100000\n");
-  const CpuBudget b = CpusOf(dir.path(), 8, 8);
-  ASSERT_EQ(b.cpus, 2u);
-  EXPECT_TRUE(SlotCpus(b, {0, 1, 2, 3, 4, 5, 6, 7}, 8).empty());
+  // (CpusOf sets by_quota: the quota tests above.)
+  CpuBudget quota{2, "the cgroup v2 CPU quota (cpu.max 200000 100000)"};
+  quota.by_quota = true;
+  EXPECT_TRUE(SlotCpus(quota, {0, 1, 2, 3, 4, 5, 6, 7}, 8).empty());
+  EXPECT_TRUE(SlotCpus(quota, {0, 1, 2, 3, 4, 5, 6, 7}, 2).empty());
 }
 
 TEST(ShareCpus, OneWorkerTakesOnePinnedSlotPerCpu) {

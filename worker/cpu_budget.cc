@@ -147,12 +147,21 @@ std::vector<unsigned> AffinityCpus() {
   return cpus;
 }
 
-std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus,
-                               unsigned slots) {
+namespace {
+
+// `slots` cpus taken from `cpus` round robin. REQUIRES: `cpus` not empty.
+std::vector<unsigned> RoundRobin(const std::vector<unsigned>& cpus, unsigned slots) {
   std::vector<unsigned> pinned;
-  if (budget.by_quota || cpus.empty() || slots == 0 || slots % cpus.size() != 0) return pinned;
   for (unsigned i = 0; i < slots; ++i) pinned.push_back(cpus[i % cpus.size()]);
   return pinned;
+}
+
+}  // namespace
+
+std::vector<unsigned> SlotCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus,
+                               unsigned slots) {
+  if (budget.by_quota || cpus.empty() || slots == 0 || slots % cpus.size() != 0) return {};
+  return RoundRobin(cpus, slots);
 }
 
 std::string CpuList(const std::vector<unsigned>& cpus) {
@@ -209,9 +218,7 @@ Result<std::vector<unsigned>> PinnedCpus(const std::string& flag, const CpuBudge
     return Status::InvalidInput("--pin-cells \"" + flag +
                                 "\": give auto, off, or cpus such as 0,1");
   }
-  std::vector<unsigned> pinned;
-  for (unsigned i = 0; i < slots; ++i) pinned.push_back(listed[i % listed.size()]);
-  return pinned;
+  return RoundRobin(listed, slots);
 }
 
 }  // namespace imgsweep
