@@ -405,7 +405,7 @@ std::string HostName() {
 }
 
 CpuBudget CellCpus() {
-  const CpuBudget budget = UsableCpus();
+  CpuBudget budget = UsableCpus();
   spdlog::info("{} cpus for cells, decided by {}", budget.cpus, budget.decided_by);
   return budget;
 }

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -177,7 +178,8 @@ std::string CpuList(const std::vector<unsigned>& cpus) {
 
 std::string SharedCpus::PinCellsOf(unsigned i) const {
   if (cpus.empty()) return "off";
-  return CpuList(std::vector<unsigned>(cpus.begin() + i * slots, cpus.begin() + (i + 1) * slots));
+  auto first = cpus.begin() + static_cast<std::ptrdiff_t>(i) * slots;
+  return CpuList(std::vector<unsigned>(first, first + slots));
 }
 
 SharedCpus ShareCpus(const CpuBudget& budget, const std::vector<unsigned>& cpus, unsigned workers,
