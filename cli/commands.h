@@ -38,8 +38,8 @@ void SetJsonErrors(bool on);
 inline constexpr auto kKillGrace = std::chrono::milliseconds(500);
 // This host's name; "unknown-host" when it has none.
 std::string HostName();
-// The cells at once a host takes by default: its cores, cut by the CPU
-// affinity and a cgroup CPU quota (worker/cpu_budget.h); logs which decided.
+// The cpus this host's cells may use: its cores, cut by the CPU affinity
+// and a cgroup CPU quota (worker/cpu_budget.h); logs which decided.
 CpuBudget CellCpus();
 
 struct SweepInputs {

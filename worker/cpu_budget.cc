@@ -129,14 +129,6 @@ CpuBudget CpusOf(const fs::path& root, unsigned hardware, unsigned affinity) {
   return budget;
 }
 
-CpuBudget UsableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  unsigned affinity = 0;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) affinity = static_cast<unsigned>(CPU_COUNT(&set));
-  return CpusOf("/", std::thread::hardware_concurrency(), affinity);
-}
-
 std::vector<unsigned> AffinityCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -146,6 +138,12 @@ std::vector<unsigned> AffinityCpus() {
     if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
   }
   return cpus;
+}
+
+CpuBudget UsableCpus() {
+  // An empty affinity (the kernel did not say) is CpusOf's 0, unknown.
+  return CpusOf("/", std::thread::hardware_concurrency(),
+                static_cast<unsigned>(AffinityCpus().size()));
 }
 
 namespace {
