@@ -36,13 +36,7 @@ class AffinityExecutor final : public CellExecutor {
     request.args = {"/proc/self/status"};
     Result<RunOutput> out = RunCaptured(request);
     r.stdout_text = out.ok() ? AllowedLine(out.value().stdout_text) : out.status().ToString();
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-      for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-        if (CPU_ISSET(cpu, &set)) r.stderr_text += std::to_string(cpu) + " ";
-      }
-    }
+    r.stderr_text = CpuList(AffinityCpus());  // this thread's: the slot's
     return r;
   }
 };
@@ -76,7 +70,7 @@ TEST(SlotPool, APinnedSlotsCellsRunOnItsCpuOnly) {
   const CellResult r = OneDone(pool);
   ASSERT_EQ(r.key, "human/1.0.0/img");
   EXPECT_EQ(r.stdout_text, "Cpus_allowed_list:\t" + std::to_string(cpu));
-  EXPECT_EQ(r.stderr_text, std::to_string(cpu) + " ");
+  EXPECT_EQ(r.stderr_text, std::to_string(cpu));
 }
 
 TEST(SlotPool, AnUnpinnedSlotsCellsRunWhereTheWorkerMay) {

@@ -37,8 +37,8 @@ CpuBudget CpusOf(const std::filesystem::path& root, unsigned hardware, unsigned 
 // CpusOf for this process on this host.
 CpuBudget UsableCpus();
 
-// The cpus this process may run on (its affinity), ascending; empty when
-// the kernel does not say.
+// The cpus the calling thread may run on (its affinity; before any slot
+// is pinned, the process's), ascending; empty when the kernel does not say.
 std::vector<unsigned> AffinityCpus();
 
 // The cpu of each of `slots` slots, spread over the `cpus` a process may
